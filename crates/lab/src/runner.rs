@@ -1,0 +1,422 @@
+//! Running a scenario's steps against a lab, with live progress, and the report: each step
+//! with pass/fail and time, and for each message found its hops from the Received headers.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use mtalab_server::conn::SmtpConnection;
+use mtalab_smtp::{Mailbox, ReversePath, Transaction};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::local::{LabState, LocalLab};
+use crate::scenario::{Scenario, Step};
+
+/// Outcome of one step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepResult {
+    /// 1-based index.
+    pub index: usize,
+    /// Label.
+    pub label: String,
+    /// Passed?
+    pub ok: bool,
+    /// Wall time, milliseconds.
+    pub ms: u64,
+    /// What happened (reply, found message, error).
+    pub detail: String,
+}
+
+/// One hop of a message, from a Received: header (newest first in the message; listed here
+/// oldest first).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hop {
+    /// `from` clause host.
+    pub from: String,
+    /// Sending IP, if given.
+    pub from_ip: Option<String>,
+    /// `by` clause host.
+    pub by: String,
+    /// Queue id at that hop.
+    pub id: Option<String>,
+    /// Time stamp.
+    pub date: Option<String>,
+}
+
+/// A message the steps found in a mailbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageTrace {
+    /// Subject.
+    pub subject: String,
+    /// Server holding it.
+    pub server: String,
+    /// Mailbox.
+    pub mailbox: String,
+    /// Hops, oldest first.
+    pub hops: Vec<Hop>,
+}
+
+/// The report of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// Scenario name.
+    pub scenario: String,
+    /// Title.
+    pub title: String,
+    /// KB article.
+    pub kb: Option<String>,
+    /// Backend.
+    pub backend: String,
+    /// Start time.
+    pub started: DateTime<Utc>,
+    /// Total milliseconds (bring-up, steps, teardown not included).
+    pub ms: u64,
+    /// Bring-up milliseconds.
+    pub up_ms: u64,
+    /// Steps passed.
+    pub passed: usize,
+    /// Steps failed.
+    pub failed: usize,
+    /// Servers with scenario and real addresses.
+    pub servers: Vec<crate::local::ServerInfo>,
+    /// Steps.
+    pub steps: Vec<StepResult>,
+    /// Messages traced.
+    pub messages: Vec<MessageTrace>,
+}
+
+impl Report {
+    /// Write `report.json` and `report.txt` into `dir`.
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(self)?)?;
+        std::fs::write(dir.join("report.txt"), self.text())?;
+        Ok(())
+    }
+
+    /// The readable text form.
+    pub fn text(&self) -> String {
+        let mut s = format!(
+            "mtalab lab report: {}{}\n{}\nbackend {}, started {}, bring-up {:.2}s, steps {:.2}s: {} passed, {} failed\n\nServers (scenario address -> real address)\n",
+            self.scenario,
+            self.kb.as_ref().map(|k| format!(" (KB {k})")).unwrap_or_default(),
+            self.title,
+            self.backend,
+            self.started.format("%Y-%m-%d %H:%M:%S UTC"),
+            self.up_ms as f64 / 1000.0,
+            self.ms as f64 / 1000.0,
+            self.passed,
+            self.failed
+        );
+        for srv in &self.servers {
+            s.push_str(&format!(
+                "  {:<10} {:<8} {:<16} -> {:<16} smtp {:<6} admin {}\n",
+                srv.name,
+                srv.site,
+                srv.scenario_address.to_string(),
+                srv.address.to_string(),
+                srv.smtp_port.map_or("-".into(), |p| p.to_string()),
+                srv.admin_port
+            ));
+        }
+        s.push_str("\nSteps\n");
+        for st in &self.steps {
+            s.push_str(&format!(
+                "  [{:>2}] {} {:>7.2}s  {}\n        {}\n",
+                st.index,
+                if st.ok { "PASS" } else { "FAIL" },
+                st.ms as f64 / 1000.0,
+                st.label,
+                st.detail
+            ));
+        }
+        if !self.messages.is_empty() {
+            s.push_str("\nMessages\n");
+            for m in &self.messages {
+                s.push_str(&format!("  {:?} in {} on {} ({} hops)\n", m.subject, m.mailbox, m.server, m.hops.len()));
+                for (i, h) in m.hops.iter().enumerate() {
+                    s.push_str(&format!(
+                        "    {}. from {}{} by {}{}\n",
+                        i + 1,
+                        h.from,
+                        h.from_ip.as_ref().map(|ip| format!(" [{ip}]")).unwrap_or_default(),
+                        h.by,
+                        h.id.as_ref().map(|id| format!(" id {id}")).unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        s
+    }
+}
+
+/// Extract the hops of a message from its Received: headers, oldest first.
+pub fn hops(raw: &[u8]) -> Vec<Hop> {
+    let Some(m) = mail_parser::MessageParser::default().parse_headers(raw) else { return vec![] };
+    let mut v: Vec<Hop> = m
+        .received_all()
+        .map(|r| Hop {
+            from: r.from().map(|h| h.to_string()).or_else(|| r.helo().map(|h| h.to_string())).unwrap_or_default(),
+            from_ip: r.from_ip().map(|i| i.to_string()),
+            by: r.by().map(|h| h.to_string()).unwrap_or_default(),
+            id: r.id().map(str::to_string),
+            date: r.date().map(|d| d.to_rfc3339()),
+        })
+        .collect();
+    v.reverse();
+    v
+}
+
+/// What the runner needs from a backend.
+pub trait LabBackend {
+    /// The lab's state (addresses, ports).
+    fn state(&self) -> &LabState;
+    /// Stop a server (hard = kill -9).
+    fn stop(&mut self, name: &str, hard: bool) -> impl std::future::Future<Output = anyhow::Result<()>>;
+    /// Start a server and wait for health.
+    fn start(&mut self, name: &str) -> impl std::future::Future<Output = anyhow::Result<()>>;
+    /// Map a scenario host string (IP literal or name) to the backend's.
+    fn real_host(&self, host: &str) -> String;
+}
+
+impl LabBackend for LocalLab {
+    fn state(&self) -> &LabState {
+        &self.state
+    }
+    async fn stop(&mut self, name: &str, hard: bool) -> anyhow::Result<()> {
+        self.stop_server(name, hard).await
+    }
+    async fn start(&mut self, name: &str) -> anyhow::Result<()> {
+        self.start_server(name).await
+    }
+    fn real_host(&self, host: &str) -> String {
+        self.map.real_host(host)
+    }
+}
+
+/// Run every step; `progress` sees each result as it completes.
+pub async fn run_steps<B: LabBackend>(lab: &mut B, sc: &Scenario, up_ms: u64, mut progress: impl FnMut(&StepResult, usize)) -> Report {
+    let started = Utc::now();
+    let t0 = Instant::now();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("http client");
+    let mut steps = Vec::new();
+    let mut messages = Vec::new();
+    let total = sc.steps.len();
+    for (i, step) in sc.steps.iter().enumerate() {
+        let t = Instant::now();
+        let r = run_step(lab, sc, &http, step, &mut messages).await;
+        let (ok, detail) = match r {
+            Ok(d) => (true, d),
+            Err(e) => (false, format!("{e:#}")),
+        };
+        let res = StepResult { index: i + 1, label: step.label(), ok, ms: t.elapsed().as_millis() as u64, detail };
+        progress(&res, total);
+        steps.push(res);
+    }
+    let passed = steps.iter().filter(|s| s.ok).count();
+    Report {
+        scenario: sc.scenario.name.clone(),
+        title: sc.scenario.title.clone(),
+        kb: sc.scenario.kb.clone(),
+        backend: lab.state().backend.clone(),
+        started,
+        ms: t0.elapsed().as_millis() as u64,
+        up_ms,
+        passed,
+        failed: steps.len() - passed,
+        servers: lab.state().servers.clone(),
+        steps,
+        messages,
+    }
+}
+
+fn admin(st: &LabState, server: &str) -> anyhow::Result<String> {
+    st.admin_url(server).with_context(|| format!("unknown server {server}"))
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> anyhow::Result<Value> {
+    let r = http.get(url).send().await.with_context(|| format!("GET {url}"))?;
+    let status = r.status();
+    let v: Value = r.json().await.with_context(|| format!("GET {url}: bad JSON"))?;
+    if !status.is_success() {
+        bail!("GET {url}: {status}: {v}");
+    }
+    Ok(v)
+}
+
+async fn poll<T>(timeout: f64, mut f: impl AsyncFnMut() -> anyhow::Result<Option<T>>) -> anyhow::Result<Option<T>> {
+    let deadline = Instant::now() + Duration::from_secs_f64(timeout);
+    loop {
+        // Errors while polling (a server restarting) count as "not yet".
+        if let Ok(Some(t)) = f().await {
+            return Ok(Some(t));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn find_message(http: &reqwest::Client, base: &str, mailbox: &str, pred: impl Fn(&Value) -> bool) -> anyhow::Result<Option<Value>> {
+    let v = get_json(http, &format!("{base}/mailboxes/{mailbox}")).await?;
+    Ok(v.as_array().and_then(|a| a.iter().find(|m| pred(m)).cloned()))
+}
+
+async fn run_step<B: LabBackend>(
+    lab: &mut B,
+    sc: &Scenario,
+    http: &reqwest::Client,
+    step: &Step,
+    messages: &mut Vec<MessageTrace>,
+) -> anyhow::Result<String> {
+    match step {
+        Step::Send { server, via_mx, from_host, from, to, subject, body, expect_reply, expect_status, .. } => {
+            let st = lab.state();
+            let (target, label) = if *via_mx {
+                let domain = to.first().and_then(|t| t.rsplit_once('@')).map(|(_, d)| d.to_string()).context("no recipient domain")?;
+                let r = mtalab_server::resolve::MxResolver::new(st.dns_socket());
+                let hosts = r.mail_hosts(&domain).await.with_context(|| format!("MX lookup of {domain} in the lab DNS"))?;
+                let h = hosts.first().context("no mail host")?;
+                let ip = *h.addrs.first().context("mail host without address")?;
+                (SocketAddr::new(ip, st.ports.smtp), format!("MX {} ({ip})", h.name))
+            } else {
+                let name = server.as_deref().expect("validated");
+                let s = st.server(name).with_context(|| format!("unknown server {name}"))?;
+                let port = s.smtp_port.with_context(|| format!("server {name} has no IMS"))?;
+                (SocketAddr::new(IpAddr::V4(s.address), port), format!("{} ({})", s.name, s.address))
+            };
+            let source = match from_host {
+                Some(h) => st.host_address(h).with_context(|| format!("unknown host {h}"))?,
+                None => match target.ip() {
+                    IpAddr::V4(v4) => v4,
+                    IpAddr::V6(_) => bail!("IPv6 target"),
+                },
+            };
+            let helo = from_host.clone().unwrap_or_else(|| "mtalab-lab".into());
+            let mut conn = SmtpConnection::connect(target, Some(IpAddr::V4(source)), &helo, Duration::from_secs(10)).await?;
+            let msg = format!(
+                "From: <{from}>\r\nTo: {}\r\nSubject: {subject}\r\nDate: {}\r\nMessage-ID: <{}.{}@mtalab-lab>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n{}\r\n",
+                to.iter().map(|t| format!("<{t}>")).collect::<Vec<_>>().join(", "),
+                Utc::now().to_rfc2822(),
+                Utc::now().timestamp_micros(),
+                std::process::id(),
+                body.clone().unwrap_or_else(|| format!("Sent by the mtalab lab ({}).", sc.scenario.name)).replace('\n', "\r\n")
+            );
+            let rcpts = to.iter().map(|t| Mailbox::parse(t).map_err(|e| anyhow::anyhow!("bad recipient {t}: {e}"))).collect::<Result<Vec<_>, _>>()?;
+            let from_path = if from.is_empty() { ReversePath::Null } else { ReversePath::Mailbox(Mailbox::parse(from).map_err(|e| anyhow::anyhow!("bad sender: {e}"))?) };
+            let r = conn.send(Transaction { from: from_path, rcpts, data: msg.into_bytes() }).await?;
+            conn.quit().await;
+            let decisive = if !r.mail.is_positive() {
+                r.mail.clone()
+            } else if let Some((_, bad)) = r.rcpts.iter().find(|(_, rep)| !rep.is_positive()) {
+                bad.clone()
+            } else {
+                r.data.clone().context("no DATA reply")?
+            };
+            let code_ok = decisive.code == *expect_reply;
+            let status_ok = expect_status.as_ref().is_none_or(|s| decisive.enhanced.is_some_and(|e| &e.to_string() == s));
+            let detail = format!("to {label}: {decisive}");
+            if code_ok && status_ok {
+                Ok(detail)
+            } else {
+                bail!("expected {expect_reply}{}, got {decisive} ({label})", expect_status.as_ref().map(|s| format!(" {s}")).unwrap_or_default())
+            }
+        }
+        Step::ExpectDelivery { server, mailbox, subject, hops: want_hops, timeout_secs, .. } => {
+            let base = admin(lab.state(), server)?;
+            let found = poll(*timeout_secs, async || find_message(http, &base, mailbox, |m| m["subject"].as_str() == Some(subject.as_str())).await).await?;
+            let Some(m) = found else { bail!("no message {subject:?} in {mailbox} on {server} after {timeout_secs}s") };
+            let id = m["id"].as_str().unwrap_or_default();
+            let raw = http.get(format!("{base}/mailboxes/{mailbox}/{id}")).send().await?.bytes().await?;
+            let h = hops(&raw);
+            let n = h.len();
+            messages.push(MessageTrace { subject: subject.clone(), server: server.clone(), mailbox: mailbox.clone(), hops: h });
+            if let Some(w) = want_hops
+                && *w != n
+            {
+                bail!("found {subject:?} but with {n} hops, expected {w}");
+            }
+            Ok(format!("found in {mailbox} on {server} after {n} hops"))
+        }
+        Step::ExpectBounce { server, mailbox, subject, status, timeout_secs, .. } => {
+            let base = admin(lab.state(), server)?;
+            let want = format!("Undeliverable: {subject}");
+            let found = poll(*timeout_secs, async || find_message(http, &base, mailbox, |m| m["subject"].as_str() == Some(want.as_str())).await).await?;
+            let Some(m) = found else { bail!("no DSN for {subject:?} in {mailbox} on {server} after {timeout_secs}s") };
+            let id = m["id"].as_str().unwrap_or_default();
+            let raw = http.get(format!("{base}/mailboxes/{mailbox}/{id}")).send().await?.text().await?;
+            if !raw.contains("message/delivery-status") {
+                bail!("the bounce is not an RFC 3464 delivery-status report");
+            }
+            let got_status = raw.lines().find_map(|l| l.strip_prefix("Status: ")).map(str::trim).unwrap_or("").to_string();
+            if let Some(s) = status
+                && &got_status != s
+            {
+                bail!("DSN status {got_status}, expected {s}");
+            }
+            Ok(format!("DSN in {mailbox} on {server}, Status: {got_status}"))
+        }
+        Step::ExpectNoDelivery { server, mailbox, subject, within_secs, .. } => {
+            let base = admin(lab.state(), server)?;
+            tokio::time::sleep(Duration::from_secs_f64(*within_secs)).await;
+            if find_message(http, &base, mailbox, |m| m["subject"].as_str() == Some(subject.as_str())).await?.is_some() {
+                bail!("{subject:?} arrived in {mailbox} on {server}");
+            }
+            Ok(format!("nothing in {mailbox} after {within_secs}s"))
+        }
+        Step::ExpectEvent { server, id, text_contains, count, timeout_secs, .. } => {
+            let base = admin(lab.state(), server)?;
+            let url = format!("{base}/events?id={id}");
+            let found = poll(*timeout_secs, async || {
+                let v = get_json(http, &url).await?;
+                let hits: Vec<Value> = v
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter(|e| text_contains.as_ref().is_none_or(|t| e["text"].as_str().is_some_and(|x| x.contains(t.as_str()))))
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Ok((hits.len() >= *count).then_some(hits))
+            })
+            .await?;
+            match found {
+                Some(h) => Ok(format!("{} x event {id}: {}", h.len(), h[0]["text"].as_str().unwrap_or_default())),
+                None => bail!("event {id}{} not logged {count} time(s) on {server} within {timeout_secs}s", text_contains.as_ref().map(|t| format!(" containing {t:?}")).unwrap_or_default()),
+            }
+        }
+        Step::ExpectQueueEmpty { server, timeout_secs, .. } => {
+            let base = admin(lab.state(), server)?;
+            let done = poll(*timeout_secs, async || Ok(get_json(http, &format!("{base}/queue")).await?.as_array().is_some_and(|a| a.is_empty()).then_some(()))).await?;
+            match done {
+                Some(()) => Ok("queue empty".into()),
+                None => bail!("queue of {server} not empty after {timeout_secs}s"),
+            }
+        }
+        Step::SetEmailDomain { server, domain, hosts, .. } => {
+            let base = admin(lab.state(), server)?;
+            let hosts: Vec<String> = hosts.iter().map(|h| lab.real_host(h)).collect();
+            let r = http.post(format!("{base}/actions/email-domain")).json(&serde_json::json!({"domain": domain, "hosts": hosts})).send().await?;
+            if !r.status().is_success() {
+                bail!("admin API refused: {}", r.text().await.unwrap_or_default());
+            }
+            Ok(format!("E-Mail Domain {domain} -> {}", hosts.join(",")))
+        }
+        Step::RetryQueue { server, .. } => {
+            let base = admin(lab.state(), server)?;
+            let v: Value = http.post(format!("{base}/actions/retry-queue")).send().await?.json().await?;
+            Ok(format!("{} message(s) retried", v["retried"]))
+        }
+        Step::Stop { server, .. } => lab.stop(server, false).await.map(|_| "stopped".into()),
+        Step::Kill { server, .. } => lab.stop(server, true).await.map(|_| "killed".into()),
+        Step::Start { server, .. } => lab.start(server).await.map(|_| "started and healthy".into()),
+        Step::Wait { secs, .. } => {
+            tokio::time::sleep(Duration::from_secs_f64(*secs)).await;
+            Ok(format!("waited {secs}s"))
+        }
+    }
+}

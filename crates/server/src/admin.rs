@@ -1,0 +1,184 @@
+//! The admin API: HTTP/JSON on loopback, the runtime face of the Administrator program.
+//!
+//! | method | path | what |
+//! |---|---|---|
+//! | GET | `/health` | `{"status":"ok","server":…,"site":…,"services":{…}}` |
+//! | GET | `/queue` | queued messages with per-recipient outcomes, attempts, next attempt |
+//! | GET | `/mailboxes` | `[{"alias":…,"count":…}]` |
+//! | GET | `/mailboxes/{alias}` | messages in the mailbox (subject, from, hops, …) |
+//! | GET | `/mailboxes/{alias}/{id}` | the raw message |
+//! | GET | `/events?since=N&id=ID` | Application Log records after record N |
+//! | GET | `/recipients` | the directory's recipients with their proxy addresses |
+//! | GET | `/config` | the current configuration (JSON) |
+//! | POST | `/actions/email-domain` | `{"domain":…,"hosts":[…]}` sets an E-Mail Domain entry; no hosts removes it |
+//! | POST | `/actions/ims-settings` | `{"address_space"?,"relay_from"?,"reroute_domains"?}` replaces those lists |
+//! | POST | `/actions/retry-queue` | retry every waiting message now |
+//!
+//! Errors are `{"error": "..."}` with 400 (bad request) or 404 (unknown mailbox/message).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::Ctx;
+use crate::config::EmailDomainRoute;
+
+type Shared = State<Arc<Ctx>>;
+
+/// Serve the API until shutdown.
+pub async fn serve(listener: tokio::net::TcpListener, ctx: Arc<Ctx>) {
+    let shutdown = ctx.shutdown.clone();
+    let app = Router::new()
+        .route("/health", get(health))
+        .route("/queue", get(queue))
+        .route("/mailboxes", get(mailboxes))
+        .route("/mailboxes/{alias}", get(mailbox))
+        .route("/mailboxes/{alias}/{id}", get(message))
+        .route("/events", get(events))
+        .route("/recipients", get(recipients))
+        .route("/config", get(config))
+        .route("/actions/email-domain", post(set_email_domain))
+        .route("/actions/ims-settings", post(ims_settings))
+        .route("/actions/retry-queue", post(retry_queue))
+        .with_state(ctx);
+    let r = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = crate::stopped(shutdown.clone()).await;
+        })
+        .await;
+    if let Err(e) = r {
+        tracing::error!(error = %e, "admin API stopped");
+    }
+}
+
+fn error(code: StatusCode, msg: impl Into<String>) -> Response {
+    (code, Json(json!({ "error": msg.into() }))).into_response()
+}
+
+async fn health(State(ctx): Shared) -> Json<Value> {
+    let cfg = ctx.cfg.read().expect("cfg lock");
+    Json(json!({
+        "status": "ok",
+        "organization": cfg.organization.name,
+        "site": cfg.site.name,
+        "server": cfg.server.name,
+        "hostname": ctx.hostname,
+        "pid": std::process::id(),
+        "services": { "ims": cfg.ims.as_ref().map(|i| json!({"listen": i.listen.to_string()})) },
+    }))
+}
+
+async fn queue(State(ctx): Shared) -> Json<Value> {
+    let entries = ctx.entries.lock().expect("entries lock");
+    let mut list: Vec<_> = entries.values().cloned().collect();
+    list.sort_by(|a, b| a.envelope.received.cmp(&b.envelope.received));
+    Json(json!(list))
+}
+
+async fn mailboxes(State(ctx): Shared) -> Response {
+    let aliases = match ctx.mailboxes.aliases() {
+        Ok(a) => a,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let list: Vec<Value> = aliases
+        .into_iter()
+        .map(|a| {
+            let n = ctx.mailboxes.list(&a).map(|l| l.len()).unwrap_or(0);
+            json!({"alias": a, "count": n})
+        })
+        .collect();
+    Json(json!(list)).into_response()
+}
+
+async fn mailbox(State(ctx): Shared, Path(alias): Path<String>) -> Response {
+    let c = ctx.clone();
+    match tokio::task::spawn_blocking(move || c.mailboxes.list(&alias)).await {
+        Ok(Ok(l)) => Json(json!(l)).into_response(),
+        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn message(State(ctx): Shared, Path((alias, id)): Path<(String, String)>) -> Response {
+    match ctx.mailboxes.read(&alias, &id) {
+        Ok(d) => ([(header::CONTENT_TYPE, "message/rfc822")], d).into_response(),
+        Err(e) => error(StatusCode::NOT_FOUND, e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct EventQuery {
+    #[serde(default)]
+    since: u64,
+    id: Option<u32>,
+}
+
+async fn events(State(ctx): Shared, Query(q): Query<EventQuery>) -> Json<Value> {
+    Json(json!(ctx.events.query(q.since, q.id)))
+}
+
+async fn recipients(State(ctx): Shared) -> Json<Value> {
+    let dir = ctx.directory.read().expect("dir lock");
+    Json(json!(dir.recipients()))
+}
+
+async fn config(State(ctx): Shared) -> Json<Value> {
+    Json(json!(*ctx.cfg.read().expect("cfg lock")))
+}
+
+async fn set_email_domain(State(ctx): Shared, Json(route): Json<EmailDomainRoute>) -> Response {
+    if route.domain.trim().is_empty() {
+        return error(StatusCode::BAD_REQUEST, "domain is empty");
+    }
+    {
+        let mut cfg = ctx.cfg.write().expect("cfg lock");
+        let Some(ims) = cfg.ims.as_mut() else {
+            return error(StatusCode::BAD_REQUEST, "the Internet Mail Service is not installed on this server");
+        };
+        ims.email_domains.retain(|r| !r.domain.eq_ignore_ascii_case(&route.domain));
+        if !route.hosts.is_empty() {
+            ims.email_domains.push(route.clone());
+        }
+    }
+    ctx.rebuild_router();
+    Json(json!({"ok": true, "email_domains": ctx.cfg.read().expect("cfg lock").ims.as_ref().map(|i| i.email_domains.clone())})).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImsSettings {
+    address_space: Option<Vec<String>>,
+    relay_from: Option<Vec<ipnet::IpNet>>,
+    reroute_domains: Option<Vec<String>>,
+}
+
+async fn ims_settings(State(ctx): Shared, Json(s): Json<ImsSettings>) -> Response {
+    {
+        let mut cfg = ctx.cfg.write().expect("cfg lock");
+        let Some(ims) = cfg.ims.as_mut() else {
+            return error(StatusCode::BAD_REQUEST, "the Internet Mail Service is not installed on this server");
+        };
+        if let Some(v) = s.address_space {
+            ims.address_space = v;
+        }
+        if let Some(v) = s.relay_from {
+            ims.relay_from = v;
+        }
+        if let Some(v) = s.reroute_domains {
+            ims.reroute_domains = v;
+        }
+    }
+    ctx.rebuild_router();
+    Json(json!({"ok": true})).into_response()
+}
+
+async fn retry_queue(State(ctx): Shared) -> Json<Value> {
+    let n = crate::delivery::retry_all_now(&ctx);
+    Json(json!({"ok": true, "retried": n}))
+}

@@ -1,0 +1,625 @@
+//! Delivery of queued messages: local recipients into their Maildir, remote ones to the next
+//! hop chosen by [`crate::routing`], with retries on the IMS retry intervals, expiry, and a
+//! DSN (RFC 3464) to the sender for every recipient that failed permanently or expired.
+//!
+//! Every outcome is fsynced to the message's queue log before it is acted on, so a crash at
+//! any point loses nothing: at worst a recipient whose delivery was in flight gets it twice.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use mtalab_smtp::{Mailbox, ReversePath, Transaction};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::Ctx;
+use crate::conn::{ConnError, SmtpConnection};
+use crate::dsn::{self, FailedRcpt};
+use crate::events::catalog;
+use crate::queue::{Envelope, LogLine, Outcome};
+use crate::routing::NextHop;
+
+/// A delivery job: a queued message to attempt now. `data` is the message when the caller
+/// still holds it (fresh from SMTP), else it is read from the queue file.
+#[derive(Debug)]
+pub struct Job {
+    /// Queue id.
+    pub id: String,
+    /// The message octets, if at hand.
+    pub data: Option<Arc<Vec<u8>>>,
+}
+
+/// In-memory state of one queued message.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    /// Its envelope.
+    pub envelope: Envelope,
+    /// Per recipient (same order as the envelope): None while pending.
+    pub outcomes: Vec<Option<Outcome>>,
+    /// Attempts that ended with recipients pending.
+    pub attempts: u32,
+    /// When the next attempt is due (None while one runs).
+    pub next_attempt: Option<DateTime<Utc>>,
+    /// The last transient error.
+    pub last_error: Option<String>,
+}
+
+/// Idle outbound SMTP connections kept for reuse, per next-hop address.
+#[derive(Default)]
+pub struct Pool {
+    idle: Mutex<HashMap<(SocketAddr, Option<IpAddr>), Vec<(SmtpConnection, Instant)>>>,
+}
+
+/// How long an idle outbound connection is kept.
+const POOL_IDLE: Duration = Duration::from_secs(5);
+/// Connections kept per next hop.
+const POOL_PER_HOST: usize = 32;
+/// Connect and reply timeout for outbound SMTP.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Pool {
+    fn take(&self, addr: SocketAddr, src: Option<IpAddr>) -> Option<SmtpConnection> {
+        let mut idle = self.idle.lock().expect("pool lock");
+        let list = idle.get_mut(&(addr, src))?;
+        while let Some((c, t)) = list.pop() {
+            if t.elapsed() < POOL_IDLE {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    fn put(&self, addr: SocketAddr, src: Option<IpAddr>, conn: SmtpConnection) -> Option<SmtpConnection> {
+        let mut idle = self.idle.lock().expect("pool lock");
+        let list = idle.entry((addr, src)).or_default();
+        if list.len() >= POOL_PER_HOST {
+            return Some(conn);
+        }
+        list.push((conn, Instant::now()));
+        None
+    }
+
+    fn expired(&self) -> Vec<SmtpConnection> {
+        let mut idle = self.idle.lock().expect("pool lock");
+        let mut out = Vec::new();
+        for list in idle.values_mut() {
+            let mut keep = Vec::new();
+            for (c, t) in list.drain(..) {
+                if t.elapsed() >= POOL_IDLE { out.push(c) } else { keep.push((c, t)) }
+            }
+            *list = keep;
+        }
+        out
+    }
+}
+
+/// Close idle outbound connections after [`POOL_IDLE`].
+pub async fn reap_idle(ctx: Arc<Ctx>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        for c in ctx.pool.expired() {
+            tokio::spawn(c.quit());
+        }
+    }
+}
+
+/// Queue a freshly committed message for delivery.
+pub fn submit(ctx: &Ctx, envelope: Envelope, data: Option<Arc<Vec<u8>>>) {
+    let id = envelope.id.clone();
+    let n = envelope.rcpts.len();
+    ctx.entries.lock().expect("entries lock").insert(
+        id.clone(),
+        Entry { envelope, outcomes: vec![None; n], attempts: 0, next_attempt: None, last_error: None },
+    );
+    let _ = ctx.jobs.send(Job { id, data });
+}
+
+/// Rebuild the in-memory queue from disk at start-up and schedule every message now.
+pub async fn recover(ctx: &Arc<Ctx>) -> anyhow::Result<()> {
+    let c = ctx.clone();
+    let loaded = tokio::task::spawn_blocking(move || c.queue.load()).await??;
+    let count = loaded.len();
+    for l in loaded {
+        let mut outcomes = vec![None; l.envelope.rcpts.len()];
+        let mut attempts = 0;
+        let mut dsn_queued = false;
+        for line in l.log {
+            match line {
+                LogLine::Rcpt { index, outcome } if index < outcomes.len() => outcomes[index] = Some(outcome),
+                LogLine::Attempt { n, .. } => attempts = attempts.max(n),
+                LogLine::DsnQueued { .. } => dsn_queued = true,
+                LogLine::Rcpt { .. } => {}
+            }
+        }
+        let id = l.envelope.id.clone();
+        if dsn_queued {
+            let c = ctx.clone();
+            let _ = tokio::task::spawn_blocking(move || c.queue.remove(&id)).await?;
+            continue;
+        }
+        ctx.entries.lock().expect("entries lock").insert(
+            id.clone(),
+            Entry { envelope: l.envelope, outcomes, attempts, next_attempt: None, last_error: None },
+        );
+        let _ = ctx.jobs.send(Job { id, data: None });
+    }
+    if count > 0 {
+        tracing::info!(count, "recovered queued messages");
+    }
+    Ok(())
+}
+
+/// Start `n` delivery workers reading jobs.
+pub fn start_workers(ctx: &Arc<Ctx>, rx: mpsc::UnboundedReceiver<Job>, n: usize) {
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    for _ in 0..n {
+        let ctx = ctx.clone();
+        let rx = rx.clone();
+        tokio::spawn(async move {
+            loop {
+                let job = { rx.lock().await.recv().await };
+                let Some(job) = job else { return };
+                if *ctx.shutdown.borrow() {
+                    return;
+                }
+                let id = job.id.clone();
+                if let Err(e) = attempt(&ctx, job).await {
+                    tracing::error!(id, error = %e, "delivery attempt failed; retrying later");
+                    schedule_retry(&ctx, &id, format!("internal error: {e}"));
+                }
+            }
+        });
+    }
+}
+
+/// Re-queue every waiting message now (admin "retry now").
+pub fn retry_all_now(ctx: &Ctx) -> usize {
+    let ids: Vec<String> = {
+        let mut entries = ctx.entries.lock().expect("entries lock");
+        entries
+            .iter_mut()
+            .filter(|(_, e)| e.next_attempt.is_some())
+            .map(|(id, e)| {
+                e.next_attempt = None;
+                id.clone()
+            })
+            .collect()
+    };
+    for id in &ids {
+        let _ = ctx.jobs.send(Job { id: id.clone(), data: None });
+    }
+    ids.len()
+}
+
+enum Pending {
+    Local { index: usize, alias: String },
+    Unknown { index: usize },
+    Remote { index: usize, mailbox: Mailbox },
+}
+
+fn parse_rcpt(s: &str) -> Mailbox {
+    Mailbox::parse(s).unwrap_or_else(|_| match s.rsplit_once('@') {
+        Some((l, d)) => Mailbox { local: l.to_string(), domain: d.to_string() },
+        None => Mailbox { local: s.to_string(), domain: String::new() },
+    })
+}
+
+async fn attempt(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
+    let Some(entry) = ctx.entries.lock().expect("entries lock").get_mut(&job.id).map(|e| {
+        e.next_attempt = None;
+        e.clone()
+    }) else {
+        return Ok(());
+    };
+    let data = match job.data {
+        Some(d) => d,
+        None => {
+            let c = ctx.clone();
+            let id = job.id.clone();
+            Arc::new(tokio::task::spawn_blocking(move || c.queue.read_data(&id)).await??)
+        }
+    };
+
+    // Classify pending recipients.
+    let router = ctx.router();
+    let mut pending = Vec::new();
+    {
+        let dir = ctx.directory.read().expect("dir lock");
+        for (index, rcpt) in entry.envelope.rcpts.iter().enumerate() {
+            if entry.outcomes[index].is_some() {
+                continue;
+            }
+            let mb = parse_rcpt(rcpt);
+            if mb.domain.is_empty() || router.is_local(&mb.domain) {
+                if mb.local.eq_ignore_ascii_case("postmaster") {
+                    pending.push(Pending::Local { index, alias: "postmaster".into() });
+                } else {
+                    match dir.lookup_smtp(&mb.local, &mb.domain) {
+                        Some(r) => pending.push(Pending::Local { index, alias: r.alias.clone() }),
+                        None => pending.push(Pending::Unknown { index }),
+                    }
+                }
+            } else {
+                pending.push(Pending::Remote { index, mailbox: mb });
+            }
+        }
+    }
+
+    let mut results: Vec<(usize, Outcome)> = Vec::new();
+    let mut transient: Option<String> = None;
+    let mut remote: BTreeMap<String, (NextHop, Vec<(usize, Mailbox)>)> = BTreeMap::new();
+    for p in pending {
+        match p {
+            Pending::Local { index, alias } => {
+                let c = ctx.clone();
+                let d = data.clone();
+                let rp = entry.envelope.from.clone();
+                let to = entry.envelope.rcpts[index].clone();
+                let a = alias.clone();
+                match tokio::task::spawn_blocking(move || c.mailboxes.deliver(&a, &rp, &to, &d)).await? {
+                    Ok(_) => results.push((index, Outcome::Delivered { to: format!("mailbox {alias}") })),
+                    Err(e) => transient = Some(format!("local delivery to {alias} failed: {e}")),
+                }
+            }
+            Pending::Unknown { index } => results.push((
+                index,
+                Outcome::Failed {
+                    code: 550,
+                    status: "5.1.1".into(),
+                    diagnostic: format!("recipient {} is not known at {}", entry.envelope.rcpts[index], ctx.hostname),
+                    remote: None,
+                },
+            )),
+            Pending::Remote { index, mailbox } => {
+                let hop = router.next_hop(&mailbox.domain);
+                remote.entry(hop.key()).or_insert_with(|| (hop, Vec::new())).1.push((index, mailbox));
+            }
+        }
+    }
+
+    for (_, (hop, rcpts)) in remote {
+        let (outs, err) = deliver_remote(ctx, &entry.envelope, &data, &hop, &rcpts).await;
+        results.extend(outs);
+        if err.is_some() {
+            transient = err;
+        }
+    }
+
+    // Record outcomes durably before acting on them.
+    if !results.is_empty() {
+        let c = ctx.clone();
+        let id = job.id.clone();
+        let lines: Vec<LogLine> = results
+            .iter()
+            .map(|(index, outcome)| LogLine::Rcpt { index: *index, outcome: outcome.clone() })
+            .collect();
+        tokio::task::spawn_blocking(move || lines.iter().try_for_each(|l| c.queue.record(&id, l))).await??;
+    }
+    let still_pending = {
+        let mut entries = ctx.entries.lock().expect("entries lock");
+        let Some(e) = entries.get_mut(&job.id) else { return Ok(()) };
+        for (i, o) in results {
+            e.outcomes[i] = Some(o);
+        }
+        e.outcomes.iter().any(Option::is_none)
+    };
+    if still_pending {
+        schedule_retry(ctx, &job.id, transient.unwrap_or_else(|| "delivery deferred".into()));
+        Ok(())
+    } else {
+        finish(ctx, &job.id, Some(&data)).await
+    }
+}
+
+/// Deliver one group of remote recipients sharing a next hop. Returns the final outcomes
+/// and, when some stay pending, the transient error.
+async fn deliver_remote(
+    ctx: &Arc<Ctx>,
+    env: &Envelope,
+    data: &Arc<Vec<u8>>,
+    hop: &NextHop,
+    rcpts: &[(usize, Mailbox)],
+) -> (Vec<(usize, Outcome)>, Option<String>) {
+    let domain = rcpts.first().map(|(_, m)| m.domain.clone()).unwrap_or_default();
+    let addrs = match resolve_hop(ctx, hop).await {
+        Ok(a) if !a.is_empty() => a,
+        Ok(_) => return (vec![], Some(format!("no address for next hop of {domain}"))),
+        Err(HopError::Permanent(why)) => {
+            ctx.events.log(catalog::IMC_DELIVERY_FAILED, &[&domain, &why]);
+            let outs = rcpts
+                .iter()
+                .map(|(i, _)| (*i, Outcome::Failed { code: 0, status: "5.4.4".into(), diagnostic: why.clone(), remote: None }))
+                .collect();
+            return (outs, None);
+        }
+        Err(HopError::Temporary(why)) => return (vec![], Some(why)),
+    };
+    let (src, helo) = {
+        let cfg = ctx.cfg.read().expect("cfg lock");
+        let ims = cfg.ims.as_ref();
+        (ims.and_then(|i| i.source_address.or(Some(i.listen.ip()))), ctx.hostname.clone())
+    };
+    let from = if env.from.is_empty() { ReversePath::Null } else { ReversePath::Mailbox(parse_rcpt(&env.from)) };
+    let mut last_err = String::new();
+    for (host_name, addr) in addrs {
+        let txn = Transaction { from: from.clone(), rcpts: rcpts.iter().map(|(_, m)| m.clone()).collect(), data: data.to_vec() };
+        let result = match ctx.pool.take(addr, src) {
+            Some(mut c) => match c.send(txn.clone()).await {
+                Ok(r) => Ok((c, r)),
+                // A pooled connection the peer closed meanwhile: open a fresh one.
+                Err(_) => fresh_send(addr, src, &helo, txn).await,
+            },
+            None => fresh_send(addr, src, &helo, txn).await,
+        };
+        match result {
+            Ok((conn, r)) => {
+                if let Some(c) = ctx.pool.put(addr, src, conn) {
+                    tokio::spawn(c.quit());
+                }
+                return map_result(ctx, &domain, &host_name, rcpts, r);
+            }
+            Err(e) => {
+                last_err = format!("{host_name} ({addr}): {e}");
+                ctx.events.log(catalog::IMC_HOST_FAILED, &[&format!("{host_name} ({addr})"), &domain, &e.to_string()]);
+            }
+        }
+    }
+    (vec![], Some(last_err))
+}
+
+async fn fresh_send(addr: SocketAddr, src: Option<IpAddr>, helo: &str, txn: Transaction) -> Result<(SmtpConnection, mtalab_smtp::TransactionResult), ConnError> {
+    let mut c = SmtpConnection::connect(addr, src, helo, SMTP_TIMEOUT).await?;
+    let r = c.send(txn).await?;
+    Ok((c, r))
+}
+
+fn map_result(
+    ctx: &Ctx,
+    domain: &str,
+    host: &str,
+    rcpts: &[(usize, Mailbox)],
+    r: mtalab_smtp::TransactionResult,
+) -> (Vec<(usize, Outcome)>, Option<String>) {
+    let mut outs = Vec::new();
+    let mut transient = None;
+    let fail = |reply: &mtalab_smtp::Reply| Outcome::Failed {
+        code: reply.code,
+        status: reply.enhanced.map_or_else(|| format!("{}.0.0", reply.code / 100), |e| e.to_string()),
+        diagnostic: format!("smtp; {reply}"),
+        remote: Some(host.to_string()),
+    };
+    if r.mail.is_permanent() {
+        for (i, _) in rcpts {
+            outs.push((*i, fail(&r.mail)));
+        }
+        ctx.events.log(catalog::IMC_DELIVERY_FAILED, &[domain, &r.mail.to_string()]);
+        return (outs, None);
+    }
+    if !r.mail.is_positive() {
+        return (outs, Some(format!("{host}: {}", r.mail)));
+    }
+    for (i, mb) in rcpts {
+        let Some((_, reply)) = r.rcpts.iter().find(|(m, _)| m == mb) else {
+            transient = Some(format!("{host}: no reply for {mb}"));
+            continue;
+        };
+        if reply.is_permanent() {
+            outs.push((*i, fail(reply)));
+            ctx.events.log(catalog::IMC_DELIVERY_FAILED, &[domain, &reply.to_string()]);
+        } else if !reply.is_positive() {
+            transient = Some(format!("{host}: {reply}"));
+        } else {
+            match &r.data {
+                Some(d) if d.is_positive() => outs.push((*i, Outcome::Delivered { to: host.to_string() })),
+                Some(d) if d.is_permanent() => outs.push((*i, fail(d))),
+                Some(d) => transient = Some(format!("{host}: {d}")),
+                None => transient = Some(format!("{host}: no reply to DATA")),
+            }
+        }
+    }
+    (outs, transient)
+}
+
+enum HopError {
+    Permanent(String),
+    Temporary(String),
+}
+
+async fn resolve_hop(ctx: &Ctx, hop: &NextHop) -> Result<Vec<(String, SocketAddr)>, HopError> {
+    let port = ctx.cfg.read().expect("cfg lock").ims.as_ref().map_or(25, |i| i.remote_port);
+    match hop {
+        NextHop::Hosts { hosts, start, .. } => {
+            let mut out = Vec::new();
+            for k in 0..hosts.len() {
+                let h = &hosts[(start + k) % hosts.len()];
+                if let Ok(sa) = h.parse::<SocketAddr>() {
+                    out.push((h.clone(), sa));
+                } else if let Ok(ip) = h.parse::<IpAddr>() {
+                    out.push((h.clone(), SocketAddr::new(ip, port)));
+                } else if let Some(r) = &ctx.resolver {
+                    match r.host_addrs(h).await {
+                        Ok(ips) => out.extend(ips.into_iter().map(|ip| (h.clone(), SocketAddr::new(ip, port)))),
+                        Err(e) => tracing::warn!(host = %h, error = %e, "cannot resolve E-Mail Domain host"),
+                    }
+                }
+            }
+            if out.is_empty() {
+                return Err(HopError::Temporary(format!("no usable host among {hosts:?}")));
+            }
+            Ok(out)
+        }
+        NextHop::Dns { domain } => {
+            let Some(r) = &ctx.resolver else {
+                return Err(HopError::Temporary(format!("no DNS server configured to route {domain}")));
+            };
+            match r.mail_hosts(domain).await {
+                Ok(hosts) => Ok(hosts
+                    .into_iter()
+                    .flat_map(|h| h.addrs.into_iter().map(move |ip| (h.name.clone(), SocketAddr::new(ip, port))))
+                    .collect()),
+                Err(e) if e.is_permanent() => Err(HopError::Permanent(format!("DNS: {e}"))),
+                Err(e) => Err(HopError::Temporary(format!("DNS: {e}"))),
+            }
+        }
+    }
+}
+
+fn schedule_retry(ctx: &Arc<Ctx>, id: &str, error: String) {
+    let (expired, delay, n) = {
+        let mut entries = ctx.entries.lock().expect("entries lock");
+        let Some(e) = entries.get_mut(id) else { return };
+        e.attempts += 1;
+        e.last_error = Some(error.clone());
+        let cfg = ctx.cfg.read().expect("cfg lock");
+        let (intervals, expire) = cfg
+            .ims
+            .as_ref()
+            .map_or((vec![60.0], 172800.0), |i| (i.retry_intervals_secs.clone(), i.expire_secs));
+        let scale = cfg.server.time_scale;
+        let age = (Utc::now() - e.envelope.received).to_std().unwrap_or_default();
+        let expired = age.as_secs_f64() >= expire * scale;
+        let idx = (e.attempts as usize - 1).min(intervals.len() - 1);
+        let delay = Duration::from_secs_f64(intervals[idx] * scale);
+        if !expired {
+            e.next_attempt = Some(Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default());
+        }
+        (expired, delay, e.attempts)
+    };
+    let ctx = ctx.clone();
+    let id = id.to_string();
+    tokio::spawn(async move {
+        let c = ctx.clone();
+        let i = id.clone();
+        let line = LogLine::Attempt { n, error: error.clone() };
+        let _ = tokio::task::spawn_blocking(move || c.queue.record(&i, &line)).await;
+        if expired {
+            if let Err(e) = expire(&ctx, &id, &error).await {
+                tracing::error!(id, error = %e, "cannot expire message");
+            }
+            return;
+        }
+        let shutdown = ctx.shutdown.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = crate::stopped(shutdown.clone()) => return,
+        }
+        let due = ctx.entries.lock().expect("entries lock").get(&id).is_some_and(|e| e.next_attempt.is_some());
+        if due {
+            let _ = ctx.jobs.send(Job { id, data: None });
+        }
+    });
+}
+
+async fn expire(ctx: &Arc<Ctx>, id: &str, error: &str) -> anyhow::Result<()> {
+    let lines: Vec<(usize, Outcome)> = {
+        let entries = ctx.entries.lock().expect("entries lock");
+        let Some(e) = entries.get(id) else { return Ok(()) };
+        e.outcomes
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.is_none())
+            .map(|(i, _)| {
+                (i, Outcome::Failed {
+                    code: 0,
+                    status: "4.4.7".into(),
+                    diagnostic: format!("message expired after {} attempts; last error: {error}", e.attempts),
+                    remote: None,
+                })
+            })
+            .collect()
+    };
+    let domain_list: Vec<String> = {
+        let entries = ctx.entries.lock().expect("entries lock");
+        entries.get(id).map_or_else(Vec::new, |e| lines.iter().map(|(i, _)| e.envelope.rcpts[*i].clone()).collect())
+    };
+    ctx.events.log(catalog::IMC_DELIVERY_FAILED, &[&domain_list.join(", "), &format!("the message expired ({error})")]);
+    let c = ctx.clone();
+    let i = id.to_string();
+    let l2 = lines.clone();
+    tokio::task::spawn_blocking(move || {
+        l2.iter().try_for_each(|(index, outcome)| c.queue.record(&i, &LogLine::Rcpt { index: *index, outcome: outcome.clone() }))
+    })
+    .await??;
+    if let Some(e) = ctx.entries.lock().expect("entries lock").get_mut(id) {
+        for (i, o) in lines {
+            e.outcomes[i] = Some(o);
+        }
+    }
+    finish(ctx, id, None).await
+}
+
+/// Every recipient is final: send the DSN owed (or set a failed DSN aside), then remove.
+async fn finish(ctx: &Arc<Ctx>, id: &str, data: Option<&Arc<Vec<u8>>>) -> anyhow::Result<()> {
+    let Some(entry) = ctx.entries.lock().expect("entries lock").get(id).cloned() else { return Ok(()) };
+    let failed: Vec<FailedRcpt> = entry
+        .outcomes
+        .iter()
+        .zip(&entry.envelope.rcpts)
+        .filter_map(|(o, rcpt)| match o {
+            Some(Outcome::Failed { status, diagnostic, remote, .. }) => Some(FailedRcpt {
+                rcpt: rcpt.clone(),
+                status: status.clone(),
+                diagnostic: diagnostic.clone(),
+                remote_mta: remote.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    let c = ctx.clone();
+    let idc = id.to_string();
+    if failed.is_empty() {
+        tokio::task::spawn_blocking(move || c.queue.remove(&idc)).await??;
+    } else if entry.envelope.from.is_empty() {
+        // A DSN that failed itself: never bounce a bounce (RFC 5321 §6.1); set it aside.
+        let path = tokio::task::spawn_blocking(move || c.queue.set_aside(&idc)).await??;
+        let why = failed.iter().map(|f| format!("{}: {}", f.rcpt, f.diagnostic)).collect::<Vec<_>>().join("; ");
+        ctx.events.log(catalog::IMC_SYSTEM_MESSAGE_SET_ASIDE, &[id, &format!("{why} ({})", path.display())]);
+    } else {
+        let original = match data {
+            Some(d) => d.clone(),
+            None => {
+                let c = ctx.clone();
+                let i = id.to_string();
+                Arc::new(tokio::task::spawn_blocking(move || c.queue.read_data(&i)).await??)
+            }
+        };
+        let postmaster = ctx.postmaster();
+        let body = dsn::build(&dsn::DsnInput {
+            reporting_mta: &ctx.hostname,
+            postmaster: &postmaster,
+            to: &entry.envelope.from,
+            arrival: entry.envelope.received,
+            original_id: id,
+            original: &original,
+            failed: &failed,
+        });
+        let dsn_id = ctx.queue.new_id();
+        let dsn_env = Envelope {
+            id: dsn_id.clone(),
+            from: String::new(),
+            rcpts: vec![entry.envelope.from.clone()],
+            received: Utc::now(),
+            peer: "local".into(),
+            helo: ctx.hostname.clone(),
+            dsn: true,
+        };
+        let data = crate::ims::with_received(&ctx.hostname, "local", &dsn_env, &body);
+        let c = ctx.clone();
+        let env2 = dsn_env.clone();
+        let data2 = data.clone();
+        let idc2 = idc.clone();
+        tokio::task::spawn_blocking(move || {
+            c.queue.commit(&env2, &data2)?;
+            c.queue.record(&idc2, &LogLine::DsnQueued { dsn_id: env2.id.clone() })?;
+            c.queue.remove(&idc2)
+        })
+        .await??;
+        submit(ctx, dsn_env, Some(Arc::new(data)));
+    }
+    ctx.entries.lock().expect("entries lock").remove(id);
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! The Internet Mail Service's SMTP listener: one tokio task per connection driving a
+//! sans-IO [`mtalab_smtp::ServerSession`], deciding recipients by the directory and the
+//! routing tables, and committing each message to the durable queue before its 250.
+//!
+//! Recipient policy (DESIGN §3): local domains → the recipient must exist (550 5.1.1);
+//! remote domains → the client must be in `relay_from` (else 550 5.7.1) and the domain must
+//! have a route (else 550 5.7.1): never an open relay.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use mtalab_smtp::{Reply, ServerConfig, ServerEvent, ServerSession};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::Ctx;
+use crate::maildir::count_received;
+use crate::queue::Envelope;
+
+/// Accept connections until shutdown.
+pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>) {
+    let shutdown = ctx.shutdown.clone();
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = session(stream, peer, ctx).await {
+                            tracing::debug!(%peer, error = %e, "smtp session ended with an error");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = crate::stopped(shutdown.clone()) => return,
+        }
+    }
+}
+
+fn session_config(ctx: &Ctx) -> (ServerConfig, Duration, usize) {
+    let cfg = ctx.cfg.read().expect("cfg lock");
+    let ims = cfg.ims.as_ref().expect("IMS configured");
+    (
+        ServerConfig {
+            hostname: ctx.hostname.clone(),
+            greeting: "Microsoft Exchange Internet Mail Service (mtalab) ready".into(),
+            max_message_size: ims.max_message_size,
+            max_recipients: ims.max_recipients,
+            max_errors: ims.max_errors,
+            ..ServerConfig::default()
+        },
+        Duration::from_secs_f64(ims.idle_timeout_secs),
+        ims.max_hops,
+    )
+}
+
+#[tracing::instrument(name = "smtp", skip_all, fields(%peer))]
+async fn session(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let (config, idle, max_hops) = session_config(&ctx);
+    let mut s = ServerSession::new(config);
+    let mut out = Vec::with_capacity(1024);
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut lines = 0u64;
+    let mut deadline = tokio::time::Instant::now() + idle;
+    let shutdown = ctx.shutdown.clone();
+    loop {
+        // Answer every event the session produced.
+        while let Some(ev) = s.poll_event() {
+            decide(&ctx, &mut s, peer, ev, max_hops).await;
+        }
+        s.poll_transmit(&mut out);
+        if !out.is_empty() {
+            stream.write_all(&out).await?;
+            out.clear();
+        }
+        if s.is_closed() {
+            let _ = stream.shutdown().await;
+            return Ok(());
+        }
+        tokio::select! {
+            r = stream.read(&mut buf) => {
+                let n = r?;
+                if n == 0 {
+                    return Ok(());
+                }
+                s.handle_input(&buf[..n]);
+                if s.lines_received() != lines {
+                    lines = s.lines_received();
+                    deadline = tokio::time::Instant::now() + idle;
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => s.on_timeout(),
+            _ = crate::stopped(shutdown.clone()) => s.shutdown(),
+        }
+    }
+}
+
+async fn decide(ctx: &Arc<Ctx>, s: &mut ServerSession, peer: SocketAddr, ev: ServerEvent, max_hops: usize) {
+    match ev {
+        ServerEvent::Helo { .. } | ServerEvent::Reset | ServerEvent::Quit => {}
+        ServerEvent::Mail { .. } => s.accept(None),
+        ServerEvent::Rcpt { to } => {
+            let router = ctx.router();
+            if to.domain.is_empty() || router.is_local(&to.domain) {
+                let known = to.local.eq_ignore_ascii_case("postmaster")
+                    || ctx.directory.read().expect("dir lock").lookup_smtp(&to.local, &to.domain).is_some();
+                if known {
+                    s.accept(None)
+                } else {
+                    s.reject(Reply::enhanced(550, 5, 1, 1, format!("<{to}>: recipient unknown")))
+                }
+            } else if !router.may_relay(peer.ip()) {
+                s.reject(Reply::enhanced(550, 5, 7, 1, format!("<{to}>: unable to relay for {} from {}", to.domain, peer.ip())))
+            } else if !router.has_route(&to.domain) {
+                s.reject(Reply::enhanced(550, 5, 7, 1, format!("<{to}>: no route to {}: relaying denied", to.domain)))
+            } else {
+                s.accept(None)
+            }
+        }
+        ServerEvent::Message { envelope, data } => {
+            let hops = count_received(&data);
+            if hops >= max_hops {
+                s.reject(Reply::enhanced(554, 5, 4, 6, format!("too many hops ({hops} Received: headers): mail loop")));
+                return;
+            }
+            let env = Envelope {
+                id: ctx.queue.new_id(),
+                from: envelope.from.to_string(),
+                rcpts: envelope.rcpts.iter().map(|r| r.to_string()).collect(),
+                received: Utc::now(),
+                peer: peer.ip().to_string(),
+                helo: envelope.helo.clone(),
+                dsn: false,
+            };
+            let data = with_received(&ctx.hostname, &format!("{} [{}]", envelope.helo, peer.ip()), &env, &data);
+            let c = ctx.clone();
+            let env2 = env.clone();
+            let data = Arc::new(data);
+            let d2 = data.clone();
+            match tokio::task::spawn_blocking(move || c.queue.commit(&env2, &d2)).await {
+                Ok(Ok(())) => {
+                    let id = env.id.clone();
+                    crate::delivery::submit(ctx, env, Some(data));
+                    s.accept(Some(&format!("OK queued as {id}")));
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "queue commit failed");
+                    s.reject(Reply::enhanced(451, 4, 3, 0, "local error: cannot store the message, try again later"));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "queue commit task failed");
+                    s.reject(Reply::enhanced(451, 4, 3, 0, "local error, try again later"));
+                }
+            }
+        }
+    }
+}
+
+/// Prepend a `Received:` trace field (RFC 5321 §4.4) to a message.
+pub fn with_received(hostname: &str, from: &str, env: &Envelope, data: &[u8]) -> Vec<u8> {
+    let for_clause = match env.rcpts.as_slice() {
+        [one] => format!("\r\n\tfor <{one}>"),
+        _ => String::new(),
+    };
+    let header = format!(
+        "Received: from {from}\r\n\tby {hostname} (mtalab IMS) with ESMTP id {}{for_clause};\r\n\t{}\r\n",
+        env.id,
+        env.received.to_rfc2822()
+    );
+    let mut out = Vec::with_capacity(header.len() + data.len());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}

@@ -1,0 +1,194 @@
+//! One emulated Exchange 5.5 server as a daemon (DESIGN §2): the Internet Mail Service
+//! (SMTP in and out), the durable queue, local delivery to Maildirs, routing, the event log
+//! and the admin API. This crate is the tokio glue around the sans-IO protocol crates.
+//!
+//! Entry point: [`run`] with a loaded [`config::Config`]; `mtalab server --config FILE` calls it.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod config;
+pub mod conn;
+pub mod delivery;
+pub mod dsn;
+pub mod events;
+pub mod ims;
+pub mod maildir;
+pub mod queue;
+pub mod resolve;
+pub mod routing;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use mtalab_directory::{Directory, RecipientSpec, SiteAddressing, X400SiteAddress};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Config;
+use crate::events::{EventLog, catalog};
+
+/// State shared by every task of one server.
+pub struct Ctx {
+    /// The configuration (admin actions change parts of it at run time).
+    pub cfg: RwLock<Config>,
+    /// IMS host name (greeting, Received headers, Reporting-MTA).
+    pub hostname: String,
+    /// The durable queue.
+    pub queue: queue::Queue,
+    /// Local mailboxes.
+    pub mailboxes: maildir::Mailboxes,
+    /// The Application Log.
+    pub events: EventLog,
+    /// The directory (recipients, site addressing).
+    pub directory: RwLock<Directory>,
+    /// IMS routing tables.
+    pub router: RwLock<Arc<routing::Router>>,
+    /// MX/A resolver against the configured DNS server.
+    pub resolver: Option<resolve::MxResolver>,
+    /// In-memory view of the queue: id → entry.
+    pub entries: Mutex<HashMap<String, delivery::Entry>>,
+    /// Delivery jobs.
+    pub jobs: mpsc::UnboundedSender<delivery::Job>,
+    /// Idle outbound connections.
+    pub pool: delivery::Pool,
+    /// Becomes true when the server shuts down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Ctx {
+    /// Scale a nominal protocol duration by the server's time_scale (DESIGN §1).
+    pub fn scaled(&self, secs: f64) -> Duration {
+        let scale = self.cfg.read().expect("cfg lock").server.time_scale;
+        Duration::from_secs_f64((secs * scale).max(0.0))
+    }
+
+    /// Rebuild the routing tables after a settings or directory change.
+    pub fn rebuild_router(&self) {
+        let cfg = self.cfg.read().expect("cfg lock");
+        if let Some(ims) = &cfg.ims {
+            let domains = self.directory.read().expect("dir lock").local_domains();
+            *self.router.write().expect("router lock") = Arc::new(routing::Router::new(ims, domains));
+        }
+    }
+
+    /// The current routing tables.
+    pub fn router(&self) -> Arc<routing::Router> {
+        self.router.read().expect("router lock").clone()
+    }
+
+    /// `postmaster@<site domain>`, the sender of DSNs.
+    pub fn postmaster(&self) -> String {
+        format!("postmaster@{}", self.cfg.read().expect("cfg lock").site_addressing.smtp.trim_start_matches('@'))
+    }
+}
+
+/// Resolves when the shutdown flag becomes true (never, if the sender is gone without it).
+pub async fn stopped(mut rx: watch::Receiver<bool>) {
+    loop {
+        let stop = *rx.borrow_and_update();
+        if stop {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Build the directory of this server from its config.
+pub fn build_directory(cfg: &Config) -> anyhow::Result<Directory> {
+    let sa = &cfg.site_addressing;
+    let addressing = SiteAddressing {
+        smtp: sa.smtp.clone(),
+        smtp_generator: sa.smtp_generator.clone(),
+        x400: X400SiteAddress {
+            c: sa.x400.c.clone(),
+            a: sa.x400.a.clone(),
+            p: sa.x400.p.clone(),
+            o: sa.x400.o.clone(),
+        },
+    };
+    let mut dir = Directory::new(&cfg.organization.name, &cfg.site.name, &cfg.server.name, addressing);
+    for r in &cfg.recipients {
+        dir.add_mailbox(RecipientSpec {
+            alias: r.alias.clone(),
+            given: r.given.clone(),
+            surname: r.surname.clone(),
+            display_name: r.display_name.clone(),
+        })
+        .with_context(|| format!("recipient {}", r.alias))?;
+    }
+    Ok(dir)
+}
+
+/// Run the server until SIGINT/SIGTERM (or `stop` becomes true).
+pub async fn run(cfg: Config, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let data_dir = cfg.data_dir();
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let events = EventLog::open(&data_dir, &cfg.server.name).context("opening the event log")?;
+    let queue = queue::Queue::open(&data_dir).context("opening the queue")?;
+    let mailboxes = maildir::Mailboxes::new(&data_dir).context("opening mailboxes")?;
+    let directory = build_directory(&cfg)?;
+    let hostname = cfg.ims_hostname();
+    let resolver = cfg
+        .ims
+        .as_ref()
+        .and_then(|i| i.dns_servers.first().copied())
+        .map(resolve::MxResolver::new);
+    let router = match &cfg.ims {
+        Some(ims) => routing::Router::new(ims, directory.local_domains()),
+        None => routing::Router::new(&config::ImsConfig::disabled(), directory.local_domains()),
+    };
+    let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let workers = cfg.ims.as_ref().map_or(4, |i| i.delivery_workers.max(1));
+    let ims_cfg = cfg.ims.clone();
+    let admin_listen = cfg.admin.listen;
+    let ctx = Arc::new(Ctx {
+        cfg: RwLock::new(cfg),
+        hostname,
+        queue,
+        mailboxes,
+        events,
+        directory: RwLock::new(directory),
+        router: RwLock::new(Arc::new(router)),
+        resolver,
+        entries: Mutex::new(HashMap::new()),
+        jobs: jobs_tx,
+        pool: delivery::Pool::default(),
+        shutdown: shutdown_rx,
+    });
+
+    // Bind everything before reporting ready, so a lab can connect as soon as we say so.
+    let admin_listener = tokio::net::TcpListener::bind(admin_listen)
+        .await
+        .with_context(|| format!("admin API cannot listen on {admin_listen}"))?;
+    let smtp_listener = match &ims_cfg {
+        Some(ims) => Some(
+            tokio::net::TcpListener::bind(ims.listen)
+                .await
+                .with_context(|| format!("IMS cannot listen on {}", ims.listen))?,
+        ),
+        None => None,
+    };
+
+    delivery::recover(&ctx).await.context("recovering the queue")?;
+    delivery::start_workers(&ctx, jobs_rx, workers);
+    tokio::spawn(delivery::reap_idle(ctx.clone()));
+    tokio::spawn(admin::serve(admin_listener, ctx.clone()));
+    if let (Some(l), Some(ims)) = (smtp_listener, &ims_cfg) {
+        ctx.events.log(catalog::IMC_STARTED, &[&ims.listen.to_string(), &ctx.hostname]);
+        tokio::spawn(ims::serve(l, ctx.clone()));
+    }
+    tracing::info!(server = %ctx.cfg.read().expect("cfg lock").server.name, admin = %admin_listen, "server ready");
+
+    stopped(stop).await;
+    let _ = shutdown_tx.send(true);
+    if ims_cfg.is_some() {
+        ctx.events.log(catalog::IMC_STOPPED, &[]);
+    }
+    // Give sessions a moment to say 421 and in-flight deliveries to record their outcome.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(())
+}

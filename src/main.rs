@@ -1,0 +1,301 @@
+//! `mtalab` — the one command-line tool: run an emulated Exchange server, run labs, read
+//! event logs.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use mtalab_lab::{LabState, LocalOptions, Scenario};
+use mtalab_server::config::Config;
+use mtalab_server::events;
+
+/// Exchange 4.0/5.x site connectivity, brought back as real daemons: IMS SMTP, labs, events.
+#[derive(Parser)]
+#[command(name = "mtalab", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run one emulated Exchange server (IMS, queue, event log, admin API).
+    Server {
+        /// Server configuration file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Read a server's Application Log.
+    Events(EventsArgs),
+    /// Labs: bring a scenario up as real daemons, run its steps, inspect, tear down.
+    Lab {
+        #[command(subcommand)]
+        cmd: LabCmd,
+    },
+    /// Serve a lab's DNS zones (started by `lab up`; rarely run by hand).
+    Dns {
+        /// Zones file (JSON, as rendered by the lab).
+        #[arg(long)]
+        zones: PathBuf,
+        /// Address to serve on (UDP and TCP).
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+}
+
+#[derive(Args)]
+struct EventsArgs {
+    /// Read the log of the server with this config file.
+    #[arg(long, conflicts_with_all = ["data_dir", "admin"])]
+    config: Option<PathBuf>,
+    /// Read `events.jsonl` in this data directory.
+    #[arg(long, conflicts_with = "admin")]
+    data_dir: Option<PathBuf>,
+    /// Ask a running server's admin API (e.g. http://127.10.10.10:2526).
+    #[arg(long)]
+    admin: Option<String>,
+    /// Only records after this record number.
+    #[arg(long, default_value_t = 0)]
+    since: u64,
+    /// Only this event ID.
+    #[arg(long)]
+    id: Option<u32>,
+    /// JSON lines instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct LabTarget {
+    /// Scenario file (its default lab directory is lab-out/<name>).
+    scenario: Option<PathBuf>,
+    /// Lab directory.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+impl LabTarget {
+    fn dir(&self) -> anyhow::Result<PathBuf> {
+        match (&self.dir, &self.scenario) {
+            (Some(d), _) => Ok(d.clone()),
+            (None, Some(s)) => Ok(mtalab_lab::default_dir(&Scenario::load(s)?)),
+            (None, None) => anyhow::bail!("give a scenario file or --dir"),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum LabCmd {
+    /// Bring the lab up, run its steps with live progress, write the report, tear it down.
+    /// Exits non-zero if any step fails.
+    Run {
+        /// Scenario file.
+        scenario: PathBuf,
+        /// Lab directory (default lab-out/<scenario name>).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Leave the lab running afterwards.
+        #[arg(long)]
+        keep: bool,
+        /// First port to try for SMTP (admin = +1, DNS = +2); default 2525.
+        #[arg(long)]
+        port_base: Option<u16>,
+        /// Backend: only `local` (processes on loopback) in this version.
+        #[arg(long, default_value = "local")]
+        backend: String,
+        /// Print the JSON report on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bring the lab up and leave it running.
+    Up {
+        /// Scenario file.
+        scenario: PathBuf,
+        /// Lab directory (default lab-out/<scenario name>).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// First port to try for SMTP; default 2525.
+        #[arg(long)]
+        port_base: Option<u16>,
+        /// Backend: only `local` in this version.
+        #[arg(long, default_value = "local")]
+        backend: String,
+    },
+    /// Show a running lab: servers, scenario and real addresses, ports.
+    Inspect {
+        #[command(flatten)]
+        target: LabTarget,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a lab and clean up (also after a crash).
+    Down {
+        #[command(flatten)]
+        target: LabTarget,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MTALAB_LOG").unwrap_or_else(|_| "info,hickory_server=warn,hickory_proto=warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mtalab: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn check_backend(b: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(b == "local", "backend {b:?} is not available in this version (use --backend local)");
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Server { config } => {
+            let cfg = Config::load(&config)?;
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                mtalab_lab::wait_for_signal().await;
+                let _ = tx.send(true);
+            });
+            mtalab_server::run(cfg, rx).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Events(a) => events_cmd(a).await,
+        Cmd::Dns { zones, listen } => {
+            mtalab_lab::serve_dns(&zones, listen).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Lab { cmd } => lab_cmd(cmd).await,
+    }
+}
+
+async fn lab_cmd(cmd: LabCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        LabCmd::Run { scenario, dir, keep, port_base, backend, json } => {
+            check_backend(&backend)?;
+            let opts = LocalOptions { port_base, ..LocalOptions::default() };
+            let report = mtalab_lab::run(&scenario, dir, &opts, keep).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.text());
+            }
+            Ok(if report.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        LabCmd::Up { scenario, dir, port_base, backend } => {
+            check_backend(&backend)?;
+            let opts = LocalOptions { port_base, ..LocalOptions::default() };
+            let st = mtalab_lab::up(&scenario, dir, &opts).await?;
+            print_state(&st);
+            println!("\nlab is up; `mtalab lab down --dir {}` stops it", st.dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCmd::Inspect { target, json } => {
+            let st = LabState::read(&target.dir()?)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&inspect_json(&st))?);
+            } else {
+                print_state(&st);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCmd::Down { target } => {
+            let dir = target.dir()?;
+            let n = mtalab_lab::local::down(&dir)?;
+            println!("lab in {} is down ({n} processes stopped)", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn inspect_json(st: &LabState) -> serde_json::Value {
+    serde_json::json!({
+        "name": st.name,
+        "backend": st.backend,
+        "dir": st.dir,
+        "dns": { "scenario_address": st.dns_scenario_address, "address": st.dns_address, "port": st.ports.dns, "pid": st.dns_pid },
+        "hosts": st.hosts.iter().map(|(n, s, r)| serde_json::json!({"name": n, "scenario_address": s, "address": r})).collect::<Vec<_>>(),
+        "servers": st.servers.iter().map(|s| serde_json::json!({
+            "name": s.name,
+            "site": s.site,
+            "scenario_address": s.scenario_address,
+            "address": s.address,
+            "smtp_port": s.smtp_port,
+            "admin_port": s.admin_port,
+            "smtp": s.smtp_port.map(|p| format!("{}:{p}", s.address)),
+            "admin": format!("http://{}:{}", s.address, s.admin_port),
+            "pid": s.pid,
+            "running": s.pid.is_some(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn print_state(st: &LabState) {
+    println!("lab {} ({} backend) in {}", st.name, st.backend, st.dir.display());
+    println!("  {:<10} {:<8} {:<16} {:<16} {:<6} {:<6} pid", "server", "site", "scenario addr", "real addr", "smtp", "admin");
+    for s in &st.servers {
+        println!(
+            "  {:<10} {:<8} {:<16} {:<16} {:<6} {:<6} {}",
+            s.name,
+            s.site,
+            s.scenario_address.to_string(),
+            s.address.to_string(),
+            s.smtp_port.map_or("-".into(), |p| p.to_string()),
+            s.admin_port,
+            s.pid.map_or("stopped".into(), |p| p.to_string())
+        );
+    }
+    println!("  {:<10} {:<8} {:<16} {:<16} {:<6}", "dns", "", st.dns_scenario_address.to_string(), st.dns_address.to_string(), st.ports.dns);
+    for (n, s, r) in &st.hosts {
+        println!("  {:<10} {:<8} {:<16} {:<16}", n, "host", s.to_string(), r.to_string());
+    }
+}
+
+async fn events_cmd(a: EventsArgs) -> anyhow::Result<ExitCode> {
+    let records: Vec<events::EventRecord> = if let Some(url) = &a.admin {
+        let mut u = format!("{}/events?since={}", url.trim_end_matches('/'), a.since);
+        if let Some(id) = a.id {
+            u.push_str(&format!("&id={id}"));
+        }
+        reqwest_get(&u).await?
+    } else {
+        let dir: PathBuf = match (&a.config, &a.data_dir) {
+            (Some(c), _) => Config::load(c)?.data_dir(),
+            (None, Some(d)) => d.clone(),
+            (None, None) => anyhow::bail!("give --config, --data-dir or --admin"),
+        };
+        let path = dir.join("events.jsonl");
+        read_events(&path)?
+            .into_iter()
+            .filter(|r| r.record > a.since && a.id.is_none_or(|id| r.id == id))
+            .collect()
+    };
+    for r in &records {
+        if a.json {
+            println!("{}", serde_json::to_string(r)?);
+        } else {
+            println!("{}", events::format_record(r));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_events(path: &Path) -> anyhow::Result<Vec<events::EventRecord>> {
+    events::read_file(path).with_context(|| format!("reading {}", path.display()))
+}
+
+async fn reqwest_get(url: &str) -> anyhow::Result<Vec<events::EventRecord>> {
+    mtalab_lab::http_get_json(url).await
+}
