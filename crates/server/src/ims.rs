@@ -133,7 +133,7 @@ async fn decide(ctx: &Arc<Ctx>, s: &mut ServerSession, peer: SocketAddr, ev: Ser
             let env = Envelope {
                 id: ctx.queue.new_id(),
                 from: envelope.from.to_string(),
-                rcpts: envelope.rcpts.iter().map(|r| r.to_string()).collect(),
+                rcpts: dedup_rcpts(&envelope.rcpts),
                 received: Utc::now(),
                 peer: peer.ip().to_string(),
                 helo: envelope.helo.clone(),
@@ -161,6 +161,17 @@ async fn decide(ctx: &Arc<Ctx>, s: &mut ServerSession, peer: SocketAddr, ev: Ser
             }
         }
     }
+}
+
+/// Forward paths without repeats (compared case-insensitively), in the order given: a
+/// recipient named twice gets one copy (RFC 5321 §3.3 leaves duplicates to the server).
+fn dedup_rcpts(rcpts: &[mtalab_smtp::Mailbox]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    rcpts
+        .iter()
+        .map(|r| r.to_string())
+        .filter(|r| seen.insert(r.to_ascii_lowercase()))
+        .collect()
 }
 
 /// Prepend a `Received:` trace field (RFC 5321 §4.4) to a message.
