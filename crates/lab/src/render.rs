@@ -45,7 +45,7 @@ pub fn server_config(sc: &Scenario, srv: &Server, map: &AddressMap, ports: Ports
                 .iter()
                 .map(|n| map.real_net(*n).map(ipnet::IpNet::V4))
                 .collect::<Result<_, _>>()?;
-            c.reroute_domains = i.reroute_domains.clone();
+            c.reroute = i.reroute.clone();
             c.email_domains = i
                 .email_domains
                 .iter()

@@ -132,9 +132,9 @@ pub struct Ims {
     /// Networks allowed to relay (scenario CIDRs).
     #[serde(default)]
     pub relay_from: Vec<ipnet::Ipv4Net>,
-    /// Extra inbound domains.
+    /// "Reroute incoming SMTP mail" routing table.
     #[serde(default)]
-    pub reroute_domains: Vec<String>,
+    pub reroute: Vec<mtalab_server::config::RerouteEntry>,
     /// E-Mail Domain entries (hosts are scenario IPs or names).
     #[serde(default)]
     pub email_domains: Vec<EmailDomain>,

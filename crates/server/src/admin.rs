@@ -11,7 +11,7 @@
 //! | GET | `/recipients` | the directory's recipients with their proxy addresses |
 //! | GET | `/config` | the current configuration (JSON) |
 //! | POST | `/actions/email-domain` | `{"domain":…,"hosts":[…]}` sets an E-Mail Domain entry; no hosts removes it |
-//! | POST | `/actions/ims-settings` | `{"address_space"?,"relay_from"?,"reroute_domains"?}` replaces those lists |
+//! | POST | `/actions/ims-settings` | `{"address_space"?,"relay_from"?,"reroute"?}` replaces those lists |
 //! | POST | `/actions/retry-queue` | retry every waiting message now |
 //!
 //! Errors are `{"error": "..."}` with 400 (bad request) or 404 (unknown mailbox/message).
@@ -155,7 +155,7 @@ async fn set_email_domain(State(ctx): Shared, Json(route): Json<EmailDomainRoute
 struct ImsSettings {
     address_space: Option<Vec<String>>,
     relay_from: Option<Vec<ipnet::IpNet>>,
-    reroute_domains: Option<Vec<String>>,
+    reroute: Option<Vec<crate::config::RerouteEntry>>,
 }
 
 async fn ims_settings(State(ctx): Shared, Json(s): Json<ImsSettings>) -> Response {
@@ -170,8 +170,8 @@ async fn ims_settings(State(ctx): Shared, Json(s): Json<ImsSettings>) -> Respons
         if let Some(v) = s.relay_from {
             ims.relay_from = v;
         }
-        if let Some(v) = s.reroute_domains {
-            ims.reroute_domains = v;
+        if let Some(v) = s.reroute {
+            ims.reroute = v;
         }
     }
     ctx.rebuild_router();

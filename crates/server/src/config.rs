@@ -194,9 +194,10 @@ pub struct ImsConfig {
     /// Hosts allowed to relay through this IMS (CIDR). Others may only send to local recipients.
     #[serde(default)]
     pub relay_from: Vec<ipnet::IpNet>,
-    /// Routing tab, "Reroute incoming SMTP mail": extra domains treated as inbound (local).
+    /// Routing tab, "Reroute incoming SMTP mail": the routing table. The most specific entry
+    /// whose domain matches the recipient's (rightmost whole labels) decides.
     #[serde(default)]
-    pub reroute_domains: Vec<String>,
+    pub reroute: Vec<RerouteEntry>,
     /// Connections tab → E-Mail Domain: "Forward all messages for this domain to host".
     #[serde(default)]
     pub email_domains: Vec<EmailDomainRoute>,
@@ -268,6 +269,25 @@ pub struct EmailDomainRoute {
     pub domain: String,
     /// Hosts to forward to: `ip`, `ip:port` or a host name; several = round robin, dead ones skipped.
     pub hosts: Vec<String>,
+}
+
+/// One entry of the IMS routing table ("Reroute incoming SMTP mail", Routing tab).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RerouteEntry {
+    /// "Sent to" domain; also matches its subdomains.
+    pub domain: String,
+    /// "Route to": `inbound` (delivered by this site), or a domain whose next hop is used
+    /// (RCPT TO unchanged; relay restrictions apply).
+    pub route_to: String,
+}
+
+impl RerouteEntry {
+    /// True for an `<inbound>` entry.
+    pub fn is_inbound(&self) -> bool {
+        let r = self.route_to.trim_matches(|c| c == '<' || c == '>');
+        r.eq_ignore_ascii_case("inbound")
+    }
 }
 
 /// One Connected Sites entry of the IMS (KB Q196927 "How to Set Up ... Connectors to the Remote Sites").

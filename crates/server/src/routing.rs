@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::config::{ConnectedSite, EmailDomainRoute, ImsConfig};
+use crate::config::{ConnectedSite, EmailDomainRoute, ImsConfig, RerouteEntry};
 
 /// True when `domain` equals `pattern` or is a subdomain of it (whole labels only), ASCII
 /// case-insensitive. `pattern` may start with `*.` (subdomains only) or be `*` (everything).
@@ -69,6 +69,7 @@ pub struct Router {
     local_domains: Vec<String>,
     email_domains: Vec<EmailDomainRoute>,
     connected_sites: Vec<ConnectedSite>,
+    reroute: Vec<RerouteEntry>,
     address_space: Vec<String>,
     relay_from: Vec<ipnet::IpNet>,
     rr: Vec<AtomicUsize>,
@@ -78,7 +79,6 @@ impl Router {
     /// Build from the IMS settings and the local domains the directory reports.
     pub fn new(ims: &ImsConfig, directory_domains: Vec<String>) -> Router {
         let mut local_domains = directory_domains;
-        local_domains.extend(ims.reroute_domains.iter().map(|d| d.to_ascii_lowercase()));
         local_domains.sort();
         local_domains.dedup();
         Router {
@@ -86,15 +86,22 @@ impl Router {
             rr: ims.email_domains.iter().map(|_| AtomicUsize::new(0)).collect(),
             email_domains: ims.email_domains.clone(),
             connected_sites: ims.connected_sites.clone(),
+            reroute: ims.reroute.clone(),
             address_space: ims.address_space.clone(),
             relay_from: ims.relay_from.clone(),
         }
     }
 
-    /// Is this domain delivered by this server (exact match of a local domain)?
+    /// Is this domain delivered by this server: a local domain (exact), or a domain whose
+    /// most specific reroute entry is `inbound`?
     pub fn is_local(&self, domain: &str) -> bool {
         let d = domain.trim_end_matches('.');
-        self.local_domains.iter().any(|l| l.eq_ignore_ascii_case(d))
+        self.local_domains.iter().any(|l| l.eq_ignore_ascii_case(d)) || self.reroute_entry(d).is_some_and(|e| e.is_inbound())
+    }
+
+    /// The most specific reroute entry matching `domain` (DESIGN §3: rightmost whole-subdomain match).
+    pub fn reroute_entry(&self, domain: &str) -> Option<&RerouteEntry> {
+        self.reroute.iter().filter(|e| domain_matches(&e.domain, domain)).max_by_key(|e| specificity(&e.domain))
     }
 
     /// Local domains (lowercase).
@@ -111,6 +118,7 @@ impl Router {
     /// address, or the connector's address space)?
     pub fn has_route(&self, domain: &str) -> bool {
         self.email_domain(domain).is_some()
+            || self.reroute_entry(domain).is_some()
             || self.connected_site(domain).is_some()
             || self.address_space.iter().any(|p| domain_matches(p, domain))
     }
@@ -136,6 +144,16 @@ impl Router {
     /// Connected Site whose routing address covers the domain (its routing domain's own
     /// E-Mail Domain entry, else its DNS); else DNS for the domain itself.
     pub fn next_hop(&self, domain: &str) -> NextHop {
+        if let Some(e) = self.reroute_entry(domain)
+            && !e.is_inbound()
+            && !domain_matches(&e.route_to, domain)
+        {
+            return self.next_hop_direct(&e.route_to);
+        }
+        self.next_hop_direct(domain)
+    }
+
+    fn next_hop_direct(&self, domain: &str) -> NextHop {
         if let Some(i) = self.email_domain(domain) {
             let r = &self.email_domains[i];
             return NextHop::Hosts {
@@ -188,6 +206,12 @@ hosts = ["127.10.10.15", "127.10.10.16"]
 [[connected_sites]]
 site = "SiteC"
 routing_address = "@SiteC.microsoft.com"
+[[reroute]]
+domain = "corp.example"
+route_to = "<inbound>"
+[[reroute]]
+domain = "old.corp.example"
+route_to = "SiteB.microsoft.com"
 "#;
         toml::from_str(text).unwrap()
     }
@@ -216,5 +240,16 @@ routing_address = "@SiteC.microsoft.com"
         assert!(!r.may_relay("127.0.0.1".parse().unwrap()));
         assert!(r.has_route("SiteC.microsoft.com"));
         assert!(!r.has_route("example.net"));
+    }
+
+    #[test]
+    fn reroute_most_specific_entry_wins() {
+        let r = Router::new(&ims(), vec![]);
+        assert!(r.is_local("corp.example"));
+        assert!(r.is_local("mail.corp.example"));
+        assert!(!r.is_local("old.corp.example"));
+        assert!(!r.is_local("x.old.corp.example"));
+        assert!(r.has_route("x.old.corp.example"));
+        assert!(matches!(r.next_hop("x.old.corp.example"), NextHop::Hosts { entry, .. } if entry == "SiteB.microsoft.com"));
     }
 }
