@@ -8,3 +8,4 @@ mod util;
 mod bad_input;
 mod durability;
 mod lab;
+mod routing;
