@@ -2,6 +2,7 @@
 //! event logs.
 #![forbid(unsafe_code)]
 
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -109,6 +110,11 @@ enum LabCmd {
         /// Print the JSON report on stdout.
         #[arg(long)]
         json: bool,
+        /// Capture the lab's traffic into this pcap file (default: capture.pcap in the lab
+        /// directory) — tcpdump on the loopback interface, filtered to the lab's addresses;
+        /// needs CAP_NET_RAW.
+        #[arg(long, value_name = "PCAP")]
+        capture: Option<Option<PathBuf>>,
     },
     /// Bring the lab up and leave it running.
     Up {
@@ -183,10 +189,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 async fn lab_cmd(cmd: LabCmd) -> anyhow::Result<ExitCode> {
     match cmd {
-        LabCmd::Run { scenario, dir, keep, port_base, backend, json } => {
+        LabCmd::Run { scenario, dir, keep, port_base, backend, json, capture } => {
             check_backend(&backend)?;
             let opts = LocalOptions { port_base, ..LocalOptions::default() };
-            let report = mtalab_lab::run(&scenario, dir, &opts, keep).await?;
+            let capture = capture.map(|p| p.unwrap_or_default());
+            let report = mtalab_lab::run(&scenario, dir, &opts, keep, capture).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

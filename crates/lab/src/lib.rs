@@ -6,8 +6,10 @@
 //! - [`dns`]: the lab's authoritative DNS server (hickory-server).
 //! - [`local`]: the local backend (child processes on loopback; no root, no Docker).
 //! - [`runner`]: steps, expectations, live progress and the report.
+//! - [`capture`]: packet capture of a lab's traffic (tcpdump).
 #![forbid(unsafe_code)]
 
+pub mod capture;
 pub mod dns;
 pub mod local;
 pub mod mapping;
@@ -29,13 +31,38 @@ pub fn default_dir(sc: &Scenario) -> PathBuf {
 
 /// `lab run`: bring the lab up, run the steps with live progress on stderr, write the report
 /// into the lab directory and tear the lab down (unless `keep`). Returns the report.
-pub async fn run(scenario_path: &Path, dir: Option<PathBuf>, opts: &LocalOptions, keep: bool) -> anyhow::Result<Report> {
+pub async fn run(scenario_path: &Path, dir: Option<PathBuf>, opts: &LocalOptions, keep: bool, capture: Option<PathBuf>) -> anyhow::Result<Report> {
     let sc = Scenario::load(scenario_path)?;
     let dir = dir.unwrap_or_else(|| default_dir(&sc));
     eprintln!("mtalab lab: {} — {}", sc.scenario.name, sc.scenario.title);
     let t = Instant::now();
     let mut lab = LocalLab::up(scenario_path, &sc, &dir, opts).await?;
     let up_ms = t.elapsed().as_millis() as u64;
+    let cap = match &capture {
+        Some(path) => {
+            let mut addrs: Vec<std::net::Ipv4Addr> = lab.state.servers.iter().map(|s| s.address).collect();
+            addrs.extend(lab.state.hosts.iter().map(|h| h.2));
+            addrs.push(lab.state.dns_address);
+            let path = if path.as_os_str().is_empty() {
+                lab.state.dir.join("capture.pcap")
+            } else if path.is_relative() {
+                std::env::current_dir()?.join(path)
+            } else {
+                path.clone()
+            };
+            match capture::Capture::start("lo", &addrs, &path) {
+                Ok(c) => {
+                    eprintln!("  capturing to {} (filter: {})", path.display(), capture::filter(&addrs));
+                    Some(c)
+                }
+                Err(e) => {
+                    lab.down_now();
+                    return Err(e);
+                }
+            }
+        }
+        None => None,
+    };
     eprintln!("  up in {:.2}s ({} servers, DNS on {}):", up_ms as f64 / 1000.0, lab.state.servers.len(), lab.state.dns_socket());
     for s in &lab.state.servers {
         eprintln!("    {:<10} {:<16} -> {}", s.name, s.scenario_address.to_string(), s.address);
@@ -48,6 +75,9 @@ pub async fn run(scenario_path: &Path, dir: Option<PathBuf>, opts: &LocalOptions
     })
     .await;
     let state_dir = lab.state.dir.clone();
+    if let Some(c) = cap {
+        eprintln!("  capture written to {}", c.stop().display());
+    }
     report.write(&state_dir)?;
     if keep {
         lab.detach();
