@@ -55,7 +55,10 @@ pub enum ReversePath {
 impl Mailbox {
     /// Builds a mailbox from its parts without checking them; [`Mailbox::parse`] checks.
     pub fn new(local: impl Into<String>, domain: impl Into<String>) -> Mailbox {
-        Mailbox { local: local.into(), domain: domain.into() }
+        Mailbox {
+            local: local.into(),
+            domain: domain.into(),
+        }
     }
 
     /// The domainless `postmaster` mailbox every SMTP server must accept as a recipient
@@ -82,8 +85,10 @@ impl Mailbox {
             return Ok(Mailbox::postmaster());
         }
         match parse_mailbox_prefix(s.as_bytes()) {
-            Ok((rest, mailbox)) if rest.is_empty() => Ok(mailbox),
-            Ok(_) => Err(ParseError::BadAddress("unexpected text after the mailbox".into())),
+            Ok((b"", mailbox)) => Ok(mailbox),
+            Ok(_) => Err(ParseError::BadAddress(
+                "unexpected text after the mailbox".into(),
+            )),
             Err(reason) => Err(ParseError::BadAddress(reason.into())),
         }
     }
@@ -146,7 +151,9 @@ pub(crate) fn is_atext(c: u8) -> bool {
 
 /// RFC 5321 §4.1.2 `Dot-string`: `Atom *("." Atom)`.
 fn is_dot_string(s: &[u8]) -> bool {
-    !s.is_empty() && s.split(|&c| c == b'.').all(|atom| !atom.is_empty() && atom.iter().all(|&c| is_atext(c)))
+    !s.is_empty()
+        && s.split(|&c| c == b'.')
+            .all(|atom| !atom.is_empty() && atom.iter().all(|&c| is_atext(c)))
 }
 
 fn dot_string(i: &[u8]) -> IResult<&[u8], &[u8]> {
@@ -207,14 +214,17 @@ fn is_dcontent(c: u8) -> bool {
 
 /// RFC 5321 §4.1.3 `address-literal`, brackets included.
 pub(crate) fn address_literal(i: &[u8]) -> IResult<&[u8], &[u8]> {
-    verify(recognize((tag("["), take_while1(is_dcontent), tag("]"))), |lit: &[u8]| {
-        valid_literal(&lit[1..lit.len() - 1])
-    })
+    verify(
+        recognize((tag("["), take_while1(is_dcontent), tag("]"))),
+        |lit: &[u8]| valid_literal(&lit[1..lit.len() - 1]),
+    )
     .parse(i)
 }
 
 fn valid_literal(inner: &[u8]) -> bool {
-    let Ok(s) = std::str::from_utf8(inner) else { return false };
+    let Ok(s) = std::str::from_utf8(inner) else {
+        return false;
+    };
     if s.len() > 5 && s[..5].eq_ignore_ascii_case("IPv6:") {
         return s[5..].parse::<Ipv6Addr>().is_ok();
     }
@@ -233,7 +243,11 @@ fn valid_literal(inner: &[u8]) -> bool {
 /// RFC 5321 §4.1.2 `A-d-l = At-domain *( "," At-domain )`, the obsolete source route
 /// (RFC 5321 §4.1.1.3, appendix C), followed by its `:`. Accepted and ignored.
 pub(crate) fn source_route(i: &[u8]) -> IResult<&[u8], &[u8]> {
-    recognize((separated_list1(tag(","), preceded(tag("@"), domain)), tag(":"))).parse(i)
+    recognize((
+        separated_list1(tag(","), preceded(tag("@"), domain)),
+        tag(":"),
+    ))
+    .parse(i)
 }
 
 /// Parses a `Mailbox` at the start of `i`, checking the length caps; returns the rest.
@@ -246,7 +260,10 @@ pub(crate) fn parse_mailbox_prefix(i: &[u8]) -> Result<(&[u8], Mailbox), &'stati
     } else {
         let (rest, local) = dot_string(i).map_err(|_| "malformed local part")?;
         // dot_string only accepts ASCII atext
-        (rest, (String::from_utf8_lossy(local).into_owned(), local.len()))
+        (
+            rest,
+            (String::from_utf8_lossy(local).into_owned(), local.len()),
+        )
     };
     if local_wire > MAX_LOCAL_PART {
         return Err("local part longer than 64 octets");
@@ -259,7 +276,9 @@ pub(crate) fn parse_mailbox_prefix(i: &[u8]) -> Result<(&[u8], Mailbox), &'stati
     };
     // The domain parser stops at the first octet it cannot take; a following "." or "-" means
     // a label was malformed rather than the domain ended.
-    if matches!(rest.first(), Some(b'.' | b'-')) || rest.first().is_some_and(u8::is_ascii_alphanumeric) {
+    if matches!(rest.first(), Some(b'.' | b'-'))
+        || rest.first().is_some_and(u8::is_ascii_alphanumeric)
+    {
         return Err("malformed domain");
     }
     if dom.len() > MAX_DOMAIN {
@@ -277,9 +296,18 @@ mod tests {
     fn parses_plain_quoted_and_literal_mailboxes() {
         let cases: &[(&str, Option<(&str, &str)>)] = &[
             ("a@b", Some(("a", "b"))),
-            ("first.last@example.com", Some(("first.last", "example.com"))),
-            ("x+tag@sub-1.example.org", Some(("x+tag", "sub-1.example.org"))),
-            ("\"john smith\"@example.com", Some(("john smith", "example.com"))),
+            (
+                "first.last@example.com",
+                Some(("first.last", "example.com")),
+            ),
+            (
+                "x+tag@sub-1.example.org",
+                Some(("x+tag", "sub-1.example.org")),
+            ),
+            (
+                "\"john smith\"@example.com",
+                Some(("john smith", "example.com")),
+            ),
             ("\"a\\\"b\"@example.com", Some(("a\"b", "example.com"))),
             ("\"\"@example.com", Some(("", "example.com"))),
             ("u@[192.0.2.1]", Some(("u", "[192.0.2.1]"))),
@@ -325,7 +353,7 @@ mod tests {
         let label = "l".repeat(63);
         assert!(Mailbox::parse(&format!("a@{label}.com")).is_ok());
         assert!(Mailbox::parse(&format!("a@{label}l.com")).is_err());
-        let long_domain = vec![label.as_str(); 4].join(".") + ".com";
+        let long_domain = [label.as_str(); 4].join(".") + ".com";
         assert!(long_domain.len() > 255);
         assert!(Mailbox::parse(&format!("a@{long_domain}")).is_err());
     }
@@ -333,20 +361,36 @@ mod tests {
     #[test]
     fn display_quotes_when_needed() {
         assert_eq!(Mailbox::new("a.b", "c").to_string(), "a.b@c");
-        assert_eq!(Mailbox::new("john smith", "c").to_string(), "\"john smith\"@c");
-        assert_eq!(Mailbox::new("a\"b\\c", "d").to_string(), "\"a\\\"b\\\\c\"@d");
+        assert_eq!(
+            Mailbox::new("john smith", "c").to_string(),
+            "\"john smith\"@c"
+        );
+        assert_eq!(
+            Mailbox::new("a\"b\\c", "d").to_string(),
+            "\"a\\\"b\\\\c\"@d"
+        );
         assert_eq!(Mailbox::new("a..b", "c").to_string(), "\"a..b\"@c");
         assert_eq!(Mailbox::postmaster().to_string(), "postmaster");
         assert_eq!(ReversePath::Null.to_string(), "");
-        assert_eq!(ReversePath::Mailbox(Mailbox::new("x", "y")).to_string(), "x@y");
-        for m in [Mailbox::new("john smith", "c"), Mailbox::new("a\"b\\c", "d"), Mailbox::new("", "e")] {
+        assert_eq!(
+            ReversePath::Mailbox(Mailbox::new("x", "y")).to_string(),
+            "x@y"
+        );
+        for m in [
+            Mailbox::new("john smith", "c"),
+            Mailbox::new("a\"b\\c", "d"),
+            Mailbox::new("", "e"),
+        ] {
             assert_eq!(Mailbox::parse(&m.to_string()), Ok(m));
         }
     }
 
     #[test]
     fn source_route_is_recognised() {
-        assert_eq!(source_route(b"@a,@b.c:x@y"), Ok((&b"x@y"[..], &b"@a,@b.c:"[..])));
+        assert_eq!(
+            source_route(b"@a,@b.c:x@y"),
+            Ok((&b"x@y"[..], &b"@a,@b.c:"[..]))
+        );
         assert!(source_route(b"x@y").is_err());
     }
 }

@@ -67,9 +67,12 @@ impl TransactionResult {
     /// Recipients the message was delivered to: RCPT accepted and the final data reply 2yz.
     pub fn delivered(&self) -> Vec<&Mailbox> {
         match &self.data {
-            Some(d) if d.is_completion() && self.mail.is_completion() => {
-                self.rcpts.iter().filter(|(_, r)| r.is_completion()).map(|(m, _)| m).collect()
-            }
+            Some(d) if d.is_completion() && self.mail.is_completion() => self
+                .rcpts
+                .iter()
+                .filter(|(_, r)| r.is_completion())
+                .map(|(m, _)| m)
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -183,7 +186,8 @@ struct InFlight {
 
 impl InFlight {
     fn envelope_ok(&self) -> bool {
-        self.mail.as_ref().is_some_and(Reply::is_completion) && self.rcpts.iter().any(|(_, r)| r.is_completion())
+        self.mail.as_ref().is_some_and(Reply::is_completion)
+            && self.rcpts.iter().any(|(_, r)| r.is_completion())
     }
 }
 
@@ -418,12 +422,18 @@ impl ClientSession {
     }
 
     fn write_mail(&mut self, flight: &mut InFlight) {
-        self.write(&Command::Mail { from: flight.txn.from.clone(), params: flight.params.clone() });
+        self.write(&Command::Mail {
+            from: flight.txn.from.clone(),
+            params: flight.params.clone(),
+        });
         flight.expect.push_back(Expect::Mail);
     }
 
     fn write_rcpt(&mut self, flight: &mut InFlight, i: usize) {
-        self.write(&Command::Rcpt { to: flight.txn.rcpts[i].clone(), params: Vec::new() });
+        self.write(&Command::Rcpt {
+            to: flight.txn.rcpts[i].clone(),
+            params: Vec::new(),
+        });
         flight.expect.push_back(Expect::Rcpt(i));
     }
 
@@ -442,18 +452,19 @@ impl ClientSession {
                 }
             }
             Expect::Mail => {
-                let ok = reply.is_completion();
-                flight.mail = Some(reply);
                 if lockstep {
-                    if ok {
-                        if !flight.txn.rcpts.is_empty() {
-                            self.write_rcpt(&mut flight, 0);
-                        }
-                    } else {
-                        let mail = flight.mail.clone().unwrap_or_else(|| Reply::new(0, None, ""));
-                        flight.rcpts = flight.txn.rcpts.iter().map(|m| (m.clone(), mail.clone())).collect();
+                    if !reply.is_completion() {
+                        flight.rcpts = flight
+                            .txn
+                            .rcpts
+                            .iter()
+                            .map(|m| (m.clone(), reply.clone()))
+                            .collect();
+                    } else if !flight.txn.rcpts.is_empty() {
+                        self.write_rcpt(&mut flight, 0);
                     }
                 }
+                flight.mail = Some(reply);
             }
             Expect::Rcpt(i) => {
                 let mailbox = flight.txn.rcpts[i].clone();
@@ -500,8 +511,16 @@ impl ClientSession {
 
     fn finish(&mut self, flight: InFlight) {
         self.rset_owed = !flight.text_answered;
-        let mail = flight.mail.unwrap_or_else(|| Reply::new(0, None, ""));
-        self.events.push_back(ClientEvent::Done(TransactionResult { mail, rcpts: flight.rcpts, data: flight.data }));
+        // every transaction waits for its MAIL reply before it can end; were it missing, the
+        // transaction counts as a transient local failure
+        let mail = flight
+            .mail
+            .unwrap_or_else(|| Reply::enhanced(451, 4, 3, 0, "no reply to MAIL"));
+        self.events.push_back(ClientEvent::Done(TransactionResult {
+            mail,
+            rcpts: flight.rcpts,
+            data: flight.data,
+        }));
         self.state = State::Transaction;
         self.start_next();
     }
@@ -509,10 +528,15 @@ impl ClientSession {
 
 /// Reads the EHLO reply's keyword lines (RFC 5321 §4.1.1.1, `ehlo-line`).
 fn parse_capabilities(reply: &Reply) -> Capabilities {
-    let mut caps = Capabilities { esmtp: true, ..Capabilities::default() };
+    let mut caps = Capabilities {
+        esmtp: true,
+        ..Capabilities::default()
+    };
     for line in reply.lines.iter().skip(1) {
         let mut words = line.split_ascii_whitespace();
-        let Some(keyword) = words.next() else { continue };
+        let Some(keyword) = words.next() else {
+            continue;
+        };
         if keyword.eq_ignore_ascii_case("PIPELINING") {
             caps.pipelining = true;
         } else if keyword.eq_ignore_ascii_case("8BITMIME") {

@@ -236,9 +236,13 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
     } else if is("NOOP") {
         Ok(Command::Noop)
     } else if is("VRFY") {
-        Ok(Command::Vrfy(string_arg(args)?.ok_or_else(|| syntax("VRFY requires an argument"))?))
+        Ok(Command::Vrfy(
+            string_arg(args)?.ok_or_else(|| syntax("VRFY requires an argument"))?,
+        ))
     } else if is("EXPN") {
-        Ok(Command::Expn(string_arg(args)?.ok_or_else(|| syntax("EXPN requires an argument"))?))
+        Ok(Command::Expn(
+            string_arg(args)?.ok_or_else(|| syntax("EXPN requires an argument"))?,
+        ))
     } else if is("HELP") {
         Ok(Command::Help(string_arg(args)?))
     } else {
@@ -279,7 +283,9 @@ fn no_args(args: &[u8], verb: &str, cmd: Command) -> Result<Command, ParseError>
 fn helo_arg(args: &[u8], verb: &str) -> Result<String, ParseError> {
     let arg = trim_spaces(args);
     if arg.is_empty() || arg.len() > MAX_HELO_ARG || !arg.iter().all(|c| (33..=126).contains(c)) {
-        return Err(ParseError::Syntax(format!("{verb} requires a domain or address literal")));
+        return Err(ParseError::Syntax(format!(
+            "{verb} requires a domain or address literal"
+        )));
     }
     Ok(ascii_string(arg))
 }
@@ -302,16 +308,22 @@ fn ascii_string(s: &[u8]) -> String {
 /// `"<" [A-d-l ":"] Mailbox ">"` (RFC 5321 §4.1.2 `Path`); `domainless` allows `<postmaster>`.
 fn path(i: &[u8], domainless_postmaster: bool) -> Result<(&[u8], Mailbox), String> {
     let inner = i.strip_prefix(b"<").ok_or("expected <path>")?;
-    if domainless_postmaster {
-        if let Ok((rest, _)) = (tag_no_case::<_, _, nom::error::Error<&[u8]>>("postmaster"), tag(">")).parse(inner) {
-            return Ok((rest, Mailbox::postmaster()));
-        }
+    if domainless_postmaster
+        && let Ok((rest, _)) = (
+            tag_no_case::<_, _, nom::error::Error<&[u8]>>("postmaster"),
+            tag(">"),
+        )
+            .parse(inner)
+    {
+        return Ok((rest, Mailbox::postmaster()));
     }
     let (after_route, _) = opt(address::source_route)
         .parse(inner)
         .map_err(|_: nom::Err<nom::error::Error<&[u8]>>| "malformed source route".to_string())?;
     let (rest, mailbox) = address::parse_mailbox_prefix(after_route).map_err(str::to_string)?;
-    let rest = rest.strip_prefix(b">").ok_or("expected > after the mailbox")?;
+    let rest = rest
+        .strip_prefix(b">")
+        .ok_or("expected > after the mailbox")?;
     if i.len() - rest.len() > MAX_PATH {
         return Err("path longer than 256 octets".into());
     }
@@ -334,15 +346,21 @@ fn parse_mail(args: &[u8]) -> Result<Command, ParseError> {
     for (keyword, value) in list {
         match keyword.as_str() {
             "SIZE" => {
-                let v = value.ok_or_else(|| ParseError::BadParam("SIZE requires a value".into()))?;
+                let v =
+                    value.ok_or_else(|| ParseError::BadParam("SIZE requires a value".into()))?;
                 if v.is_empty() || v.len() > 20 || !v.bytes().all(|c| c.is_ascii_digit()) {
-                    return Err(ParseError::BadParam("SIZE value must be 1 to 20 digits".into()));
+                    return Err(ParseError::BadParam(
+                        "SIZE value must be 1 to 20 digits".into(),
+                    ));
                 }
-                let n = v.parse::<u64>().map_err(|_| ParseError::BadParam("SIZE value out of range".into()))?;
+                let n = v
+                    .parse::<u64>()
+                    .map_err(|_| ParseError::BadParam("SIZE value out of range".into()))?;
                 params.size = Some(n);
             }
             "BODY" => {
-                let v = value.ok_or_else(|| ParseError::BadParam("BODY requires a value".into()))?;
+                let v =
+                    value.ok_or_else(|| ParseError::BadParam("BODY requires a value".into()))?;
                 params.body = Some(if v.eq_ignore_ascii_case("7BIT") {
                     BodyType::SevenBit
                 } else if v.eq_ignore_ascii_case("8BITMIME") {
@@ -372,10 +390,16 @@ fn is_esmtp_value(c: u8) -> bool {
 }
 
 /// `esmtp-param = esmtp-keyword ["=" esmtp-value]` (RFC 5321 §4.1.2).
-fn esmtp_param(i: &[u8]) -> IResult<&[u8], (&[u8], Option<&[u8]>)> {
+/// One parameter: keyword and optional value, both as sent.
+type RawParam<'a> = (&'a [u8], Option<&'a [u8]>);
+
+fn esmtp_param(i: &[u8]) -> IResult<&[u8], RawParam<'_>> {
     let (rest, keyword) = take_while1(|c: u8| c.is_ascii_alphanumeric() || c == b'-').parse(i)?;
     if keyword[0] == b'-' {
-        return Err(nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Verify)));
+        return Err(nom::Err::Error(nom::error::Error::new(
+            i,
+            nom::error::ErrorKind::Verify,
+        )));
     }
     let (rest, value) = opt((tag("="), take_while1(is_esmtp_value)).map(|(_, v)| v)).parse(rest)?;
     Ok((rest, (keyword, value)))
@@ -394,7 +418,8 @@ fn params(rest: &[u8]) -> Result<Vec<(String, Option<String>)>, ParseError> {
         if rest.is_empty() {
             return Ok(out);
         }
-        let (tail, (keyword, value)) = esmtp_param(rest).map_err(|_| ParseError::BadParam("malformed parameter".into()))?;
+        let (tail, (keyword, value)) =
+            esmtp_param(rest).map_err(|_| ParseError::BadParam("malformed parameter".into()))?;
         if !matches!(tail, [] | [b' ', ..]) {
             return Err(ParseError::BadParam("malformed parameter".into()));
         }
@@ -403,7 +428,9 @@ fn params(rest: &[u8]) -> Result<Vec<(String, Option<String>)>, ParseError> {
         }
         let keyword = ascii_string(keyword).to_ascii_uppercase();
         if out.iter().any(|(k, _)| *k == keyword) {
-            return Err(ParseError::BadParam(format!("duplicate parameter {keyword}")));
+            return Err(ParseError::BadParam(format!(
+                "duplicate parameter {keyword}"
+            )));
         }
         out.push((keyword, value.map(ascii_string)));
         rest = tail;
@@ -420,7 +447,13 @@ fn trim_spaces_start(mut s: &[u8]) -> &[u8] {
 /// Appends `s`, replacing CR, LF, NUL and the other control octets but HTAB with `?` so that
 /// no argument can end a command line early.
 fn push_arg(out: &mut Vec<u8>, s: &str) {
-    out.extend(s.bytes().map(|c| if (c < 0x20 && c != b'\t') || c == 0x7f { b'?' } else { c }));
+    out.extend(s.bytes().map(|c| {
+        if (c < 0x20 && c != b'\t') || c == 0x7f {
+            b'?'
+        } else {
+            c
+        }
+    }));
 }
 
 fn push_params(out: &mut Vec<u8>, params: &[(String, Option<String>)]) {

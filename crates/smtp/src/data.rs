@@ -1,7 +1,7 @@
 //! Message text transfer after DATA (RFC 5321 §4.1.1.4, §4.5.2): dot-stuffing on the client
 //! side, line checks and dot-unstuffing on the server side.
 //!
-//! Server policy, applied by [`crate::server::ServerSession`] through [`DataReceiver`]:
+//! Server policy, applied by [`crate::server::ServerSession`] through its message text receiver:
 //!
 //! - only `CRLF . CRLF` ends the message: a `.` line after a bare LF, or `.` followed by a
 //!   bare LF, is message content (the defence against SMTP smuggling; RFC 5321 §2.3.8 and
@@ -261,13 +261,24 @@ mod tests {
         for (body, wire) in cases {
             assert_eq!(stuffed(body), *wire, "body {body:?}");
             let (received, _) = receive(wire);
-            assert_eq!(message_size(body), received.expect("clean body").len() as u64, "body {body:?}");
+            assert_eq!(
+                message_size(body),
+                received.expect("clean body").len() as u64,
+                "body {body:?}"
+            );
         }
     }
 
     #[test]
     fn unstuffing_round_trips() {
-        for body in [&b""[..], b"a\r\n", b".\r\n", b"..\r\n", b"a\r\n.\r\nb\r\n", b"\xe9t\xe9\r\n"] {
+        for body in [
+            &b""[..],
+            b"a\r\n",
+            b".\r\n",
+            b"..\r\n",
+            b"a\r\n.\r\nb\r\n",
+            b"\xe9t\xe9\r\n",
+        ] {
             let wire = stuffed(body);
             let (got, used) = receive(&wire);
             assert_eq!(got, Ok(body.to_vec()));

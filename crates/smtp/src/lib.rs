@@ -19,7 +19,9 @@ pub mod reply;
 pub mod server;
 
 pub use address::{Mailbox, ReversePath};
-pub use client::{ClientConfig, ClientError, ClientEvent, ClientSession, Transaction, TransactionResult};
+pub use client::{
+    ClientConfig, ClientError, ClientEvent, ClientSession, Transaction, TransactionResult,
+};
 pub use command::{BodyType, Command, MailParams, ParseError, parse_command};
 pub use data::dot_stuff;
 pub use reply::{EnhancedCode, Reply, ReplyParser};

@@ -39,7 +39,11 @@ pub struct EnhancedCode {
 impl EnhancedCode {
     /// Builds `class.subject.detail` without checking the ranges.
     pub const fn new(class: u8, subject: u16, detail: u16) -> EnhancedCode {
-        EnhancedCode { class, subject, detail }
+        EnhancedCode {
+            class,
+            subject,
+            detail,
+        }
     }
 
     /// Parses a code at the start of `text` (RFC 3463 §2: `class "." subject "." detail`,
@@ -64,7 +68,14 @@ impl EnhancedCode {
             Some(b' ') => &text[j + 1..],
             Some(_) => return None,
         };
-        Some((EnhancedCode { class, subject, detail }, rest))
+        Some((
+            EnhancedCode {
+                class,
+                subject,
+                detail,
+            },
+            rest,
+        ))
     }
 }
 
@@ -106,7 +117,13 @@ pub struct Reply {
 fn clean_line(line: &str) -> String {
     line.chars()
         .take(MAX_REPLY_TEXT)
-        .map(|c| if c == '\t' || (' '..='~').contains(&c) { c } else { '?' })
+        .map(|c| {
+            if c == '\t' || (' '..='~').contains(&c) {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect()
 }
 
@@ -120,12 +137,22 @@ impl Reply {
             .take(MAX_REPLY_LINES)
             .map(|l| clean_line(l.strip_suffix('\r').unwrap_or(l)))
             .collect();
-        Reply { code, enhanced, lines }
+        Reply {
+            code,
+            enhanced,
+            lines,
+        }
     }
 
     /// Shorthand for [`Reply::new`] with the enhanced code `class.subject.detail`
     /// (RFC 3463).
-    pub fn enhanced(code: u16, class: u8, subject: u16, detail: u16, text: impl Into<String>) -> Reply {
+    pub fn enhanced(
+        code: u16,
+        class: u8,
+        subject: u16,
+        detail: u16,
+        text: impl Into<String>,
+    ) -> Reply {
         Reply::new(code, Some(EnhancedCode::new(class, subject, detail)), text)
     }
 
@@ -136,7 +163,11 @@ impl Reply {
         let code = format!("{:03}", self.code % 1000);
         let enhanced = self.enhanced.map(|e| e.to_string());
         let empty = [String::new()];
-        let lines: &[String] = if self.lines.is_empty() { &empty } else { &self.lines };
+        let lines: &[String] = if self.lines.is_empty() {
+            &empty
+        } else {
+            &self.lines
+        };
         for (i, line) in lines.iter().enumerate() {
             let last = i + 1 == lines.len();
             out.extend_from_slice(code.as_bytes());
@@ -218,6 +249,8 @@ impl fmt::Display for Reply {
 #[derive(Debug, Default)]
 pub struct ReplyParser {
     buf: Vec<u8>,
+    /// Leading octets of `buf` already searched for LF without finding one.
+    scanned: usize,
     code: Option<u16>,
     lines: Vec<String>,
 }
@@ -247,20 +280,28 @@ impl ReplyParser {
         match &result {
             Err(_) => {
                 self.buf.clear();
+                self.scanned = 0;
                 self.code = None;
                 self.lines.clear();
             }
-            Ok(_) => {
+            Ok(found) => {
                 self.buf.drain(..consumed);
+                self.scanned = if found.is_none() { self.buf.len() } else { 0 };
             }
         }
         result
     }
 
     fn scan(&mut self, consumed: &mut usize) -> Result<Option<Reply>, ParseError> {
+        let mut skip = std::mem::take(&mut self.scanned).min(self.buf.len());
         loop {
             let rest = &self.buf[*consumed..];
-            let Some(lf) = rest.iter().position(|&c| c == b'\n') else {
+            let lf = rest[skip..]
+                .iter()
+                .position(|&c| c == b'\n')
+                .map(|p| p + skip);
+            skip = 0;
+            let Some(lf) = lf else {
                 if rest.len() >= MAX_REPLY_LINE {
                     return Err(ParseError::ReplyLineTooLong);
                 }
@@ -272,20 +313,31 @@ impl ReplyParser {
             let line = &rest[..lf];
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             *consumed += lf + 1;
-            if line.len() < 3 || !line[..3].iter().all(u8::is_ascii_digit) || !(b'2'..=b'5').contains(&line[0]) {
-                return Err(ParseError::BadReply("line does not start with a reply code".into()));
+            if line.len() < 3
+                || !line[..3].iter().all(u8::is_ascii_digit)
+                || !(b'2'..=b'5').contains(&line[0])
+            {
+                return Err(ParseError::BadReply(
+                    "line does not start with a reply code".into(),
+                ));
             }
-            let code = u16::from(line[0] - b'0') * 100 + u16::from(line[1] - b'0') * 10 + u16::from(line[2] - b'0');
+            let code = u16::from(line[0] - b'0') * 100
+                + u16::from(line[1] - b'0') * 10
+                + u16::from(line[2] - b'0');
             let (last, text) = match line.get(3) {
                 None => (true, &line[3..]),
                 Some(b' ') => (true, &line[4..]),
                 Some(b'-') => (false, &line[4..]),
-                Some(_) => return Err(ParseError::BadReply("expected space or hyphen after the code".into())),
-            };
-            if let Some(first) = self.code {
-                if first != code {
-                    return Err(ParseError::BadReply("continuation line with a different code".into()));
+                Some(_) => {
+                    return Err(ParseError::BadReply(
+                        "expected space or hyphen after the code".into(),
+                    ));
                 }
+            };
+            if self.code.is_some_and(|first| first != code) {
+                return Err(ParseError::BadReply(
+                    "continuation line with a different code".into(),
+                ));
             }
             self.code = Some(code);
             if self.lines.len() == MAX_REPLY_LINES {
@@ -312,14 +364,18 @@ fn assemble(code: u16, mut lines: Vec<String>) -> Reply {
     };
     if let Some(e) = enhanced {
         for line in lines.iter_mut().skip(1) {
-            if let Some((again, rest)) = EnhancedCode::parse_prefix(line) {
-                if again == e {
-                    *line = rest.to_string();
-                }
+            if let Some((again, rest)) = EnhancedCode::parse_prefix(line)
+                && again == e
+            {
+                *line = rest.to_string();
             }
         }
     }
-    Reply { code, enhanced, lines }
+    Reply {
+        code,
+        enhanced,
+        lines,
+    }
 }
 
 #[cfg(test)]
@@ -328,9 +384,18 @@ mod tests {
 
     #[test]
     fn enhanced_code_prefix() {
-        assert_eq!(EnhancedCode::parse_prefix("5.1.1 no such user"), Some((EnhancedCode::new(5, 1, 1), "no such user")));
-        assert_eq!(EnhancedCode::parse_prefix("2.0.0"), Some((EnhancedCode::new(2, 0, 0), "")));
-        assert_eq!(EnhancedCode::parse_prefix("4.999.100 x"), Some((EnhancedCode::new(4, 999, 100), "x")));
+        assert_eq!(
+            EnhancedCode::parse_prefix("5.1.1 no such user"),
+            Some((EnhancedCode::new(5, 1, 1), "no such user"))
+        );
+        assert_eq!(
+            EnhancedCode::parse_prefix("2.0.0"),
+            Some((EnhancedCode::new(2, 0, 0), ""))
+        );
+        assert_eq!(
+            EnhancedCode::parse_prefix("4.999.100 x"),
+            Some((EnhancedCode::new(4, 999, 100), "x"))
+        );
         assert_eq!(EnhancedCode::parse_prefix("3.1.1 x"), None);
         assert_eq!(EnhancedCode::parse_prefix("5.1000.1 x"), None);
         assert_eq!(EnhancedCode::parse_prefix("5.1.1x"), None);

@@ -19,8 +19,8 @@
 //! - **Command lines** end in CRLF. A line longer than `max_command_line` octets (CRLF
 //!   included, §4.5.3.1.4) gets 500 5.5.2 "line too long" as soon as that is known; the rest
 //!   of the line, up to its LF, is discarded. A line ending in a bare LF gets 500 5.5.2
-//!   "bare LF not allowed (RFC 5321 section 2.3.8)" (reply text is ASCII, RFC 5321 §4.2); a bare CR or a NUL inside a command line gets
-//!   500 5.5.2 as well. The session goes on.
+//!   "bare LF not allowed (RFC 5321 section 2.3.8)" (reply text is ASCII, §4.2); a bare CR
+//!   or a NUL inside a command line gets 500 5.5.2 as well. The session goes on.
 //! - **Message text**: see [`crate::data`]: only CRLF.CRLF ends it (never LF.LF), and a
 //!   message with a bare LF or bare CR (554 5.6.2), a NUL (554 5.6.0), an over-long line
 //!   (500 5.5.2 "line too long", §4.5.3.1.6) or too many octets (552 5.3.4) is read to its
@@ -170,7 +170,10 @@ enum State {
 /// The decision the caller owes.
 #[derive(Debug)]
 enum Pending {
-    Mail { from: ReversePath, params: MailParams },
+    Mail {
+        from: ReversePath,
+        params: MailParams,
+    },
     Rcpt(Mailbox),
     Message,
 }
@@ -187,6 +190,8 @@ pub struct ServerSession {
     excused_503s: usize,
     pending: Option<Pending>,
     inbuf: Vec<u8>,
+    /// Leading octets of `inbuf` already searched for LF without finding one.
+    scanned: usize,
     /// `Some(last octet was CR)` while the rest of an over-long line is thrown away.
     discarding: Option<bool>,
     overflow: bool,
@@ -199,8 +204,12 @@ pub struct ServerSession {
 impl ServerSession {
     /// A new session; queues the greeting `220 <hostname> <greeting>` (RFC 5321 §4.3.1).
     pub fn new(mut config: ServerConfig) -> Self {
-        config.max_command_line = config.max_command_line.clamp(MIN_LINE_LIMIT, MAX_COMMAND_LINE_LIMIT);
-        config.max_text_line = config.max_text_line.clamp(MIN_LINE_LIMIT, MAX_TEXT_LINE_LIMIT);
+        config.max_command_line = config
+            .max_command_line
+            .clamp(MIN_LINE_LIMIT, MAX_COMMAND_LINE_LIMIT);
+        config.max_text_line = config
+            .max_text_line
+            .clamp(MIN_LINE_LIMIT, MAX_TEXT_LINE_LIMIT);
         config.max_errors = config.max_errors.max(1);
         let mut session = ServerSession {
             config,
@@ -212,6 +221,7 @@ impl ServerSession {
             excused_503s: 0,
             pending: None,
             inbuf: Vec::new(),
+            scanned: 0,
             discarding: None,
             overflow: false,
             out: Vec::new(),
@@ -271,7 +281,9 @@ impl ServerSession {
     /// in it makes a multi-line reply). Then goes on with buffered input. Does nothing when
     /// no decision is pending.
     pub fn accept(&mut self, text: Option<&str>) {
-        let Some(pending) = self.pending.take() else { return };
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
         let text = text.unwrap_or("OK");
         match pending {
             Pending::Mail { from, params } => {
@@ -294,14 +306,24 @@ impl ServerSession {
     /// A 421 reply closes the session. Otherwise goes on with buffered input. Does nothing
     /// when no decision is pending. Refusals are not counted as client errors.
     pub fn reject(&mut self, reply: Reply) {
-        let Some(pending) = self.pending.take() else { return };
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
         let reply = if (400..600).contains(&reply.code) {
             reply
         } else {
-            Reply::enhanced(451, 4, 3, 0, "requested action aborted: local error in processing")
+            Reply::enhanced(
+                451,
+                4,
+                3,
+                0,
+                "requested action aborted: local error in processing",
+            )
         };
         match pending {
-            Pending::Mail { .. } => self.excused_503s = self.config.max_recipients.saturating_add(1),
+            Pending::Mail { .. } => {
+                self.excused_503s = self.config.max_recipients.saturating_add(1)
+            }
             Pending::Rcpt(_) => self.rcpt_refusals += 1,
             Pending::Message => {}
         }
@@ -371,6 +393,7 @@ impl ServerSession {
         self.state = State::Closed;
         self.pending = None;
         self.inbuf = Vec::new();
+        self.scanned = 0;
         self.discarding = None;
     }
 
@@ -420,10 +443,17 @@ impl ServerSession {
     /// closed.
     fn process(&mut self) {
         let buf = std::mem::take(&mut self.inbuf);
+        // a partial line left by the previous call is not searched again (byte-at-a-time input
+        // would otherwise cost a rescan of the partial line per octet)
+        let mut skip = std::mem::take(&mut self.scanned).min(buf.len());
         let mut pos = 0;
         while pos < buf.len() && self.pending.is_none() && !self.is_closed() {
             let rest = &buf[pos..];
-            let lf = rest.iter().position(|&c| c == b'\n');
+            let lf = rest[skip..]
+                .iter()
+                .position(|&c| c == b'\n')
+                .map(|p| p + skip);
+            skip = 0;
             if let Some(last_cr) = self.discarding {
                 match lf {
                     Some(p) => {
@@ -474,6 +504,8 @@ impl ServerSession {
         if !self.is_closed() {
             let mut buf = buf;
             buf.drain(..pos);
+            // what is left is one partial line, or input behind a pending decision
+            self.scanned = if self.pending.is_none() { buf.len() } else { 0 };
             self.inbuf = buf;
         }
     }
@@ -489,7 +521,9 @@ impl ServerSession {
             Ok(command) => self.command(command),
             Err(e) => {
                 match e {
-                    ParseError::BadRecipient(_) if matches!(self.state, State::Rcpt) => self.rcpt_refusals += 1,
+                    ParseError::BadRecipient(_) if matches!(self.state, State::Rcpt) => {
+                        self.rcpt_refusals += 1
+                    }
                     _ if matches!(self.state, State::Mail) && verb_is(content, b"MAIL") => {
                         self.excused_503s = self.config.max_recipients.saturating_add(1);
                     }
@@ -509,7 +543,11 @@ impl ServerSession {
             Command::Data => self.data(),
             Command::Rset => {
                 self.reset_transaction();
-                self.state = if self.helo.is_some() { State::Mail } else { State::Helo };
+                self.state = if self.helo.is_some() {
+                    State::Mail
+                } else {
+                    State::Helo
+                };
                 self.send(Reply::enhanced(250, 2, 0, 0, "OK"));
                 self.events.push_back(ServerEvent::Reset);
             }
@@ -564,8 +602,18 @@ impl ServerSession {
 
     fn mail(&mut self, from: ReversePath, params: MailParams) {
         match self.state {
-            State::Helo => return self.client_error(Reply::enhanced(503, 5, 5, 1, "send HELO or EHLO first")),
-            State::Rcpt => return self.client_error(Reply::enhanced(503, 5, 5, 1, "sender already specified")),
+            State::Helo => {
+                return self.client_error(Reply::enhanced(503, 5, 5, 1, "send HELO or EHLO first"));
+            }
+            State::Rcpt => {
+                return self.client_error(Reply::enhanced(
+                    503,
+                    5,
+                    5,
+                    1,
+                    "sender already specified",
+                ));
+            }
             _ => {}
         }
         let refuse = |s: &mut Self| s.excused_503s = s.config.max_recipients.saturating_add(1);
@@ -579,11 +627,23 @@ impl ServerSession {
             let text = format!("parameter {keyword} not supported");
             return self.client_error(Reply::enhanced(555, 5, 5, 4, text));
         }
-        if params.size.is_some_and(|n| n > self.config.max_message_size as u64) {
+        if params
+            .size
+            .is_some_and(|n| n > self.config.max_message_size as u64)
+        {
             refuse(self);
-            return self.send(Reply::enhanced(552, 5, 3, 4, "message size exceeds fixed maximum message size"));
+            return self.send(Reply::enhanced(
+                552,
+                5,
+                3,
+                4,
+                "message size exceeds fixed maximum message size",
+            ));
         }
-        self.pending = Some(Pending::Mail { from: from.clone(), params: params.clone() });
+        self.pending = Some(Pending::Mail {
+            from: from.clone(),
+            params: params.clone(),
+        });
         self.events.push_back(ServerEvent::Mail { from, params });
     }
 
@@ -614,32 +674,59 @@ impl ServerSession {
             }
             return self.bad_order("no valid recipients");
         }
-        self.send(Reply::new(354, None, "Start mail input; end with <CRLF>.<CRLF>"));
-        self.state = State::MessageText(DataReceiver::new(self.config.max_message_size, self.config.max_text_line));
+        self.send(Reply::new(
+            354,
+            None,
+            "Start mail input; end with <CRLF>.<CRLF>",
+        ));
+        self.state = State::MessageText(DataReceiver::new(
+            self.config.max_message_size,
+            self.config.max_text_line,
+        ));
     }
 
     fn text_line(&mut self, line: &[u8]) {
-        let State::MessageText(rx) = &mut self.state else { return };
+        let State::MessageText(rx) = &mut self.state else {
+            return;
+        };
         if rx.push_line(line) == LineOutcome::More {
             return;
         }
-        let State::MessageText(rx) = std::mem::replace(&mut self.state, State::Mail) else { return };
+        let State::MessageText(rx) = std::mem::replace(&mut self.state, State::Mail) else {
+            return;
+        };
         match rx.finish() {
             Ok(data) => {
                 let (helo, esmtp) = self.helo.clone().unwrap_or_default();
-                let (from, params) = self.from.take().unwrap_or((ReversePath::Null, MailParams::default()));
-                let envelope = Envelope { helo, esmtp, from, params, rcpts: std::mem::take(&mut self.rcpts) };
+                let (from, params) = self
+                    .from
+                    .take()
+                    .unwrap_or((ReversePath::Null, MailParams::default()));
+                let envelope = Envelope {
+                    helo,
+                    esmtp,
+                    from,
+                    params,
+                    rcpts: std::mem::take(&mut self.rcpts),
+                };
                 self.reset_transaction();
                 self.pending = Some(Pending::Message);
-                self.events.push_back(ServerEvent::Message { envelope, data });
+                self.events
+                    .push_back(ServerEvent::Message { envelope, data });
             }
             Err(rejection) => {
                 self.reset_transaction();
                 match rejection {
-                    DataRejection::TooBig => {
-                        self.send(Reply::enhanced(552, 5, 3, 4, "message size exceeds fixed maximum message size"))
+                    DataRejection::TooBig => self.send(Reply::enhanced(
+                        552,
+                        5,
+                        3,
+                        4,
+                        "message size exceeds fixed maximum message size",
+                    )),
+                    DataRejection::LineTooLong => {
+                        self.client_error(Reply::enhanced(500, 5, 5, 2, "line too long"))
                     }
-                    DataRejection::LineTooLong => self.client_error(Reply::enhanced(500, 5, 5, 2, "line too long")),
                     DataRejection::BareLineEnd => self.client_error(Reply::enhanced(
                         554,
                         5,
@@ -647,9 +734,13 @@ impl ServerSession {
                         2,
                         "bare LF or bare CR in message not allowed (RFC 5321 section 2.3.8)",
                     )),
-                    DataRejection::Nul => {
-                        self.client_error(Reply::enhanced(554, 5, 6, 0, "NUL octet in message not allowed"))
-                    }
+                    DataRejection::Nul => self.client_error(Reply::enhanced(
+                        554,
+                        5,
+                        6,
+                        0,
+                        "NUL octet in message not allowed",
+                    )),
                 }
             }
         }

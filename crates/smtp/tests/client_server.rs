@@ -2,8 +2,8 @@
 
 use mtalab_smtp::data::message_size;
 use mtalab_smtp::{
-    BodyType, ClientConfig, ClientError, ClientEvent, ClientSession, Mailbox, Reply, ReversePath, ServerConfig,
-    ServerEvent, ServerSession, Transaction, TransactionResult,
+    BodyType, ClientConfig, ClientError, ClientEvent, ClientSession, Mailbox, Reply, ReversePath,
+    ServerConfig, ServerEvent, ServerSession, Transaction, TransactionResult,
 };
 
 type Policy = Box<dyn FnMut(&ServerEvent) -> Option<Reply>>;
@@ -27,7 +27,9 @@ struct Pair {
 impl Pair {
     fn new(config: ServerConfig) -> Pair {
         Pair {
-            client: ClientSession::new(ClientConfig { helo: "client.test".into() }),
+            client: ClientSession::new(ClientConfig {
+                helo: "client.test".into(),
+            }),
             server: ServerSession::new(config),
             policy: Box::new(|_| None),
             filter: Box::new(|b| b),
@@ -56,7 +58,12 @@ impl Pair {
                 progressed = true;
             }
             while let Some(ev) = self.server.poll_event() {
-                if matches!(ev, ServerEvent::Mail { .. } | ServerEvent::Rcpt { .. } | ServerEvent::Message { .. }) {
+                if matches!(
+                    ev,
+                    ServerEvent::Mail { .. }
+                        | ServerEvent::Rcpt { .. }
+                        | ServerEvent::Message { .. }
+                ) {
                     assert!(self.server.awaiting_decision());
                     match (self.policy)(&ev) {
                         None => self.server.accept(None),
@@ -98,7 +105,11 @@ impl Pair {
 }
 
 fn cfg() -> ServerConfig {
-    ServerConfig { hostname: "mx.test".into(), greeting: "ESMTP test".into(), ..ServerConfig::default() }
+    ServerConfig {
+        hostname: "mx.test".into(),
+        greeting: "ESMTP test".into(),
+        ..ServerConfig::default()
+    }
 }
 
 fn mb(s: &str) -> Mailbox {
@@ -107,7 +118,11 @@ fn mb(s: &str) -> Mailbox {
 
 fn txn(from: &str, rcpts: &[&str], data: &[u8]) -> Transaction {
     Transaction {
-        from: if from.is_empty() { ReversePath::Null } else { ReversePath::Mailbox(mb(from)) },
+        from: if from.is_empty() {
+            ReversePath::Null
+        } else {
+            ReversePath::Mailbox(mb(from))
+        },
         rcpts: rcpts.iter().map(|r| mb(r)).collect(),
         data: data.to_vec(),
     }
@@ -144,12 +159,21 @@ fn pipelined_transactions_deliver_exact_bytes() {
         p.pump();
         assert_eq!(
             p.client_events,
-            vec![ClientEvent::Ready { esmtp: true, pipelining: true, size: Some(10 * 1024 * 1024), eightbitmime: true }]
+            vec![ClientEvent::Ready {
+                esmtp: true,
+                pipelining: true,
+                size: Some(10 * 1024 * 1024),
+                eightbitmime: true
+            }]
         );
         let bodies = bodies();
         for (i, body) in bodies.iter().enumerate() {
             let from = if i == 4 { "" } else { "sender@a.test" };
-            p.client.send(txn(from, &["r1@b.test", "\"r two\"@b.test", "Postmaster"], body));
+            p.client.send(txn(
+                from,
+                &["r1@b.test", "\"r two\"@b.test", "Postmaster"],
+                body,
+            ));
         }
         p.client.quit();
         p.pump();
@@ -158,11 +182,21 @@ fn pipelined_transactions_deliver_exact_bytes() {
         assert_eq!(msgs.len(), bodies.len());
         for ((envelope, data), body) in msgs.iter().zip(&bodies) {
             assert_eq!(data, &normalized(body), "chunk {chunk}");
-            assert_eq!(envelope.rcpts, vec![mb("r1@b.test"), Mailbox::new("r two", "b.test"), Mailbox::postmaster()]);
+            assert_eq!(
+                envelope.rcpts,
+                vec![
+                    mb("r1@b.test"),
+                    Mailbox::new("r two", "b.test"),
+                    Mailbox::postmaster()
+                ]
+            );
             assert_eq!(envelope.params.size, Some(message_size(body)));
             assert_eq!(data.len() as u64, message_size(body));
             let eight = body.iter().any(|&c| c >= 0x80);
-            assert_eq!(envelope.params.body, eight.then_some(BodyType::EightBitMime));
+            assert_eq!(
+                envelope.params.body,
+                eight.then_some(BodyType::EightBitMime)
+            );
             assert_eq!(envelope.helo, "client.test");
             assert!(envelope.esmtp);
         }
@@ -186,7 +220,8 @@ fn pipelined_transactions_deliver_exact_bytes() {
 fn first_transaction_goes_out_as_one_group() {
     let mut p = Pair::new(cfg());
     p.pump();
-    p.client.send(txn("a@x.test", &["b@y.test", "c@y.test"], b"hi\r\n"));
+    p.client
+        .send(txn("a@x.test", &["b@y.test", "c@y.test"], b"hi\r\n"));
     let mut group = Vec::new();
     p.client.poll_transmit(&mut group);
     assert_eq!(
@@ -208,9 +243,18 @@ fn lock_step_without_pipelining() {
     p.pump();
     assert_eq!(
         p.client_events,
-        vec![ClientEvent::Ready { esmtp: true, pipelining: false, size: Some(10 * 1024 * 1024), eightbitmime: true }]
+        vec![ClientEvent::Ready {
+            esmtp: true,
+            pipelining: false,
+            size: Some(10 * 1024 * 1024),
+            eightbitmime: true
+        }]
     );
-    p.client.send(txn("a@x.test", &["b@y.test", "c@y.test"], b".hidden\r\nbody\r\n"));
+    p.client.send(txn(
+        "a@x.test",
+        &["b@y.test", "c@y.test"],
+        b".hidden\r\nbody\r\n",
+    ));
     // lock-step: only MAIL goes out before its reply
     let mut first = Vec::new();
     p.client.poll_transmit(&mut first);
@@ -218,7 +262,8 @@ fn lock_step_without_pipelining() {
     p.server.handle_input(&first);
     p.c2s.extend_from_slice(&first);
     p.pump();
-    p.client.send(txn("a@x.test", &["d@y.test"], b"second\xe9\r\n"));
+    p.client
+        .send(txn("a@x.test", &["d@y.test"], b"second\xe9\r\n"));
     p.client.quit();
     p.pump();
     let wire = String::from_utf8_lossy(&p.c2s).into_owned();
@@ -243,7 +288,11 @@ fn helo_fallback_when_ehlo_is_refused() {
         let s = String::from_utf8(bytes).unwrap();
         if first && s.contains("ENHANCEDSTATUSCODES") {
             first = false;
-            let tail = s.split("250 ENHANCEDSTATUSCODES\r\n").nth(1).unwrap_or("").to_string();
+            let tail = s
+                .split("250 ENHANCEDSTATUSCODES\r\n")
+                .nth(1)
+                .unwrap_or("")
+                .to_string();
             return format!("500 5.5.1 command unrecognized\r\n{tail}").into_bytes();
         }
         s.into_bytes()
@@ -251,9 +300,15 @@ fn helo_fallback_when_ehlo_is_refused() {
     p.pump();
     assert_eq!(
         p.client_events,
-        vec![ClientEvent::Ready { esmtp: false, pipelining: false, size: None, eightbitmime: false }]
+        vec![ClientEvent::Ready {
+            esmtp: false,
+            pipelining: false,
+            size: None,
+            eightbitmime: false
+        }]
     );
-    p.client.send(txn("a@x.test", &["b@y.test"], b"8bit \xe9 sent as is\r\n"));
+    p.client
+        .send(txn("a@x.test", &["b@y.test"], b"8bit \xe9 sent as is\r\n"));
     p.pump();
     let wire = String::from_utf8_lossy(&p.c2s).into_owned();
     assert!(wire.starts_with("EHLO client.test\r\nHELO client.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n"), "{wire}");
@@ -271,19 +326,40 @@ fn refused_recipients_are_reported_and_others_delivered() {
             p.filter = Box::new(without_pipelining);
         }
         p.policy = Box::new(|ev| match ev {
-            ServerEvent::Rcpt { to } if to.local == "nobody" => Some(Reply::enhanced(550, 5, 1, 1, "no such user")),
-            ServerEvent::Rcpt { to } if to.local == "full" => Some(Reply::enhanced(452, 4, 2, 2, "mailbox full")),
+            ServerEvent::Rcpt { to } if to.local == "nobody" => {
+                Some(Reply::enhanced(550, 5, 1, 1, "no such user"))
+            }
+            ServerEvent::Rcpt { to } if to.local == "full" => {
+                Some(Reply::enhanced(452, 4, 2, 2, "mailbox full"))
+            }
             _ => None,
         });
         p.pump();
-        p.client.send(txn("a@x.test", &["b@y.test", "nobody@y.test", "full@y.test", "c@y.test"], b"x\r\n"));
+        p.client.send(txn(
+            "a@x.test",
+            &["b@y.test", "nobody@y.test", "full@y.test", "c@y.test"],
+            b"x\r\n",
+        ));
         p.pump();
         let r = &p.results()[0];
         assert_eq!(r.delivered(), vec![&mb("b@y.test"), &mb("c@y.test")]);
-        let failed: Vec<(String, u16)> = r.failed().iter().map(|(m, r)| (m.to_string(), r.code)).collect();
-        assert_eq!(failed, vec![("nobody@y.test".to_string(), 550), ("full@y.test".to_string(), 452)]);
+        let failed: Vec<(String, u16)> = r
+            .failed()
+            .iter()
+            .map(|(m, r)| (m.to_string(), r.code))
+            .collect();
+        assert_eq!(
+            failed,
+            vec![
+                ("nobody@y.test".to_string(), 550),
+                ("full@y.test".to_string(), 452)
+            ]
+        );
         assert!(!r.all_delivered());
-        assert_eq!(p.messages()[0].0.rcpts, vec![mb("b@y.test"), mb("c@y.test")]);
+        assert_eq!(
+            p.messages()[0].0.rcpts,
+            vec![mb("b@y.test"), mb("c@y.test")]
+        );
     }
 }
 
@@ -295,12 +371,19 @@ fn no_recipient_accepted_sends_no_body_then_rset() {
             p.filter = Box::new(without_pipelining);
         }
         p.policy = Box::new(|ev| match ev {
-            ServerEvent::Rcpt { to } if to.local.starts_with("no") => Some(Reply::enhanced(550, 5, 1, 1, "no such user")),
+            ServerEvent::Rcpt { to } if to.local.starts_with("no") => {
+                Some(Reply::enhanced(550, 5, 1, 1, "no such user"))
+            }
             _ => None,
         });
         p.pump();
-        p.client.send(txn("a@x.test", &["no1@y.test", "no2@y.test"], b"SECRET BODY\r\n"));
-        p.client.send(txn("a@x.test", &["yes@y.test"], b"second\r\n"));
+        p.client.send(txn(
+            "a@x.test",
+            &["no1@y.test", "no2@y.test"],
+            b"SECRET BODY\r\n",
+        ));
+        p.client
+            .send(txn("a@x.test", &["yes@y.test"], b"second\r\n"));
         p.pump();
         let results = p.results();
         assert_eq!(results.len(), 2);
@@ -313,8 +396,14 @@ fn no_recipient_accepted_sends_no_body_then_rset() {
         assert!(results[1].all_delivered());
         let wire = String::from_utf8_lossy(&p.c2s).into_owned();
         assert!(!wire.contains("SECRET"), "{wire}");
-        assert!(wire.contains("RSET\r\nMAIL FROM:<a@x.test> SIZE=8\r\n"), "{wire}");
-        assert_eq!(wire.matches("DATA\r\n").count(), if pipelining { 2 } else { 1 });
+        assert!(
+            wire.contains("RSET\r\nMAIL FROM:<a@x.test> SIZE=8\r\n"),
+            "{wire}"
+        );
+        assert_eq!(
+            wire.matches("DATA\r\n").count(),
+            if pipelining { 2 } else { 1 }
+        );
         assert_eq!(p.messages().len(), 1);
         assert_eq!(p.messages()[0].1, b"second\r\n");
         assert_eq!(p.server.error_count(), 0);
@@ -329,14 +418,17 @@ fn refused_sender() {
             p.filter = Box::new(without_pipelining);
         }
         p.policy = Box::new(|ev| match ev {
-            ServerEvent::Mail { from: ReversePath::Mailbox(m), .. } if m.local == "spammer" => {
-                Some(Reply::enhanced(550, 5, 7, 1, "sender refused"))
-            }
+            ServerEvent::Mail {
+                from: ReversePath::Mailbox(m),
+                ..
+            } if m.local == "spammer" => Some(Reply::enhanced(550, 5, 7, 1, "sender refused")),
             _ => None,
         });
         p.pump();
-        p.client.send(txn("spammer@x.test", &["b@y.test", "c@y.test"], b"buy\r\n"));
-        p.client.send(txn("friend@x.test", &["b@y.test"], b"hello\r\n"));
+        p.client
+            .send(txn("spammer@x.test", &["b@y.test", "c@y.test"], b"buy\r\n"));
+        p.client
+            .send(txn("friend@x.test", &["b@y.test"], b"hello\r\n"));
         p.pump();
         let results = p.results();
         assert_eq!(results[0].mail.code, 550);
@@ -353,7 +445,9 @@ fn refused_sender() {
 fn refused_message_text() {
     let mut p = Pair::new(cfg());
     p.policy = Box::new(|ev| match ev {
-        ServerEvent::Message { data, .. } if data.starts_with(b"virus") => Some(Reply::enhanced(554, 5, 7, 1, "infected")),
+        ServerEvent::Message { data, .. } if data.starts_with(b"virus") => {
+            Some(Reply::enhanced(554, 5, 7, 1, "infected"))
+        }
         _ => None,
     });
     p.pump();
@@ -371,9 +465,18 @@ fn refused_message_text() {
 
 #[test]
 fn oversized_message_refused_at_mail() {
-    let mut p = Pair::new(ServerConfig { max_message_size: 100, ..cfg() });
+    let mut p = Pair::new(ServerConfig {
+        max_message_size: 100,
+        ..cfg()
+    });
     p.pump();
-    assert!(matches!(p.client_events[0], ClientEvent::Ready { size: Some(100), .. }));
+    assert!(matches!(
+        p.client_events[0],
+        ClientEvent::Ready {
+            size: Some(100),
+            ..
+        }
+    ));
     p.client.send(txn("a@x.test", &["b@y.test"], &[b'x'; 200]));
     p.pump();
     let r = &p.results()[0];
@@ -384,9 +487,16 @@ fn oversized_message_refused_at_mail() {
 
 #[test]
 fn too_many_recipients_are_reported_transient() {
-    let mut p = Pair::new(ServerConfig { max_recipients: 2, ..cfg() });
+    let mut p = Pair::new(ServerConfig {
+        max_recipients: 2,
+        ..cfg()
+    });
     p.pump();
-    p.client.send(txn("a@x.test", &["r1@y.test", "r2@y.test", "r3@y.test"], b"x\r\n"));
+    p.client.send(txn(
+        "a@x.test",
+        &["r1@y.test", "r2@y.test", "r3@y.test"],
+        b"x\r\n",
+    ));
     p.pump();
     let r = &p.results()[0];
     assert_eq!(r.delivered().len(), 2);
@@ -404,9 +514,19 @@ fn server_421_makes_the_client_unusable() {
         _ => None,
     });
     p.pump();
-    p.client.send(txn("a@x.test", &["b@y.test", "c@y.test"], b"x\r\n"));
+    p.client
+        .send(txn("a@x.test", &["b@y.test", "c@y.test"], b"x\r\n"));
     p.pump();
-    assert_eq!(p.client_events.last(), Some(&ClientEvent::Rejected(Reply::enhanced(421, 4, 3, 0, "mx.test going down"))));
+    assert_eq!(
+        p.client_events.last(),
+        Some(&ClientEvent::Rejected(Reply::enhanced(
+            421,
+            4,
+            3,
+            0,
+            "mx.test going down"
+        )))
+    );
     assert!(p.client.is_closed());
     assert!(p.server.is_closed());
     assert!(p.results().is_empty());
@@ -425,7 +545,16 @@ fn server_shutdown_mid_session() {
 fn refused_greeting() {
     let mut c = ClientSession::new(ClientConfig { helo: "c".into() });
     c.handle_input(b"554 5.3.2 no service here\r\n").unwrap();
-    assert_eq!(c.poll_event(), Some(ClientEvent::Rejected(Reply::enhanced(554, 5, 3, 2, "no service here"))));
+    assert_eq!(
+        c.poll_event(),
+        Some(ClientEvent::Rejected(Reply::enhanced(
+            554,
+            5,
+            3,
+            2,
+            "no service here"
+        )))
+    );
     let mut out = Vec::new();
     c.poll_transmit(&mut out);
     assert_eq!(out, b"QUIT\r\n");
@@ -448,12 +577,21 @@ fn ehlo_and_helo_refused() {
 fn protocol_violations_are_errors() {
     let mut c = ClientSession::new(ClientConfig { helo: "c".into() });
     c.handle_input(b"220 mx\r\n250 mx\r\n").unwrap();
-    assert!(matches!(c.poll_event(), Some(ClientEvent::Ready { esmtp: true, .. })));
-    assert!(matches!(c.handle_input(b"250 nobody asked\r\n"), Err(ClientError::UnexpectedReply(_))));
+    assert!(matches!(
+        c.poll_event(),
+        Some(ClientEvent::Ready { esmtp: true, .. })
+    ));
+    assert!(matches!(
+        c.handle_input(b"250 nobody asked\r\n"),
+        Err(ClientError::UnexpectedReply(_))
+    ));
     assert!(c.is_closed());
 
     let mut c = ClientSession::new(ClientConfig { helo: "c".into() });
-    assert!(matches!(c.handle_input(b"hello\r\n"), Err(ClientError::BadReply(_))));
+    assert!(matches!(
+        c.handle_input(b"hello\r\n"),
+        Err(ClientError::BadReply(_))
+    ));
     assert!(c.is_closed());
     assert_eq!(c.handle_input(b"220 late\r\n"), Ok(()));
 }
@@ -461,13 +599,15 @@ fn protocol_violations_are_errors() {
 #[test]
 fn unwanted_354_after_pipelined_data_gets_a_lone_dot() {
     let mut c = ClientSession::new(ClientConfig { helo: "c".into() });
-    c.handle_input(b"220 mx\r\n250-mx\r\n250 PIPELINING\r\n").unwrap();
+    c.handle_input(b"220 mx\r\n250-mx\r\n250 PIPELINING\r\n")
+        .unwrap();
     c.poll_event();
     c.send(txn("a@x.test", &["b@y.test"], b"BODY\r\n"));
     let mut out = Vec::new();
     c.poll_transmit(&mut out);
     out.clear();
-    c.handle_input(b"250 ok\r\n550 no\r\n354 go ahead\r\n").unwrap();
+    c.handle_input(b"250 ok\r\n550 no\r\n354 go ahead\r\n")
+        .unwrap();
     c.poll_transmit(&mut out);
     assert_eq!(out, b".\r\n");
     c.handle_input(b"250 empty message taken\r\n").unwrap();
@@ -493,7 +633,14 @@ fn send_before_ready_is_queued() {
     p.client.quit();
     p.pump();
     assert_eq!(p.messages().len(), 1);
-    assert!(matches!(p.client_events.as_slice(), [ClientEvent::Ready { .. }, ClientEvent::Done(_), ClientEvent::Closed]));
+    assert!(matches!(
+        p.client_events.as_slice(),
+        [
+            ClientEvent::Ready { .. },
+            ClientEvent::Done(_),
+            ClientEvent::Closed
+        ]
+    ));
 }
 
 #[test]

@@ -22,9 +22,15 @@ fn parse_all(bytes: &[u8]) -> Result<Vec<Reply>, ParseError> {
 #[test]
 fn encode_vectors() {
     let cases: Vec<(Reply, &[u8])> = vec![
-        (Reply::new(220, None, "mx.example ESMTP"), b"220 mx.example ESMTP\r\n"),
+        (
+            Reply::new(220, None, "mx.example ESMTP"),
+            b"220 mx.example ESMTP\r\n",
+        ),
         (Reply::enhanced(250, 2, 1, 0, "OK"), b"250 2.1.0 OK\r\n"),
-        (Reply::enhanced(250, 2, 0, 0, "a\nb"), b"250-2.0.0 a\r\n250 2.0.0 b\r\n"),
+        (
+            Reply::enhanced(250, 2, 0, 0, "a\nb"),
+            b"250-2.0.0 a\r\n250 2.0.0 b\r\n",
+        ),
         (
             Reply::new(250, None, "mx Hello c\nPIPELINING\nSIZE 100"),
             b"250-mx Hello c\r\n250-PIPELINING\r\n250 SIZE 100\r\n",
@@ -32,8 +38,14 @@ fn encode_vectors() {
         (Reply::new(250, None, ""), b"250\r\n"),
         (Reply::new(250, None, "a\n"), b"250-a\r\n250\r\n"),
         (Reply::enhanced(250, 2, 0, 0, ""), b"250 2.0.0\r\n"),
-        (Reply::new(354, None, "Start mail input; end with <CRLF>.<CRLF>"), b"354 Start mail input; end with <CRLF>.<CRLF>\r\n"),
-        (Reply::new(550, None, "caf\u{e9}\r\nx"), b"550-caf?\r\n550 x\r\n"),
+        (
+            Reply::new(354, None, "Start mail input; end with <CRLF>.<CRLF>"),
+            b"354 Start mail input; end with <CRLF>.<CRLF>\r\n",
+        ),
+        (
+            Reply::new(550, None, "caf\u{e9}\r\nx"),
+            b"550-caf?\r\n550 x\r\n",
+        ),
     ];
     for (reply, wire) in cases {
         assert_eq!(encode(&reply), wire, "{reply:?}");
@@ -68,7 +80,15 @@ fn parses_single_and_multi_line() {
     .unwrap();
     assert_eq!(replies.len(), 6);
     assert_eq!(replies[0], Reply::new(220, None, "mx.example ESMTP ready"));
-    assert_eq!(replies[1].lines, vec!["mx.example Hello c", "PIPELINING", "SIZE 1000", "ENHANCEDSTATUSCODES"]);
+    assert_eq!(
+        replies[1].lines,
+        vec![
+            "mx.example Hello c",
+            "PIPELINING",
+            "SIZE 1000",
+            "ENHANCEDSTATUSCODES"
+        ]
+    );
     assert_eq!(replies[1].enhanced, None);
     assert_eq!(replies[2], Reply::enhanced(250, 2, 1, 5, "first\nsecond"));
     assert_eq!(replies[3].enhanced, Some(EnhancedCode::new(5, 1, 1)));
@@ -98,12 +118,21 @@ fn incremental_byte_by_byte() {
             got.push(r);
         }
     }
-    assert_eq!(got, vec![Reply::enhanced(250, 2, 0, 0, "a\nb\nc"), Reply::new(354, None, "go")]);
+    assert_eq!(
+        got,
+        vec![
+            Reply::enhanced(250, 2, 0, 0, "a\nb\nc"),
+            Reply::new(354, None, "go")
+        ]
+    );
 }
 
 #[test]
 fn bare_lf_line_ends_are_read() {
-    assert_eq!(parse_all(b"250 ok\n").unwrap(), vec![Reply::new(250, None, "ok")]);
+    assert_eq!(
+        parse_all(b"250 ok\n").unwrap(),
+        vec![Reply::new(250, None, "ok")]
+    );
 }
 
 #[test]

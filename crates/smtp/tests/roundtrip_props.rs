@@ -2,8 +2,8 @@
 //! unstuffing, and the server's indifference to how input is cut into pieces.
 
 use mtalab_smtp::{
-    BodyType, Command, EnhancedCode, MailParams, Mailbox, Reply, ReplyParser, ReversePath, ServerConfig, ServerEvent,
-    ServerSession, dot_stuff, parse_command,
+    BodyType, Command, EnhancedCode, MailParams, Mailbox, Reply, ReplyParser, ReversePath,
+    ServerConfig, ServerEvent, ServerSession, dot_stuff, parse_command,
 };
 use proptest::prelude::*;
 
@@ -54,14 +54,20 @@ fn command() -> impl Strategy<Value = Command> {
         (
             prop::option::of(mailbox()),
             prop::option::of(any::<u64>()),
-            prop::option::of(prop_oneof![Just(BodyType::SevenBit), Just(BodyType::EightBitMime)]),
+            prop::option::of(prop_oneof![
+                Just(BodyType::SevenBit),
+                Just(BodyType::EightBitMime)
+            ]),
             params()
         )
             .prop_map(|(from, size, body, other)| Command::Mail {
                 from: from.map_or(ReversePath::Null, ReversePath::Mailbox),
                 params: MailParams { size, body, other },
             }),
-        (prop_oneof![4 => mailbox(), 1 => Just(Mailbox::postmaster())], params())
+        (
+            prop_oneof![4 => mailbox(), 1 => Just(Mailbox::postmaster())],
+            params()
+        )
             .prop_map(|(to, params)| Command::Rcpt { to, params }),
         Just(Command::Data),
         Just(Command::Rset),
@@ -77,7 +83,11 @@ fn reply() -> impl Strategy<Value = Reply> {
     (
         2u16..=5,
         0u16..100,
-        prop::option::of((prop_oneof![Just(2u8), Just(4), Just(5)], 0u16..1000, 0u16..1000)),
+        prop::option::of((
+            prop_oneof![Just(2u8), Just(4), Just(5)],
+            0u16..1000,
+            0u16..1000,
+        )),
         // no digits, so no text can pass for an enhanced code
         prop::collection::vec("[a-zA-Z \t,;:<>@.()\\[\\]-]{0,40}", 1..6),
     )

@@ -1,12 +1,19 @@
 //! Scripted conversations with the server session, exact reply bytes.
 
 use mtalab_smtp::server::MAX_PENDING_INPUT;
-use mtalab_smtp::{BodyType, Envelope, MailParams, Mailbox, Reply, ReversePath, ServerConfig, ServerEvent, ServerSession};
+use mtalab_smtp::{
+    BodyType, Envelope, MailParams, Mailbox, Reply, ReversePath, ServerConfig, ServerEvent,
+    ServerSession,
+};
 
 const EHLO_REPLY: &str = "250-mx.test Hello c.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE 10485760\r\n250 ENHANCEDSTATUSCODES\r\n";
 
 fn cfg() -> ServerConfig {
-    ServerConfig { hostname: "mx.test".into(), greeting: "ESMTP test".into(), ..ServerConfig::default() }
+    ServerConfig {
+        hostname: "mx.test".into(),
+        greeting: "ESMTP test".into(),
+        ..ServerConfig::default()
+    }
 }
 
 fn take(s: &mut ServerSession) -> String {
@@ -25,7 +32,13 @@ fn ready(config: ServerConfig) -> ServerSession {
     assert_eq!(take(&mut s), "220 mx.test ESMTP test\r\n");
     s.handle_input(b"EHLO c.test\r\n");
     take(&mut s);
-    assert_eq!(events(&mut s), vec![ServerEvent::Helo { name: "c.test".into(), extended: true }]);
+    assert_eq!(
+        events(&mut s),
+        vec![ServerEvent::Helo {
+            name: "c.test".into(),
+            extended: true
+        }]
+    );
     s
 }
 
@@ -55,27 +68,48 @@ fn full_conversation() {
     assert_eq!(take(&mut s), "220 mx.test ESMTP test\r\n");
     s.handle_input(b"EHLO c.test\r\n");
     assert_eq!(take(&mut s), EHLO_REPLY);
-    assert_eq!(events(&mut s), vec![ServerEvent::Helo { name: "c.test".into(), extended: true }]);
+    assert_eq!(
+        events(&mut s),
+        vec![ServerEvent::Helo {
+            name: "c.test".into(),
+            extended: true
+        }]
+    );
     assert!(!s.awaiting_decision());
 
     s.handle_input(b"MAIL FROM:<a@x.test> BODY=8BITMIME SIZE=30\r\n");
     assert!(s.awaiting_decision());
     assert_eq!(take(&mut s), "");
-    let params = MailParams { size: Some(30), body: Some(BodyType::EightBitMime), other: vec![] };
+    let params = MailParams {
+        size: Some(30),
+        body: Some(BodyType::EightBitMime),
+        other: vec![],
+    };
     assert_eq!(
         events(&mut s),
-        vec![ServerEvent::Mail { from: ReversePath::Mailbox(mb("a", "x.test")), params: params.clone() }]
+        vec![ServerEvent::Mail {
+            from: ReversePath::Mailbox(mb("a", "x.test")),
+            params: params.clone()
+        }]
     );
     s.accept(None);
     assert_eq!(take(&mut s), "250 2.1.0 OK\r\n");
 
     s.handle_input(b"RCPT TO:<b@y.test>\r\n");
-    assert_eq!(events(&mut s), vec![ServerEvent::Rcpt { to: mb("b", "y.test") }]);
+    assert_eq!(
+        events(&mut s),
+        vec![ServerEvent::Rcpt {
+            to: mb("b", "y.test")
+        }]
+    );
     s.accept(Some("recipient ok"));
     assert_eq!(take(&mut s), "250 2.1.5 recipient ok\r\n");
 
     s.handle_input(b"DATA\r\n");
-    assert_eq!(take(&mut s), "354 Start mail input; end with <CRLF>.<CRLF>\r\n");
+    assert_eq!(
+        take(&mut s),
+        "354 Start mail input; end with <CRLF>.<CRLF>\r\n"
+    );
     s.handle_input(b"Subject: t\r\n\r\n..leading dot\r\n\xe9t\xe9\r\n.\r\n");
     assert!(s.awaiting_decision());
     assert_eq!(
@@ -112,7 +146,13 @@ fn helo_gives_plain_250_and_no_parameters() {
     take(&mut s);
     s.handle_input(b"HELO EXCH_01\r\n");
     assert_eq!(take(&mut s), "250 mx.test Hello EXCH_01\r\n");
-    assert_eq!(events(&mut s), vec![ServerEvent::Helo { name: "EXCH_01".into(), extended: false }]);
+    assert_eq!(
+        events(&mut s),
+        vec![ServerEvent::Helo {
+            name: "EXCH_01".into(),
+            extended: false
+        }]
+    );
     s.handle_input(b"MAIL FROM:<a@b> SIZE=10\r\n");
     assert_eq!(take(&mut s), "555 5.5.4 parameters need EHLO\r\n");
     s.handle_input(b"MAIL FROM:<a@b>\r\n");
@@ -129,14 +169,24 @@ fn strict_order() {
         "503 5.5.1 send HELO or EHLO first\r\n503 5.5.1 need MAIL command\r\n503 5.5.1 need MAIL command\r\n"
     );
     s.handle_input(b"EHLO c.test\r\nRCPT TO:<c@d>\r\nDATA\r\n");
-    assert_eq!(take(&mut s), format!("{EHLO_REPLY}503 5.5.1 need MAIL command\r\n503 5.5.1 need MAIL command\r\n"));
+    assert_eq!(
+        take(&mut s),
+        format!("{EHLO_REPLY}503 5.5.1 need MAIL command\r\n503 5.5.1 need MAIL command\r\n")
+    );
     s.handle_input(b"MAIL FROM:<a@b>\r\n");
     s.accept(None);
     s.handle_input(b"MAIL FROM:<a@b>\r\nDATA\r\n");
-    assert_eq!(take(&mut s), "250 2.1.0 OK\r\n503 5.5.1 sender already specified\r\n503 5.5.1 no valid recipients\r\n");
+    assert_eq!(
+        take(&mut s),
+        "250 2.1.0 OK\r\n503 5.5.1 sender already specified\r\n503 5.5.1 no valid recipients\r\n"
+    );
     assert_eq!(s.error_count(), 7);
     // none of these asked for a decision
-    assert!(events(&mut s).iter().all(|e| !matches!(e, ServerEvent::Rcpt { .. })));
+    assert!(
+        events(&mut s)
+            .iter()
+            .all(|e| !matches!(e, ServerEvent::Rcpt { .. }))
+    );
 }
 
 #[test]
@@ -168,10 +218,19 @@ fn second_ehlo_resets_transaction() {
     s.handle_input(b"EHLO again.test\r\nRCPT TO:<c@d>\r\n");
     assert_eq!(
         events(&mut s),
-        vec![ServerEvent::Reset, ServerEvent::Helo { name: "again.test".into(), extended: true }]
+        vec![
+            ServerEvent::Reset,
+            ServerEvent::Helo {
+                name: "again.test".into(),
+                extended: true
+            }
+        ]
     );
     let out = take(&mut s);
-    assert!(out.ends_with("250 ENHANCEDSTATUSCODES\r\n503 5.5.1 need MAIL command\r\n"), "{out}");
+    assert!(
+        out.ends_with("250 ENHANCEDSTATUSCODES\r\n503 5.5.1 need MAIL command\r\n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -183,11 +242,26 @@ fn pipelined_envelope_in_one_packet() {
     assert_eq!(events(&mut s).len(), 1);
     s.accept(None);
     assert_eq!(take(&mut s), "250 2.1.0 OK\r\n");
-    assert_eq!(events(&mut s), vec![ServerEvent::Rcpt { to: mb("b", "y.test") }]);
+    assert_eq!(
+        events(&mut s),
+        vec![ServerEvent::Rcpt {
+            to: mb("b", "y.test")
+        }]
+    );
     s.accept(None);
-    assert_eq!(events(&mut s), vec![ServerEvent::Rcpt { to: mb("nobody", "y.test") }]);
+    assert_eq!(
+        events(&mut s),
+        vec![ServerEvent::Rcpt {
+            to: mb("nobody", "y.test")
+        }]
+    );
     s.reject(Reply::enhanced(550, 5, 1, 1, "no such user"));
-    assert_eq!(events(&mut s), vec![ServerEvent::Rcpt { to: mb("c", "y.test") }]);
+    assert_eq!(
+        events(&mut s),
+        vec![ServerEvent::Rcpt {
+            to: mb("c", "y.test")
+        }]
+    );
     s.accept(None);
     assert_eq!(
         take(&mut s),
@@ -222,7 +296,10 @@ fn all_recipients_refused_gives_554_at_data() {
 
 #[test]
 fn refused_mail_excuses_the_pipelined_rest() {
-    let mut s = ready(ServerConfig { max_errors: 2, ..cfg() });
+    let mut s = ready(ServerConfig {
+        max_errors: 2,
+        ..cfg()
+    });
     s.handle_input(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nRCPT TO:<c@y.test>\r\nDATA\r\n");
     s.reject(Reply::enhanced(550, 5, 7, 1, "sender refused"));
     assert_eq!(
@@ -241,10 +318,16 @@ fn pipelined_quit_after_final_dot_waits_for_the_decision() {
     s.handle_input(b"line\r\n.\r\nQUIT\r\n");
     assert!(s.awaiting_decision());
     assert_eq!(take(&mut s), "");
-    assert!(matches!(events(&mut s).as_slice(), [ServerEvent::Message { .. }]));
+    assert!(matches!(
+        events(&mut s).as_slice(),
+        [ServerEvent::Message { .. }]
+    ));
     assert!(!s.is_closed());
     s.accept(None);
-    assert_eq!(take(&mut s), "250 2.0.0 OK\r\n221 2.0.0 mx.test closing connection\r\n");
+    assert_eq!(
+        take(&mut s),
+        "250 2.0.0 OK\r\n221 2.0.0 mx.test closing connection\r\n"
+    );
     assert_eq!(events(&mut s), vec![ServerEvent::Quit]);
     assert!(s.is_closed());
 }
@@ -273,7 +356,10 @@ fn reject_with_positive_reply_is_replaced() {
     let mut s = ready(cfg());
     s.handle_input(b"MAIL FROM:<a@b>\r\n");
     s.reject(Reply::enhanced(250, 2, 0, 0, "oops"));
-    assert_eq!(take(&mut s), "451 4.3.0 requested action aborted: local error in processing\r\n");
+    assert_eq!(
+        take(&mut s),
+        "451 4.3.0 requested action aborted: local error in processing\r\n"
+    );
     s.handle_input(b"RCPT TO:<c@d>\r\n");
     assert_eq!(take(&mut s), "503 5.5.1 need MAIL command\r\n");
 }
@@ -305,7 +391,10 @@ fn lf_dot_lf_does_not_end_data() {
     s.handle_input(b"Subject: a\r\n\r\nbody\n.\nMAIL FROM:<evil@x.test>\r\nRCPT TO:<v@y.test>\r\nDATA\r\nforged\r\n.\r\n");
     assert!(!s.awaiting_decision());
     assert_eq!(events(&mut s), vec![]);
-    assert_eq!(take(&mut s), "554 5.6.2 bare LF or bare CR in message not allowed (RFC 5321 section 2.3.8)\r\n");
+    assert_eq!(
+        take(&mut s),
+        "554 5.6.2 bare LF or bare CR in message not allowed (RFC 5321 section 2.3.8)\r\n"
+    );
     // and the variants LF.CRLF and CRLF.LF
     s.handle_input(b"MAIL FROM:<a@b>\r\n");
     s.accept(None);
@@ -317,17 +406,27 @@ fn lf_dot_lf_does_not_end_data() {
         "250 2.1.0 OK\r\n250 2.1.5 OK\r\n354 Start mail input; end with <CRLF>.<CRLF>\r\n\
          554 5.6.2 bare LF or bare CR in message not allowed (RFC 5321 section 2.3.8)\r\n250 2.0.0 OK\r\n"
     );
-    assert!(events(&mut s).iter().all(|e| !matches!(e, ServerEvent::Message { .. })));
+    assert!(
+        events(&mut s)
+            .iter()
+            .all(|e| !matches!(e, ServerEvent::Message { .. }))
+    );
 }
 
 #[test]
 fn bare_cr_and_nul_in_data() {
     let mut s = in_data(cfg());
     s.handle_input(b"a\rb\r\n.\r\n");
-    assert_eq!(take(&mut s), "554 5.6.2 bare LF or bare CR in message not allowed (RFC 5321 section 2.3.8)\r\n");
+    assert_eq!(
+        take(&mut s),
+        "554 5.6.2 bare LF or bare CR in message not allowed (RFC 5321 section 2.3.8)\r\n"
+    );
     let mut s = in_data(cfg());
     s.handle_input(b"a\0b\r\n.\r\n");
-    assert_eq!(take(&mut s), "554 5.6.0 NUL octet in message not allowed\r\n");
+    assert_eq!(
+        take(&mut s),
+        "554 5.6.0 NUL octet in message not allowed\r\n"
+    );
     assert_eq!(events(&mut s), vec![]);
     // the session goes on
     s.handle_input(b"NOOP\r\n");
@@ -338,14 +437,26 @@ fn bare_cr_and_nul_in_data() {
 fn bare_lf_cr_and_nul_in_commands() {
     let mut s = ready(cfg());
     s.handle_input(b"NOOP\n");
-    assert_eq!(take(&mut s), "500 5.5.2 bare LF not allowed (RFC 5321 section 2.3.8)\r\n");
+    assert_eq!(
+        take(&mut s),
+        "500 5.5.2 bare LF not allowed (RFC 5321 section 2.3.8)\r\n"
+    );
     s.handle_input(b"NO\0OP\r\n");
-    assert_eq!(take(&mut s), "500 5.5.2 NUL octet not allowed in a command\r\n");
+    assert_eq!(
+        take(&mut s),
+        "500 5.5.2 NUL octet not allowed in a command\r\n"
+    );
     s.handle_input(b"NO\rOP\r\n");
-    assert_eq!(take(&mut s), "500 5.5.2 bare CR not allowed (RFC 5321 section 2.3.8)\r\n");
+    assert_eq!(
+        take(&mut s),
+        "500 5.5.2 bare CR not allowed (RFC 5321 section 2.3.8)\r\n"
+    );
     // a bare LF cannot split a line into two commands
     s.handle_input(b"MAIL FROM:<a@b>\nRCPT TO:<c@d>\r\n");
-    assert_eq!(take(&mut s), "500 5.5.2 bare LF not allowed (RFC 5321 section 2.3.8)\r\n503 5.5.1 need MAIL command\r\n");
+    assert_eq!(
+        take(&mut s),
+        "500 5.5.2 bare LF not allowed (RFC 5321 section 2.3.8)\r\n503 5.5.1 need MAIL command\r\n"
+    );
     assert!(!s.awaiting_decision());
     s.handle_input(b"NOOP\r\n");
     assert_eq!(take(&mut s), "250 2.0.0 OK\r\n");
@@ -417,7 +528,10 @@ fn overlong_text_line_refused_at_end_of_data() {
 
 #[test]
 fn oversized_message() {
-    let mut s = in_data(ServerConfig { max_message_size: 100, ..cfg() });
+    let mut s = in_data(ServerConfig {
+        max_message_size: 100,
+        ..cfg()
+    });
     // exactly 100 octets is accepted
     s.handle_input(format!("{}\r\n.\r\n", "a".repeat(98)).as_bytes());
     assert!(s.awaiting_decision());
@@ -435,7 +549,10 @@ fn oversized_message() {
     }
     assert_eq!(take(&mut s), "");
     s.handle_input(b".\r\n");
-    assert_eq!(take(&mut s), "552 5.3.4 message size exceeds fixed maximum message size\r\n");
+    assert_eq!(
+        take(&mut s),
+        "552 5.3.4 message size exceeds fixed maximum message size\r\n"
+    );
     assert_eq!(events(&mut s), vec![]);
     assert_eq!(s.error_count(), 0);
     s.handle_input(b"MAIL FROM:<a@b>\r\n");
@@ -444,9 +561,15 @@ fn oversized_message() {
 
 #[test]
 fn size_parameter() {
-    let mut s = ready(ServerConfig { max_message_size: 100, ..cfg() });
+    let mut s = ready(ServerConfig {
+        max_message_size: 100,
+        ..cfg()
+    });
     s.handle_input(b"MAIL FROM:<a@b> SIZE=101\r\n");
-    assert_eq!(take(&mut s), "552 5.3.4 message size exceeds fixed maximum message size\r\n");
+    assert_eq!(
+        take(&mut s),
+        "552 5.3.4 message size exceeds fixed maximum message size\r\n"
+    );
     assert!(!s.awaiting_decision());
     s.handle_input(b"MAIL FROM:<a@b> SIZE=100\r\n");
     assert!(s.awaiting_decision());
@@ -460,28 +583,45 @@ fn unsupported_parameters() {
     s.handle_input(b"MAIL FROM:<a@b>\r\n");
     s.accept(None);
     s.handle_input(b"RCPT TO:<c@d> NOTIFY=NEVER\r\n");
-    assert_eq!(take(&mut s), "250 2.1.0 OK\r\n555 5.5.4 parameter NOTIFY not supported\r\n");
+    assert_eq!(
+        take(&mut s),
+        "250 2.1.0 OK\r\n555 5.5.4 parameter NOTIFY not supported\r\n"
+    );
     s.handle_input(b"MAIL FROM:<a@b> BODY=BINARYMIME\r\n");
-    assert_eq!(take(&mut s), "501 5.5.4 bad parameter: BODY must be 7BIT or 8BITMIME\r\n");
+    assert_eq!(
+        take(&mut s),
+        "501 5.5.4 bad parameter: BODY must be 7BIT or 8BITMIME\r\n"
+    );
 }
 
 #[test]
 fn syntax_error_codes() {
     let mut s = ready(cfg());
     s.handle_input(b"MAIL FROM:<a@@b>\r\n");
-    assert_eq!(take(&mut s), "501 5.1.7 bad sender address syntax: malformed domain\r\n");
+    assert_eq!(
+        take(&mut s),
+        "501 5.1.7 bad sender address syntax: malformed domain\r\n"
+    );
     s.handle_input(b"MAIL FROM:<a@b>\r\n");
     s.accept(None);
     s.handle_input(b"RCPT TO:<c@>\r\n");
-    assert_eq!(take(&mut s), "250 2.1.0 OK\r\n501 5.1.3 bad recipient address syntax: malformed domain\r\n");
+    assert_eq!(
+        take(&mut s),
+        "250 2.1.0 OK\r\n501 5.1.3 bad recipient address syntax: malformed domain\r\n"
+    );
     s.handle_input(b"FROB\r\n");
     assert_eq!(take(&mut s), "500 5.5.1 command unrecognized\r\n");
 }
 
 #[test]
 fn too_many_recipients() {
-    let mut s = ready(ServerConfig { max_recipients: 2, ..cfg() });
-    s.handle_input(b"MAIL FROM:<a@b>\r\nRCPT TO:<r1@d>\r\nRCPT TO:<r2@d>\r\nRCPT TO:<r3@d>\r\nDATA\r\n");
+    let mut s = ready(ServerConfig {
+        max_recipients: 2,
+        ..cfg()
+    });
+    s.handle_input(
+        b"MAIL FROM:<a@b>\r\nRCPT TO:<r1@d>\r\nRCPT TO:<r2@d>\r\nRCPT TO:<r3@d>\r\nDATA\r\n",
+    );
     s.accept(None);
     s.accept(None);
     s.accept(None);
@@ -490,13 +630,19 @@ fn too_many_recipients() {
         take(&mut s),
         "250 2.1.0 OK\r\n250 2.1.5 OK\r\n250 2.1.5 OK\r\n452 4.5.3 too many recipients\r\n354 Start mail input; end with <CRLF>.<CRLF>\r\n"
     );
-    let rcpt_events = events(&mut s).into_iter().filter(|e| matches!(e, ServerEvent::Rcpt { .. })).count();
+    let rcpt_events = events(&mut s)
+        .into_iter()
+        .filter(|e| matches!(e, ServerEvent::Rcpt { .. }))
+        .count();
     assert_eq!(rcpt_events, 2);
 }
 
 #[test]
 fn error_count_closes_with_421() {
-    let mut s = ready(ServerConfig { max_errors: 3, ..cfg() });
+    let mut s = ready(ServerConfig {
+        max_errors: 3,
+        ..cfg()
+    });
     s.handle_input(b"FOO\r\nBAR\r\nNOOP\r\nMAIL FROM:<x>\r\nNOOP\r\n");
     assert_eq!(
         take(&mut s),
@@ -568,7 +714,10 @@ fn pipelining_abuse_is_capped() {
     assert_eq!(take(&mut s), "");
     assert!(!s.is_closed());
     s.accept(None);
-    assert_eq!(take(&mut s), "250 2.1.0 OK\r\n421 4.7.0 mx.test too much pipelined input, closing\r\n");
+    assert_eq!(
+        take(&mut s),
+        "250 2.1.0 OK\r\n421 4.7.0 mx.test too much pipelined input, closing\r\n"
+    );
     assert!(s.is_closed());
 }
 
@@ -580,7 +729,10 @@ fn pipelined_input_below_the_cap_is_served() {
     s.handle_input(&burst);
     s.accept(None);
     let out = take(&mut s);
-    assert_eq!(out.matches("250 2.0.0 OK\r\n").count(), MAX_PENDING_INPUT / 6 - 10);
+    assert_eq!(
+        out.matches("250 2.0.0 OK\r\n").count(),
+        MAX_PENDING_INPUT / 6 - 10
+    );
     assert!(!s.is_closed());
 }
 
@@ -588,10 +740,21 @@ fn pipelined_input_below_the_cap_is_served() {
 fn postmaster_without_domain() {
     let mut s = ready(cfg());
     s.handle_input(b"MAIL FROM:<>\r\n");
-    assert_eq!(events(&mut s), vec![ServerEvent::Mail { from: ReversePath::Null, params: MailParams::default() }]);
+    assert_eq!(
+        events(&mut s),
+        vec![ServerEvent::Mail {
+            from: ReversePath::Null,
+            params: MailParams::default()
+        }]
+    );
     s.accept(None);
     s.handle_input(b"RCPT TO:<Postmaster>\r\n");
-    assert_eq!(events(&mut s), vec![ServerEvent::Rcpt { to: Mailbox::postmaster() }]);
+    assert_eq!(
+        events(&mut s),
+        vec![ServerEvent::Rcpt {
+            to: Mailbox::postmaster()
+        }]
+    );
 }
 
 #[test]
@@ -622,4 +785,30 @@ fn chunking_does_not_change_the_conversation() {
         assert_eq!(run(step), whole, "step {step}");
     }
     assert!(whole.0.ends_with("250 2.0.0 OK\r\n250 2.0.0 OK\r\n500 5.5.1 command unrecognized\r\n221 2.0.0 mx.test closing connection\r\n"));
+}
+
+#[test]
+fn buffered_input_stays_bounded() {
+    use mtalab_smtp::server::INPUT_STEP;
+    let mut s = ready(cfg());
+    // a command line that never ends
+    s.handle_input(&vec![b'A'; 1 << 20]);
+    assert_eq!(s.buffered_input(), 0);
+    s.handle_input(b"\r\nNOOP\r\nNOO");
+    assert_eq!(take(&mut s), "500 5.5.2 line too long\r\n250 2.0.0 OK\r\n");
+    assert_eq!(s.buffered_input(), 3);
+    s.handle_input(b"P\r\n");
+    // a message text line that never ends, and a large message
+    let mut s = in_data(ServerConfig { max_message_size: 1000, ..cfg() });
+    s.handle_input(&vec![b'B'; 1 << 20]);
+    assert!(s.buffered_input() <= 1001);
+    s.handle_input(b"\r\n");
+    s.handle_input(&b"0123456789\r\n".repeat(100_000));
+    assert!(s.buffered_input() <= 1001);
+    s.handle_input(b".\r\n");
+    assert_eq!(take(&mut s), "552 5.3.4 message size exceeds fixed maximum message size\r\n");
+    // behind a pending decision
+    s.handle_input(b"MAIL FROM:<a@b>\r\n");
+    s.handle_input(&b"NOOP\r\n".repeat(100_000));
+    assert!(s.buffered_input() <= MAX_PENDING_INPUT + INPUT_STEP);
 }
