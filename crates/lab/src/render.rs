@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use mtalab_server::config::{
-    AdminConfig, Config, ConnectedSite, EmailDomainRoute, ImsConfig, Named, RecipientConfig, ServerSection,
+    AddressPair, AdminConfig, Config, ConnectedSite, EmailDomainRoute, ImsConfig, Named, RecipientConfig, ServerSection,
     SiteAddressingConfig, X400Config,
 };
 
@@ -73,6 +73,10 @@ pub fn server_config(sc: &Scenario, srv: &Server, map: &AddressMap, ports: Ports
             data_dir,
             time_scale: sc.scenario.time_scale,
             scenario_address: Some(IpAddr::V4(srv.address)),
+            interfaces: Vec::new(),
+            routes: Vec::new(),
+            emulate_source_selection: false,
+            address_map: map.pairs().into_iter().map(|(s, r)| AddressPair { scenario: IpAddr::V4(s), real: IpAddr::V4(r) }).collect(),
         },
         site_addressing: SiteAddressingConfig {
             smtp: site.smtp_address.clone(),
@@ -85,6 +89,7 @@ pub fn server_config(sc: &Scenario, srv: &Server, map: &AddressMap, ports: Ports
             .map(|r| RecipientConfig { alias: r.alias.clone(), given: r.given.clone(), surname: r.surname.clone(), display_name: None })
             .collect(),
         ims,
+        mta: None,
         admin: AdminConfig { listen: SocketAddr::new(ip, ports.admin) },
         registry: BTreeMap::new(),
         base_dir: PathBuf::new(),

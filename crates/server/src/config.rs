@@ -78,6 +78,9 @@ pub struct Config {
     /// Internet Mail Service; absent = the IMS is not installed on this server.
     #[serde(default)]
     pub ims: Option<ImsConfig>,
+    /// Message transfer agent (X.400 over RFC 1006); absent = the MTA is not running.
+    #[serde(default)]
+    pub mta: Option<MtaConfig>,
     /// Admin API (HTTP on loopback).
     pub admin: AdminConfig,
     /// Registry values, keyed by key path below
@@ -114,6 +117,258 @@ pub struct ServerSection {
     /// and reports next to the real one). Optional.
     #[serde(default)]
     pub scenario_address: Option<IpAddr>,
+    /// The host's network interfaces (a NIC, a RAS link's WAN wrapper), for source address
+    /// selection and the Stack IP Address Override (KB Q255991).
+    #[serde(default)]
+    pub interfaces: Vec<Interface>,
+    /// Static routes (KB Q255991 "Step Two: Create the Static Route").
+    #[serde(default)]
+    pub routes: Vec<StaticRoute>,
+    /// Pick outbound source addresses the way the kernel would from `interfaces` and
+    /// `routes` (the local lab backend, where every address lives on `lo` and the kernel
+    /// cannot choose). Off in containers, where the kernel chooses. Default false.
+    #[serde(default)]
+    pub emulate_source_selection: bool,
+    /// Scenario address ↔ real address pairs (the local lab maps addresses into
+    /// 127.0.0.0/8): events show the scenario address, as the KB articles do.
+    #[serde(default)]
+    pub address_map: Vec<AddressPair>,
+}
+
+/// A network interface of the emulated host.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Interface {
+    /// Name, e.g. `LAN` or `RAS`.
+    pub name: String,
+    /// Its address.
+    pub address: IpAddr,
+    /// Prefix length of the attached network, e.g. 24 (the connected route).
+    pub prefix: u8,
+}
+
+/// A static route: a destination network reached through an interface.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StaticRoute {
+    /// Destination network, e.g. `192.168.100.0/24`.
+    pub destination: ipnet::IpNet,
+    /// Interface name (e.g. the demand-dial interface `RAS`).
+    pub interface: String,
+    /// Gateway as the article gives it (informational on the local backend).
+    #[serde(default)]
+    pub gateway: Option<IpAddr>,
+}
+
+/// One scenario ↔ real address pair.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AddressPair {
+    /// Address in the scenario (the KB article's).
+    pub scenario: IpAddr,
+    /// Address actually used.
+    pub real: IpAddr,
+}
+
+/// `[mta]` — the message transfer agent (DESIGN §4).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MtaConfig {
+    /// RFC 1006 listening address (port 102 in containers, a configured port on loopback).
+    pub listen: SocketAddr,
+    /// Local MTA name (default: the server name).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Local MTA password (default empty).
+    #[serde(default)]
+    pub password: String,
+    /// Port of remote MTAs when a Stack address gives none (102 in real life).
+    #[serde(default = "default_p1_port")]
+    pub remote_port: u16,
+    /// Local TSAP/SSAP/PSAP accepted on incoming associations (the MTA's own selectors).
+    #[serde(default)]
+    pub selectors: Selectors,
+    /// X.400 connectors, one per remote MTA.
+    #[serde(default)]
+    pub connectors: Vec<X400Connector>,
+}
+
+fn default_p1_port() -> u16 {
+    102
+}
+
+/// Transport, session and presentation selectors. Text is used as its ASCII octets; a
+/// value starting `hex:` is hexadecimal octets.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Selectors {
+    /// T selector.
+    #[serde(default)]
+    pub tsel: String,
+    /// S selector.
+    #[serde(default)]
+    pub ssel: String,
+    /// P selector.
+    #[serde(default)]
+    pub psel: String,
+}
+
+impl Selectors {
+    /// Decode a selector string to octets.
+    pub fn octets(s: &str) -> Result<Vec<u8>, String> {
+        match s.strip_prefix("hex:") {
+            None => Ok(s.as_bytes().to_vec()),
+            Some(h) => (0..h.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(h.get(i..i + 2).ok_or("odd hex length")?, 16).map_err(|e| e.to_string()))
+                .collect(),
+        }
+    }
+}
+
+/// One X.400 connector (Administrator: General, Stack, Override, Advanced, Address Space,
+/// Connected Sites tabs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct X400Connector {
+    /// Directory name (RDN) of the connector; the registry key of its Stack IP Address
+    /// Override is `MSExchangeMTA\Parameters\<name>`.
+    pub name: String,
+    /// General: remote MTA name (at most 32 characters).
+    pub remote_mta_name: String,
+    /// General: remote MTA password (at most 64, case-sensitive).
+    #[serde(default)]
+    pub remote_mta_password: String,
+    /// Stack: remote host name or IP address (optionally `ip:port`).
+    pub stack_address: String,
+    /// Stack: outgoing selectors.
+    #[serde(default)]
+    pub outgoing: Selectors,
+    /// Stack: incoming selectors (default: the outgoing ones).
+    #[serde(default)]
+    pub incoming: Option<Selectors>,
+    /// Override tab.
+    #[serde(default, rename = "override")]
+    pub overrides: Override,
+    /// Advanced tab.
+    #[serde(default)]
+    pub advanced: Advanced,
+    /// Address Space tab.
+    #[serde(default)]
+    pub address_space: Vec<AddressSpace>,
+    /// Connected Sites tab.
+    #[serde(default)]
+    pub connected_sites: Vec<MtaConnectedSite>,
+}
+
+/// Override tab. Exchange defaults; KB Q255991 RRAS values in brackets.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Override {
+    /// Local MTA name presented to this connector's remote MTA (default: the MTA's name).
+    pub local_mta_name: Option<String>,
+    /// Local MTA password presented (default: the MTA's password).
+    pub local_mta_password: Option<String>,
+    /// Checkpoint size, K (30) [15]. 0 = no checkpointing.
+    pub checkpoint_size_k: u32,
+    /// Recovery timeout, seconds (60) [30].
+    pub recovery_timeout: f64,
+    /// Window size (5).
+    pub window_size: u32,
+    /// Max open retries (144) [7].
+    pub max_open_retries: u32,
+    /// Max transfer retries (2).
+    pub max_transfer_retries: u32,
+    /// Open interval, seconds (600) [120].
+    pub open_interval: f64,
+    /// Transfer interval, seconds (120).
+    pub transfer_interval: f64,
+    /// Association lifetime, seconds (300) [15].
+    pub lifetime: f64,
+    /// Disconnect timer, seconds (120) [15].
+    pub disconnect: f64,
+    /// Threshold: queued messages per extra association (50).
+    pub threshold: u32,
+}
+
+impl Default for Override {
+    fn default() -> Self {
+        Override {
+            local_mta_name: None,
+            local_mta_password: None,
+            checkpoint_size_k: 30,
+            recovery_timeout: 60.0,
+            window_size: 5,
+            max_open_retries: 144,
+            max_transfer_retries: 2,
+            open_interval: 600.0,
+            transfer_interval: 120.0,
+            lifetime: 300.0,
+            disconnect: 120.0,
+            threshold: 50,
+        }
+    }
+}
+
+/// Advanced tab.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Advanced {
+    /// X.400 conformance.
+    pub conformance: Conformance,
+    /// Two-way alternate dialogue mode (default true).
+    pub two_way_alternate: bool,
+}
+
+impl Default for Advanced {
+    fn default() -> Self {
+        Advanced { conformance: Conformance::Normal1988, two_way_alternate: true }
+    }
+}
+
+/// X.400 conformance (Advanced tab).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Conformance {
+    /// 1984.
+    #[serde(rename = "1984")]
+    X1984,
+    /// 1988 X.410 mode.
+    #[serde(rename = "1988-x410")]
+    X410Mode1988,
+    /// 1988 normal mode (default).
+    #[serde(rename = "1988-normal")]
+    Normal1988,
+}
+
+/// An address space entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AddressSpace {
+    /// Type: `X400` or `SMTP`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// X.400: mnemonic prefix (`c=US;a= ;p=ExchangeORG;o=SiteB`); SMTP: domain pattern.
+    pub address: String,
+    /// Cost 1–100.
+    #[serde(default = "default_cost")]
+    pub cost: u8,
+}
+
+/// A Connected Sites entry of an X.400 connector.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MtaConnectedSite {
+    /// Remote site.
+    pub site: String,
+    /// Organization (default this one).
+    #[serde(default)]
+    pub organization: Option<String>,
+    /// X.400 routing address (the remote site's X.400 site address).
+    pub routing_address: String,
+    /// Cost.
+    #[serde(default = "default_cost")]
+    pub cost: u8,
 }
 
 fn default_time_scale() -> f64 {

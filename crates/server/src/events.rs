@@ -51,10 +51,109 @@ pub struct EventDef {
     pub template: &'static str,
 }
 
-/// The event catalogue. Texts of events that DESIGN §2 lists follow Exchange's; the start and
-/// stop events of the IMS (1000/1001) are mtalab's own numbering.
+/// The event catalogue. IDs, sources and categories follow DESIGN §2 and the KB articles;
+/// the 9301 text is Exchange's. The other texts are written for mtalab with the insertion
+/// strings Exchange logs; the IMS start and stop events (1000/1001) are mtalab's numbering.
 pub mod catalog {
     use super::{EventDef, EventType::*, Source::*};
+
+    /// KB Q197378/Q255991: an incoming connection's address matches no connector's Stack.
+    /// %1 = local stack DN, %2 = the caller's address octets in hex (145.245.193.27 → 91F5C11B).
+    pub const MTA_GATEWAY_NOT_FOUND: EventDef = EventDef {
+        id: 9301,
+        source: MSExchangeMTA,
+        kind: Warning,
+        category: "Configuration",
+        template: "The message transfer gateway that uses the network address %2 and the transport stack %1 could not be found. Check the configuration of the mail gateway.",
+    };
+    /// MTA started. %1 = version, %2 = build.
+    pub const MTA_STARTED: EventDef = EventDef {
+        id: 9298,
+        source: MSExchangeMTA,
+        kind: Information,
+        category: "Operating System",
+        template: "The Microsoft Exchange MTA service started. Version %1, build %2.",
+    };
+    /// MTA stopped. %1 = version, %2 = build.
+    pub const MTA_STOPPED: EventDef = EventDef {
+        id: 9299,
+        source: MSExchangeMTA,
+        kind: Information,
+        category: "Operating System",
+        template: "The Microsoft Exchange MTA service stopped. Version %1, build %2.",
+    };
+    /// connect() to a remote MTA failed. %1 = address, %2 = error.
+    pub const MTA_CONNECT_FAILED: EventDef = EventDef {
+        id: 9215,
+        source: MSExchangeMTA,
+        kind: Warning,
+        category: "Interface",
+        template: "A connect() call to %1 failed with error %2. The connection will be retried.",
+    };
+    /// An unknown MTA tried to bind. %1 = its MTA name, %2 = address, %3 = why.
+    pub const MTA_UNKNOWN_BIND: EventDef = EventDef {
+        id: 51,
+        source: MSExchangeMTA,
+        kind: Error,
+        category: "Security",
+        template: "An unknown MTA %1 at network address %2 attempted to bind to this MTA: %3. The bind was refused with an authentication error.",
+    };
+    /// The responder's credentials in the bind result are wrong. %1 = responder name, %2 = connector.
+    pub const MTA_RESPONDER_CREDENTIALS: EventDef = EventDef {
+        id: 48,
+        source: MSExchangeMTA,
+        kind: Error,
+        category: "Security",
+        template: "The remote MTA %1 returned a bind result whose name or password does not match connector %2. The association was aborted.",
+    };
+    /// A locally initiated association was refused. %1 = connector, %2 = reason.
+    pub const MTA_LOCAL_ASSOC_REFUSED: EventDef = EventDef {
+        id: 1290,
+        source: MSExchangeMTA,
+        kind: Warning,
+        category: "Interoperability",
+        template: "A locally initiated association was refused by the remote MTA over connector %1: %2",
+    };
+    /// A remotely initiated association was refused. %1 = remote address, %2 = reason.
+    pub const MTA_REMOTE_ASSOC_REFUSED: EventDef = EventDef {
+        id: 1293,
+        source: MSExchangeMTA,
+        kind: Warning,
+        category: "Interoperability",
+        template: "A remotely initiated association from %1 was refused: %2",
+    };
+    /// An association ended abnormally. %1 = connector or address, %2 = reason.
+    pub const MTA_ASSOC_ABORTED: EventDef = EventDef {
+        id: 1294,
+        source: MSExchangeMTA,
+        kind: Warning,
+        category: "Interoperability",
+        template: "The association with %1 ended abnormally: %2",
+    };
+    /// A connection could not be opened. %1 = connector, %2 = remote MTA, %3 = reason.
+    pub const MTA_OPEN_FAILED: EventDef = EventDef {
+        id: 289,
+        source: MSExchangeMTA,
+        kind: Warning,
+        category: "X.400 Service",
+        template: "A connection over connector %1 to the remote MTA %2 could not be opened: %3",
+    };
+    /// The open retry timer started. %1 = connector, %2 = seconds, %3 = attempt, %4 = max open retries.
+    pub const MTA_OPEN_RETRY: EventDef = EventDef {
+        id: 301,
+        source: MSExchangeMTA,
+        kind: Information,
+        category: "X.400 Service",
+        template: "The open retry timer for connector %1 has started: retry in %2 seconds (open attempt %3 of %4).",
+    };
+    /// A non-delivery report was generated. %1 = reason, %2 = diagnostic, %3 = MTS-ID, %4 = recipient.
+    pub const MTA_NDR: EventDef = EventDef {
+        id: 290,
+        source: MSExchangeMTA,
+        kind: Warning,
+        category: "X.400 Service",
+        template: "A non-delivery report (reason code %1, diagnostic code %2) was generated for message %3 to recipient %4.",
+    };
 
     /// IMS started (mtalab numbering). %1 = listen address, %2 = host name.
     pub const IMC_STARTED: EventDef = EventDef {

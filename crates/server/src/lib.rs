@@ -13,6 +13,8 @@ pub mod dsn;
 pub mod events;
 pub mod ims;
 pub mod maildir;
+pub mod mta;
+pub mod netsel;
 pub mod queue;
 pub mod resolve;
 pub mod routing;
