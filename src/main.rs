@@ -36,6 +36,8 @@ enum Cmd {
         #[command(subcommand)]
         cmd: LabCmd,
     },
+    /// Send one message with mtalab's SMTP client (to a server, or to a domain's MX).
+    Send(SendArgs),
     /// Serve a lab's DNS zones (started by `lab up`; rarely run by hand).
     Dns {
         /// Zones file (JSON, as rendered by the lab).
@@ -65,6 +67,40 @@ struct EventsArgs {
     #[arg(long)]
     id: Option<u32>,
     /// JSON lines instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct SendArgs {
+    /// SMTP server as ip:port.
+    #[arg(long, required_unless_present = "mx")]
+    server: Option<SocketAddr>,
+    /// Look up the first recipient's MX with this DNS server (ip:port) and send there.
+    #[arg(long, value_name = "DNS", conflicts_with = "server")]
+    mx: Option<SocketAddr>,
+    /// SMTP port of the MX host (with --mx).
+    #[arg(long, default_value_t = 25)]
+    port: u16,
+    /// Source address to connect from.
+    #[arg(long)]
+    source: Option<std::net::IpAddr>,
+    /// HELO/EHLO name.
+    #[arg(long, default_value = "mtalab-send")]
+    helo: String,
+    /// Envelope and header sender ("" for the null reverse path).
+    #[arg(long)]
+    from: String,
+    /// Recipient (repeat for several).
+    #[arg(long, required = true)]
+    to: Vec<String>,
+    /// Subject.
+    #[arg(long, default_value = "mtalab test message")]
+    subject: String,
+    /// Body text.
+    #[arg(long, default_value = "Sent with mtalab send.")]
+    body: String,
+    /// Print the decisive reply as JSON ({"code", "status", "text"}).
     #[arg(long)]
     json: bool,
 }
@@ -101,7 +137,7 @@ enum LabCmd {
         /// Leave the lab running afterwards.
         #[arg(long)]
         keep: bool,
-        /// First port to try for SMTP (admin = +1, DNS = +2); default 2525.
+        /// First port to try for SMTP (admin = +1, DNS = +2, P1 = +3); default 2525.
         #[arg(long)]
         port_base: Option<u16>,
         /// Backend: only `local` (processes on loopback) in this version.
@@ -179,6 +215,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Events(a) => events_cmd(a).await,
+        Cmd::Send(a) => send_cmd(a).await,
         Cmd::Dns { zones, listen } => {
             mtalab_lab::serve_dns(&zones, listen).await?;
             Ok(ExitCode::SUCCESS)
@@ -242,6 +279,9 @@ fn inspect_json(st: &LabState) -> serde_json::Value {
             "smtp_port": s.smtp_port,
             "admin_port": s.admin_port,
             "smtp": s.smtp_port.map(|p| format!("{}:{p}", s.address)),
+            "p1_port": s.p1_port,
+            "p1": s.p1_port.map(|p| format!("{}:{p}", s.address)),
+            "interfaces": s.interfaces.iter().map(|(n, sa, r)| serde_json::json!({"name": n, "scenario_address": sa, "address": r})).collect::<Vec<_>>(),
             "admin": format!("http://{}:{}", s.address, s.admin_port),
             "pid": s.pid,
             "running": s.pid.is_some(),
@@ -297,6 +337,30 @@ async fn events_cmd(a: EventsArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn send_cmd(a: SendArgs) -> anyhow::Result<ExitCode> {
+    let target = match (a.server, a.mx) {
+        (Some(s), _) => s,
+        (None, Some(dns)) => {
+            let domain = a.to[0].rsplit_once('@').map(|(_, d)| d.to_string()).context("recipient without a domain")?;
+            let hosts = mtalab_server::resolve::MxResolver::new(dns).mail_hosts(&domain).await?;
+            let ip = hosts.iter().flat_map(|h| h.addrs.iter()).next().copied().context("no address for the MX host")?;
+            SocketAddr::new(ip, a.port)
+        }
+        (None, None) => anyhow::bail!("give --server or --mx"),
+    };
+    let msg = mtalab_lab::sendmail::Outgoing { from: a.from, to: a.to, subject: a.subject, body: a.body };
+    let reply = mtalab_lab::sendmail::send(target, a.source, &a.helo, &msg).await?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"code": reply.code, "status": reply.enhanced.map(|e| e.to_string()), "text": reply.text(), "server": target.to_string()})
+        );
+    } else {
+        println!("{target}: {reply}");
+    }
+    Ok(if (200..300).contains(&reply.code) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn read_events(path: &Path) -> anyhow::Result<Vec<events::EventRecord>> {

@@ -16,6 +16,7 @@ pub mod mapping;
 pub mod render;
 pub mod runner;
 pub mod scenario;
+pub mod sendmail;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -37,6 +37,12 @@ pub struct ServerInfo {
     pub smtp_port: Option<u16>,
     /// Admin API port.
     pub admin_port: u16,
+    /// P1 (RFC 1006) port, when the server runs an MTA.
+    #[serde(default)]
+    pub p1_port: Option<u16>,
+    /// Scenario addresses of the server's other interfaces (name, scenario, real).
+    #[serde(default)]
+    pub interfaces: Vec<(String, Ipv4Addr, Ipv4Addr)>,
     /// Rendered config file.
     pub config: PathBuf,
     /// Process id while running.
@@ -114,7 +120,7 @@ impl LabState {
 pub struct LocalOptions {
     /// The `mtalab` executable to run servers with (default: this executable, or `$MTALAB_BIN`).
     pub exe: PathBuf,
-    /// First port to try for SMTP; admin = +1, DNS = +2 (default 2525).
+    /// First port to try for SMTP; admin = +1, DNS = +2, P1 = +3 (default 2525).
     pub port_base: Option<u16>,
 }
 
@@ -145,15 +151,17 @@ fn ports_free(addrs: &[Ipv4Addr], p: Ports) -> bool {
             && std::net::TcpListener::bind(SocketAddr::new(ip, p.admin)).is_ok()
             && std::net::TcpListener::bind(SocketAddr::new(ip, p.dns)).is_ok()
             && std::net::UdpSocket::bind(SocketAddr::new(ip, p.dns)).is_ok()
+            && std::net::TcpListener::bind(SocketAddr::new(ip, p.p1)).is_ok()
     })
 }
 
-/// Pick ports free on every address: from `base` (default 2525) upwards in steps of 3.
+/// Pick ports free on every address: from `base` (default 2525) upwards in steps of 4
+/// (SMTP, admin = +1, DNS = +2, P1 = +3).
 pub fn pick_ports(addrs: &[Ipv4Addr], base: Option<u16>) -> anyhow::Result<Ports> {
     let base = base.unwrap_or(2525);
     for k in 0..200u16 {
-        let smtp = base.checked_add(k * 3).context("no free ports")?;
-        let p = Ports { smtp, admin: smtp + 1, dns: smtp + 2 };
+        let smtp = base.checked_add(k * 4).context("no free ports")?;
+        let p = Ports { smtp, admin: smtp + 1, dns: smtp + 2, p1: smtp + 3 };
         if ports_free(addrs, p) {
             return Ok(p);
         }
@@ -182,7 +190,7 @@ impl LocalLab {
         for srv in &sc.servers {
             let sdir = dir.join("servers").join(&srv.name);
             std::fs::create_dir_all(&sdir)?;
-            let cfg = render::server_config(sc, srv, &map, ports, PathBuf::from("data")).map_err(|e| anyhow::anyhow!("server {}: {e}", srv.name))?;
+            let cfg = render::server_config(sc, srv, &map, ports, PathBuf::from("data"), true).map_err(|e| anyhow::anyhow!("server {}: {e}", srv.name))?;
             let path = sdir.join("server.toml");
             std::fs::write(&path, cfg.to_toml())?;
             servers.push(ServerInfo {
@@ -192,6 +200,8 @@ impl LocalLab {
                 address: map.real(srv.address),
                 smtp_port: srv.ims.as_ref().map(|_| ports.smtp),
                 admin_port: ports.admin,
+                p1_port: srv.mta.as_ref().map(|_| ports.p1),
+                interfaces: srv.interfaces.iter().map(|i| (i.name.clone(), i.address, map.real(i.address))).collect(),
                 config: path,
                 pid: None,
             });

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use mtalab_server::config::{
-    AddressPair, AdminConfig, Config, ConnectedSite, EmailDomainRoute, ImsConfig, Named, RecipientConfig, ServerSection,
+    AddressPair, AdminConfig, Config, Interface, MtaConfig, StaticRoute, ConnectedSite, EmailDomainRoute, ImsConfig, Named, RecipientConfig, ServerSection,
     SiteAddressingConfig, X400Config,
 };
 
@@ -23,10 +23,13 @@ pub struct Ports {
     pub admin: u16,
     /// Lab DNS (53 in containers).
     pub dns: u16,
+    /// X.400 P1 over RFC 1006 (102 in containers).
+    pub p1: u16,
 }
 
-/// Build the configuration of one server.
-pub fn server_config(sc: &Scenario, srv: &Server, map: &AddressMap, ports: Ports, data_dir: PathBuf) -> Result<Config, String> {
+/// Build the configuration of one server. `emulate_source_selection` is set on the local
+/// backend, where the kernel cannot choose between interfaces that all live on `lo`.
+pub fn server_config(sc: &Scenario, srv: &Server, map: &AddressMap, ports: Ports, data_dir: PathBuf, emulate_source_selection: bool) -> Result<Config, String> {
     let site = sc.site_of(srv);
     let org = sc.org_of(site).to_string();
     let ip = IpAddr::V4(map.real(srv.address));
@@ -73,9 +76,19 @@ pub fn server_config(sc: &Scenario, srv: &Server, map: &AddressMap, ports: Ports
             data_dir,
             time_scale: sc.scenario.time_scale,
             scenario_address: Some(IpAddr::V4(srv.address)),
-            interfaces: Vec::new(),
-            routes: Vec::new(),
-            emulate_source_selection: false,
+            interfaces: interfaces(sc, srv, map),
+            routes: srv
+                .routes
+                .iter()
+                .map(|r| {
+                    Ok(StaticRoute {
+                        destination: ipnet::IpNet::V4(map.real_net(r.destination)?),
+                        interface: r.interface.clone(),
+                        gateway: r.gateway.map(|g| IpAddr::V4(map.real(g))),
+                    })
+                })
+                .collect::<Result<_, String>>()?,
+            emulate_source_selection,
             address_map: map.pairs().into_iter().map(|(s, r)| AddressPair { scenario: IpAddr::V4(s), real: IpAddr::V4(r) }).collect(),
         },
         site_addressing: SiteAddressingConfig {
@@ -89,11 +102,49 @@ pub fn server_config(sc: &Scenario, srv: &Server, map: &AddressMap, ports: Ports
             .map(|r| RecipientConfig { alias: r.alias.clone(), given: r.given.clone(), surname: r.surname.clone(), display_name: None })
             .collect(),
         ims,
-        mta: None,
+        mta: srv.mta.as_ref().map(|m| MtaConfig {
+            listen: SocketAddr::new(ip, ports.p1),
+            name: m.name.clone(),
+            password: m.password.clone(),
+            remote_port: ports.p1,
+            selectors: Default::default(),
+            connectors: m
+                .connectors
+                .iter()
+                .map(|c| {
+                    let mut c = c.clone();
+                    c.stack_address = map.real_host(&c.stack_address);
+                    c
+                })
+                .collect(),
+        }),
         admin: AdminConfig { listen: SocketAddr::new(ip, ports.admin) },
-        registry: BTreeMap::new(),
+        registry: srv
+            .registry
+            .iter()
+            .map(|(k, vals)| {
+                let vals: BTreeMap<String, String> = vals
+                    .iter()
+                    .map(|(n, v)| {
+                        let v = if n.eq_ignore_ascii_case(mtalab_server::netsel::STACK_IP_ADDRESS_OVERRIDE) { map.real_host(v) } else { v.clone() };
+                        (n.clone(), v)
+                    })
+                    .collect();
+                (k.clone(), vals)
+            })
+            .collect(),
         base_dir: PathBuf::new(),
     })
+}
+
+/// A server's interfaces, real addresses: the NIC (`LAN`, the server's address) and the
+/// extra ones, each with the prefix of its scenario network.
+pub fn interfaces(sc: &Scenario, srv: &Server, map: &AddressMap) -> Vec<Interface> {
+    let nets = sc.all_networks();
+    let prefix = |a: std::net::Ipv4Addr| nets.iter().find(|n| n.subnet.contains(&a)).map_or(24, |n| n.subnet.prefix_len());
+    let mut v = vec![Interface { name: "LAN".into(), address: IpAddr::V4(map.real(srv.address)), prefix: prefix(srv.address) }];
+    v.extend(srv.interfaces.iter().map(|i| Interface { name: i.name.clone(), address: IpAddr::V4(map.real(i.address)), prefix: prefix(i.address) }));
+    v
 }
 
 /// The DNS zones with A and PTR addresses mapped.

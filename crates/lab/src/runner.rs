@@ -7,8 +7,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
-use mtalab_server::conn::SmtpConnection;
-use mtalab_smtp::{Mailbox, ReversePath, Transaction};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -296,26 +294,13 @@ async fn run_step<B: LabBackend>(
                 },
             };
             let helo = from_host.clone().unwrap_or_else(|| "mtalab-lab".into());
-            let mut conn = SmtpConnection::connect(target, Some(IpAddr::V4(source)), &helo, Duration::from_secs(10)).await?;
-            let msg = format!(
-                "From: <{from}>\r\nTo: {}\r\nSubject: {subject}\r\nDate: {}\r\nMessage-ID: <{}.{}@mtalab-lab>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n{}\r\n",
-                to.iter().map(|t| format!("<{t}>")).collect::<Vec<_>>().join(", "),
-                Utc::now().to_rfc2822(),
-                Utc::now().timestamp_micros(),
-                std::process::id(),
-                body.clone().unwrap_or_else(|| format!("Sent by the mtalab lab ({}).", sc.scenario.name)).replace('\n', "\r\n")
-            );
-            let rcpts = to.iter().map(|t| Mailbox::parse(t).map_err(|e| anyhow::anyhow!("bad recipient {t}: {e}"))).collect::<Result<Vec<_>, _>>()?;
-            let from_path = if from.is_empty() { ReversePath::Null } else { ReversePath::Mailbox(Mailbox::parse(from).map_err(|e| anyhow::anyhow!("bad sender: {e}"))?) };
-            let r = conn.send(Transaction { from: from_path, rcpts, data: msg.into_bytes() }).await?;
-            conn.quit().await;
-            let decisive = if !r.mail.is_positive() {
-                r.mail.clone()
-            } else if let Some((_, bad)) = r.rcpts.iter().find(|(_, rep)| !rep.is_positive()) {
-                bad.clone()
-            } else {
-                r.data.clone().context("no DATA reply")?
+            let msg = crate::sendmail::Outgoing {
+                from: from.clone(),
+                to: to.clone(),
+                subject: subject.clone(),
+                body: body.clone().unwrap_or_else(|| format!("Sent by the mtalab lab ({}).", sc.scenario.name)),
             };
+            let decisive = crate::sendmail::send(target, Some(IpAddr::V4(source)), &helo, &msg).await?;
             let code_ok = decisive.code == *expect_reply;
             let status_ok = expect_status.as_ref().is_none_or(|s| decisive.enhanced.is_some_and(|e| &e.to_string() == s));
             let detail = format!("to {label}: {decisive}");

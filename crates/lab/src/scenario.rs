@@ -25,6 +25,9 @@ pub struct Scenario {
     pub sites: Vec<Site>,
     /// Servers (one daemon each).
     pub servers: Vec<Server>,
+    /// Networks (LANs, RAS links); optional.
+    #[serde(default)]
+    pub networks: Vec<Network>,
     /// Hosts that are not Exchange servers (workstations, an Internet host) used as SMTP clients.
     #[serde(default)]
     pub hosts: Vec<Host>,
@@ -106,6 +109,68 @@ pub struct Server {
     /// Internet Mail Service settings; absent = no IMS.
     #[serde(default)]
     pub ims: Option<Ims>,
+    /// Interfaces besides the NIC (`address`, named `LAN`), e.g. the RAS link's WAN wrapper.
+    #[serde(default)]
+    pub interfaces: Vec<ServerInterface>,
+    /// Static routes (KB Q255991 "Step Two: Create the Static Route").
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    /// Message transfer agent settings; absent = no MTA.
+    #[serde(default)]
+    pub mta: Option<Mta>,
+    /// Registry values (key below `HKLM\SYSTEM\CurrentControlSet\Services` → value → data),
+    /// e.g. `"MSExchangeMTA\\Parameters\\X400 to SiteB" = { "Stack IP Address Override" = "192.168.100.10" }`.
+    #[serde(default)]
+    pub registry: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+}
+
+/// MTA settings of a server; connector Stack addresses are scenario addresses.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mta {
+    /// Local MTA name (default: the server name).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Local MTA password.
+    #[serde(default)]
+    pub password: String,
+    /// X.400 connectors.
+    #[serde(default)]
+    pub connectors: Vec<mtalab_server::config::X400Connector>,
+}
+
+/// An extra interface of a server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerInterface {
+    /// Name (`RAS`, …); the NIC is `LAN`.
+    pub name: String,
+    /// Address; its network is the `[[networks]]` entry whose subnet holds it.
+    pub address: Ipv4Addr,
+}
+
+/// A static route of a server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Destination network, e.g. 192.168.100.0/24.
+    pub destination: ipnet::Ipv4Net,
+    /// Interface (`LAN` or one of `interfaces`).
+    pub interface: String,
+    /// Gateway (next hop on that interface), e.g. the remote end of the RAS link.
+    #[serde(default)]
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// A network of the scenario (a LAN, a RAS link). Addresses not inside any declared network
+/// get an implicit /24 network each.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// Name (used for docker networks and capture files).
+    pub name: String,
+    /// Subnet.
+    pub subnet: ipnet::Ipv4Net,
 }
 
 /// A mailbox.
@@ -409,6 +474,20 @@ impl Step {
 }
 
 impl Scenario {
+    /// Every network: the declared ones, then an implicit /24 for each address outside them
+    /// (named `net-a-b-c`).
+    pub fn all_networks(&self) -> Vec<Network> {
+        let mut nets = self.networks.clone();
+        for a in self.addresses() {
+            if !nets.iter().any(|n| n.subnet.contains(&a)) {
+                let o = a.octets();
+                let subnet = ipnet::Ipv4Net::new(Ipv4Addr::new(o[0], o[1], o[2], 0), 24).expect("/24");
+                nets.push(Network { name: format!("net-{}-{}-{}", o[0], o[1], o[2]), subnet });
+            }
+        }
+        nets
+    }
+
     /// Load and validate a scenario file.
     pub fn load(path: &Path) -> anyhow::Result<Scenario> {
         let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
@@ -492,9 +571,10 @@ impl Scenario {
         self.servers.iter().find(|s| s.name.eq_ignore_ascii_case(name))
     }
 
-    /// Every scenario address used (servers, hosts, DNS), for mapping.
+    /// Every scenario address used (servers and their interfaces, hosts, DNS), for mapping.
     pub fn addresses(&self) -> Vec<Ipv4Addr> {
         let mut v: Vec<Ipv4Addr> = self.servers.iter().map(|s| s.address).collect();
+        v.extend(self.servers.iter().flat_map(|s| s.interfaces.iter().map(|i| i.address)));
         v.extend(self.hosts.iter().map(|h| h.address));
         v.push(self.dns.address);
         v

@@ -25,7 +25,7 @@ fn every_scenario_loads_and_renders() {
         assert!(!sc.steps.is_empty(), "{} has steps", path.display());
         let map = AddressMap::new(&sc.addresses()).unwrap();
         for srv in &sc.servers {
-            let cfg = render::server_config(&sc, srv, &map, Ports { smtp: 2525, admin: 2526, dns: 2527 }, "data".into()).unwrap();
+            let cfg = render::server_config(&sc, srv, &map, Ports { smtp: 2525, admin: 2526, dns: 2527, p1: 2528 }, "data".into(), true).unwrap();
             let text = cfg.to_toml();
             let back = Config::parse(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", srv.name));
             assert!(back.admin.listen.ip().is_loopback(), "{} binds loopback", srv.name);

@@ -1,0 +1,66 @@
+//! Sending one test message with mtalab's own SMTP client, for lab steps and `mtalab send`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use mtalab_server::conn::SmtpConnection;
+use mtalab_smtp::{Mailbox, Reply, ReversePath, Transaction};
+
+/// One message to send.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Envelope and header sender; empty = null reverse path.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Subject.
+    pub subject: String,
+    /// Body text (LF or CRLF line ends).
+    pub body: String,
+}
+
+impl Outgoing {
+    /// The RFC 5322 message (CRLF line ends, a unique Message-ID).
+    pub fn render(&self) -> Vec<u8> {
+        format!(
+            "From: <{}>\r\nTo: {}\r\nSubject: {}\r\nDate: {}\r\nMessage-ID: <{}.{}@mtalab-lab>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n{}\r\n",
+            self.from,
+            self.to.iter().map(|t| format!("<{t}>")).collect::<Vec<_>>().join(", "),
+            self.subject,
+            Utc::now().to_rfc2822(),
+            Utc::now().timestamp_micros(),
+            std::process::id(),
+            self.body.replace("\r\n", "\n").replace('\n', "\r\n")
+        )
+        .into_bytes()
+    }
+}
+
+/// Send `msg` to `target` (from `source` when given) and return the decisive reply: the MAIL
+/// reply if it failed, else the first refused RCPT's, else the reply to the message text.
+pub async fn send(target: SocketAddr, source: Option<IpAddr>, helo: &str, msg: &Outgoing) -> anyhow::Result<Reply> {
+    let rcpts = msg
+        .to
+        .iter()
+        .map(|t| Mailbox::parse(t).map_err(|e| anyhow::anyhow!("bad recipient {t}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let from = if msg.from.is_empty() {
+        ReversePath::Null
+    } else {
+        ReversePath::Mailbox(Mailbox::parse(&msg.from).map_err(|e| anyhow::anyhow!("bad sender {}: {e}", msg.from))?)
+    };
+    let mut conn = SmtpConnection::connect(target, source, helo, Duration::from_secs(10))
+        .await
+        .with_context(|| format!("SMTP to {target}"))?;
+    let r = conn.send(Transaction { from, rcpts, data: msg.render() }).await?;
+    conn.quit().await;
+    Ok(if !r.mail.is_positive() {
+        r.mail.clone()
+    } else if let Some((_, bad)) = r.rcpts.iter().find(|(_, rep)| !rep.is_positive()) {
+        bad.clone()
+    } else {
+        r.data.clone().context("no reply to the message text")?
+    })
+}
