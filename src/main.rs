@@ -2,6 +2,7 @@
 //! event logs.
 #![forbid(unsafe_code)]
 
+mod bench;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -38,6 +39,20 @@ enum Cmd {
     },
     /// Send one message with mtalab's SMTP client (to a server, or to a domain's MX).
     Send(SendArgs),
+    /// Health probe for container healthchecks: exit 0 when the URL answers 2xx and the TCP
+    /// address accepts a connection (each when given).
+    #[command(hide = true)]
+    Health {
+        /// HTTP URL that must answer with a 2xx status.
+        #[arg(long)]
+        url: Option<String>,
+        /// TCP address that must accept a connection.
+        #[arg(long)]
+        tcp: Option<SocketAddr>,
+    },
+    /// Do nothing until SIGTERM/SIGINT (the client hosts of a docker lab).
+    #[command(hide = true)]
+    Idle,
     /// Serve a lab's DNS zones (started by `lab up`; rarely run by hand).
     Dns {
         /// Zones file (JSON, as rendered by the lab).
@@ -46,6 +61,11 @@ enum Cmd {
         /// Address to serve on (UDP and TCP).
         #[arg(long)]
         listen: SocketAddr,
+    },
+    /// Benchmarks that print figures (see docs/BENCHMARKS.md).
+    Bench {
+        #[command(subcommand)]
+        cmd: bench::BenchCmd,
     },
 }
 
@@ -140,7 +160,7 @@ enum LabCmd {
         /// First port to try for SMTP (admin = +1, DNS = +2, P1 = +3); default 2525.
         #[arg(long)]
         port_base: Option<u16>,
-        /// Backend: only `local` (processes on loopback) in this version.
+        /// Backend: `local` (processes on loopback) or `docker` (containers; see docs/DOCKER.md).
         #[arg(long, default_value = "local")]
         backend: String,
         /// Print the JSON report on stdout.
@@ -148,7 +168,8 @@ enum LabCmd {
         json: bool,
         /// Capture the lab's traffic into this pcap file (default: capture.pcap in the lab
         /// directory) — tcpdump on the loopback interface, filtered to the lab's addresses;
-        /// needs CAP_NET_RAW.
+        /// needs CAP_NET_RAW. With `--backend docker`: a directory (default captures/ in the
+        /// lab directory) with one pcap per lab network, `<network>.pcap`.
         #[arg(long, value_name = "PCAP")]
         capture: Option<Option<PathBuf>>,
     },
@@ -162,7 +183,7 @@ enum LabCmd {
         /// First port to try for SMTP; default 2525.
         #[arg(long)]
         port_base: Option<u16>,
-        /// Backend: only `local` in this version.
+        /// Backend: `local` or `docker`.
         #[arg(long, default_value = "local")]
         backend: String,
     },
@@ -171,6 +192,40 @@ enum LabCmd {
         #[command(flatten)]
         target: LabTarget,
         /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Render a scenario as a compose project for `docker compose up` (the root
+    /// docker-compose.yml is made this way): the compose file and the configs it mounts.
+    Compose {
+        /// Scenario file.
+        scenario: PathBuf,
+        /// Compose file to write.
+        #[arg(long, default_value = "docker-compose.yml")]
+        out: PathBuf,
+        /// Directory of the configs, relative to the compose file's directory.
+        #[arg(long, default_value = "testnet/image/default-lab")]
+        files: String,
+        /// Image of the services.
+        #[arg(long, default_value = mtalab_lab::docker::DEFAULT_IMAGE)]
+        image: String,
+    },
+    /// Measure docker lab bring-up (compose up until every container is healthy) for a
+    /// scenario and a generated lab of N servers; the image must be built.
+    BenchUp {
+        /// Scenario measured besides the generated lab.
+        #[arg(long, default_value = "testnet/scenarios/q196927-single-domain.toml")]
+        scenario: PathBuf,
+        /// Servers of the generated lab (0 = none).
+        #[arg(long, default_value_t = 20)]
+        servers: usize,
+        /// Runs per lab.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Backend (only `docker`).
+        #[arg(long, default_value = "docker")]
+        backend: String,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -198,7 +253,7 @@ fn main() -> ExitCode {
 }
 
 fn check_backend(b: &str) -> anyhow::Result<()> {
-    anyhow::ensure!(b == "local", "backend {b:?} is not available in this version (use --backend local)");
+    anyhow::ensure!(b == "local" || b == "docker", "unknown backend {b:?} (use --backend local or --backend docker)");
     Ok(())
 }
 
@@ -221,6 +276,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Lab { cmd } => lab_cmd(cmd).await,
+        Cmd::Health { url, tcp } => Ok(if mtalab_lab::docker::health(url.as_deref(), tcp).await { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
+        Cmd::Idle => {
+            mtalab_lab::wait_for_signal().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Bench { cmd } => bench::run(cmd).await,
     }
 }
 
@@ -228,9 +289,13 @@ async fn lab_cmd(cmd: LabCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         LabCmd::Run { scenario, dir, keep, port_base, backend, json, capture } => {
             check_backend(&backend)?;
-            let opts = LocalOptions { port_base, ..LocalOptions::default() };
             let capture = capture.map(|p| p.unwrap_or_default());
-            let report = mtalab_lab::run(&scenario, dir, &opts, keep, capture).await?;
+            let report = if backend == "docker" {
+                mtalab_lab::docker::run(&scenario, dir, &mtalab_lab::docker::DockerOptions::default(), keep, capture).await?
+            } else {
+                let opts = LocalOptions { port_base, ..LocalOptions::default() };
+                mtalab_lab::run(&scenario, dir, &opts, keep, capture).await?
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -240,8 +305,12 @@ async fn lab_cmd(cmd: LabCmd) -> anyhow::Result<ExitCode> {
         }
         LabCmd::Up { scenario, dir, port_base, backend } => {
             check_backend(&backend)?;
-            let opts = LocalOptions { port_base, ..LocalOptions::default() };
-            let st = mtalab_lab::up(&scenario, dir, &opts).await?;
+            let st = if backend == "docker" {
+                mtalab_lab::docker::up(&scenario, dir, &mtalab_lab::docker::DockerOptions::default()).await?
+            } else {
+                let opts = LocalOptions { port_base, ..LocalOptions::default() };
+                mtalab_lab::up(&scenario, dir, &opts).await?
+            };
             print_state(&st);
             println!("\nlab is up; `mtalab lab down --dir {}` stops it", st.dir.display());
             Ok(ExitCode::SUCCESS)
@@ -257,8 +326,30 @@ async fn lab_cmd(cmd: LabCmd) -> anyhow::Result<ExitCode> {
         }
         LabCmd::Down { target } => {
             let dir = target.dir()?;
+            if dir.join("docker.json").exists() || LabState::read(&dir).is_ok_and(|s| s.backend == "docker") {
+                let s = mtalab_lab::docker::down(&dir)?;
+                println!("lab in {} is down ({} containers, {} networks, {} volumes removed)", dir.display(), s.containers, s.networks, s.volumes);
+                return Ok(ExitCode::SUCCESS);
+            }
             let n = mtalab_lab::local::down(&dir)?;
             println!("lab in {} is down ({n} processes stopped)", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCmd::Compose { scenario, out, files, image } => {
+            let project = mtalab_lab::docker::render_default_lab(&scenario, &scenario.to_string_lossy(), &files, &image)?;
+            mtalab_lab::docker::write_default_lab(&project, &out, &files)?;
+            println!("wrote {} and {} config file(s) under {files}", out.display(), project.files.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCmd::BenchUp { scenario, servers, runs, backend, json } => {
+            anyhow::ensure!(backend == "docker", "bench-up measures the docker backend only (--backend docker)");
+            let opts = mtalab_lab::docker::bench::BenchUpOptions { scenario, servers, runs: runs.max(1), docker: mtalab_lab::docker::DockerOptions::default() };
+            let figs = mtalab_lab::docker::bench::bench_up(&opts).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&figs)?);
+            } else {
+                print!("{}", mtalab_lab::docker::bench::table(&figs));
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

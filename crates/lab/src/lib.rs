@@ -11,6 +11,7 @@
 
 pub mod capture;
 pub mod dns;
+pub mod docker;
 pub mod local;
 pub mod mapping;
 pub mod render;

@@ -13,6 +13,7 @@ use std::net::Ipv4Addr;
 #[derive(Debug, Clone, Default)]
 pub struct AddressMap {
     map: BTreeMap<Ipv4Addr, Ipv4Addr>,
+    identity: bool,
 }
 
 /// Map one address (`a.b.c.d` → `127.b.c.d`).
@@ -40,16 +41,28 @@ impl AddressMap {
             back.insert(m, a);
             map.insert(a, m);
         }
-        Ok(AddressMap { map })
+        Ok(AddressMap { map, identity: false })
+    }
+
+    /// The identity map (the docker backend, where scenario addresses are real inside the
+    /// lab's own networks): every address and network maps to itself.
+    pub fn identity(addrs: &[Ipv4Addr]) -> AddressMap {
+        AddressMap { map: addrs.iter().map(|a| (*a, *a)).collect(), identity: true }
     }
 
     /// The real address of a scenario address (mapping unknown ones the same way).
     pub fn real(&self, ip: Ipv4Addr) -> Ipv4Addr {
+        if self.identity {
+            return ip;
+        }
         self.map.get(&ip).copied().unwrap_or_else(|| to_loopback(ip))
     }
 
     /// Map a network: `10.10.10.0/24` → `127.10.10.0/24`. Prefixes shorter than 8 cannot be mapped.
     pub fn real_net(&self, net: ipnet::Ipv4Net) -> Result<ipnet::Ipv4Net, String> {
+        if self.identity {
+            return Ok(net);
+        }
         if net.prefix_len() < 8 {
             return Err(format!("network {net} is wider than /8 and cannot be mapped onto loopback"));
         }

@@ -89,6 +89,7 @@ pub fn server_config(sc: &Scenario, srv: &Server, map: &AddressMap, ports: Ports
                 })
                 .collect::<Result<_, String>>()?,
             emulate_source_selection,
+            apply_routes: false,
             address_map: map.pairs().into_iter().map(|(s, r)| AddressPair { scenario: IpAddr::V4(s), real: IpAddr::V4(r) }).collect(),
         },
         site_addressing: SiteAddressingConfig {

@@ -177,6 +177,60 @@ pub trait LabBackend {
     fn start(&mut self, name: &str) -> impl std::future::Future<Output = anyhow::Result<()>>;
     /// Map a scenario host string (IP literal or name) to the backend's.
     fn real_host(&self, host: &str) -> String;
+    /// Submit the message of a `send` step; returns the decisive reply and where it went.
+    /// The default connects from this process, bound to the client host's (or the target
+    /// server's) real address.
+    fn submit(&mut self, sub: &Submission<'_>) -> impl std::future::Future<Output = anyhow::Result<(mtalab_smtp::Reply, String)>> {
+        submit_from_here(self.state(), sub)
+    }
+    /// Run a fault step (`disconnect`, `connect`, `netem`). The default refuses: the
+    /// backend has no links to cut.
+    fn fault(&mut self, step: &Step) -> impl std::future::Future<Output = anyhow::Result<String>> {
+        let msg = format!("{}: link faults are not available on the {} backend (they need --backend docker)", step.label(), self.state().backend);
+        async move { Err(anyhow::anyhow!(msg)) }
+    }
+}
+
+/// The message of a `send` step, for [`LabBackend::submit`].
+#[derive(Debug, Clone)]
+pub struct Submission<'a> {
+    /// Target server (its IMS), unless `via_mx`.
+    pub server: Option<&'a str>,
+    /// Look up the first recipient domain's MX in the lab DNS and connect there.
+    pub via_mx: bool,
+    /// Client host (or server) the connection comes from.
+    pub from_host: Option<&'a str>,
+    /// HELO name.
+    pub helo: String,
+    /// The message.
+    pub msg: crate::sendmail::Outgoing,
+}
+
+/// Submit from this process (the local backend): connect to the target's real address,
+/// bound to the client host's real address, or to the target's own without a client host.
+pub async fn submit_from_here(st: &LabState, sub: &Submission<'_>) -> anyhow::Result<(mtalab_smtp::Reply, String)> {
+    let (target, label) = if sub.via_mx {
+        let domain = sub.msg.to.first().and_then(|t| t.rsplit_once('@')).map(|(_, d)| d.to_string()).context("no recipient domain")?;
+        let r = mtalab_server::resolve::MxResolver::new(st.dns_socket());
+        let hosts = r.mail_hosts(&domain).await.with_context(|| format!("MX lookup of {domain} in the lab DNS"))?;
+        let h = hosts.first().context("no mail host")?;
+        let ip = *h.addrs.first().context("mail host without address")?;
+        (SocketAddr::new(ip, st.ports.smtp), format!("MX {} ({ip})", h.name))
+    } else {
+        let name = sub.server.context("send needs a server or via_mx")?;
+        let s = st.server(name).with_context(|| format!("unknown server {name}"))?;
+        let port = s.smtp_port.with_context(|| format!("server {name} has no IMS"))?;
+        (SocketAddr::new(IpAddr::V4(s.address), port), format!("{} ({})", s.name, s.address))
+    };
+    let source = match sub.from_host {
+        Some(h) => st.host_address(h).with_context(|| format!("unknown host {h}"))?,
+        None => match target.ip() {
+            IpAddr::V4(v4) => v4,
+            IpAddr::V6(_) => bail!("IPv6 target"),
+        },
+    };
+    let decisive = crate::sendmail::send(target, Some(IpAddr::V4(source)), &sub.helo, &sub.msg).await?;
+    Ok((decisive, label))
 }
 
 impl LabBackend for LocalLab {
@@ -272,35 +326,19 @@ async fn run_step<B: LabBackend>(
 ) -> anyhow::Result<String> {
     match step {
         Step::Send { server, via_mx, from_host, from, to, subject, body, expect_reply, expect_status, .. } => {
-            let st = lab.state();
-            let (target, label) = if *via_mx {
-                let domain = to.first().and_then(|t| t.rsplit_once('@')).map(|(_, d)| d.to_string()).context("no recipient domain")?;
-                let r = mtalab_server::resolve::MxResolver::new(st.dns_socket());
-                let hosts = r.mail_hosts(&domain).await.with_context(|| format!("MX lookup of {domain} in the lab DNS"))?;
-                let h = hosts.first().context("no mail host")?;
-                let ip = *h.addrs.first().context("mail host without address")?;
-                (SocketAddr::new(ip, st.ports.smtp), format!("MX {} ({ip})", h.name))
-            } else {
-                let name = server.as_deref().expect("validated");
-                let s = st.server(name).with_context(|| format!("unknown server {name}"))?;
-                let port = s.smtp_port.with_context(|| format!("server {name} has no IMS"))?;
-                (SocketAddr::new(IpAddr::V4(s.address), port), format!("{} ({})", s.name, s.address))
-            };
-            let source = match from_host {
-                Some(h) => st.host_address(h).with_context(|| format!("unknown host {h}"))?,
-                None => match target.ip() {
-                    IpAddr::V4(v4) => v4,
-                    IpAddr::V6(_) => bail!("IPv6 target"),
+            let sub = Submission {
+                server: server.as_deref(),
+                via_mx: *via_mx,
+                from_host: from_host.as_deref(),
+                helo: from_host.clone().unwrap_or_else(|| "mtalab-lab".into()),
+                msg: crate::sendmail::Outgoing {
+                    from: from.clone(),
+                    to: to.clone(),
+                    subject: subject.clone(),
+                    body: body.clone().unwrap_or_else(|| format!("Sent by the mtalab lab ({}).", sc.scenario.name)),
                 },
             };
-            let helo = from_host.clone().unwrap_or_else(|| "mtalab-lab".into());
-            let msg = crate::sendmail::Outgoing {
-                from: from.clone(),
-                to: to.clone(),
-                subject: subject.clone(),
-                body: body.clone().unwrap_or_else(|| format!("Sent by the mtalab lab ({}).", sc.scenario.name)),
-            };
-            let decisive = crate::sendmail::send(target, Some(IpAddr::V4(source)), &helo, &msg).await?;
+            let (decisive, label) = lab.submit(&sub).await?;
             let code_ok = decisive.code == *expect_reply;
             let status_ok = expect_status.as_ref().is_none_or(|s| decisive.enhanced.is_some_and(|e| &e.to_string() == s));
             let detail = format!("to {label}: {decisive}");
@@ -391,6 +429,52 @@ async fn run_step<B: LabBackend>(
             }
             Ok(format!("E-Mail Domain {domain} -> {}", hosts.join(",")))
         }
+        Step::ExpectQueued { server, count, timeout_secs, .. } => {
+            let base = admin(lab.state(), server)?;
+            let n = poll(*timeout_secs, async || {
+                let n = get_json(http, &format!("{base}/queue")).await?.as_array().map_or(0, |a| a.len());
+                Ok((n >= *count).then_some(n))
+            })
+            .await?;
+            match n {
+                Some(n) => Ok(format!("{n} message(s) queued")),
+                None => bail!("fewer than {count} message(s) queued on {server} after {timeout_secs}s"),
+            }
+        }
+        Step::SetRegistry { server, key, value, data, .. } => {
+            let base = admin(lab.state(), server)?;
+            let data = data.as_ref().map(|d| lab.real_host(d));
+            let r = http.post(format!("{base}/actions/set-registry")).json(&serde_json::json!({"key": key, "value": value, "data": data})).send().await?;
+            if !r.status().is_success() {
+                bail!("admin API refused: {}", r.text().await.unwrap_or_default());
+            }
+            Ok(match data {
+                Some(d) => format!("{key}\\{value} = {d}"),
+                None => format!("{key}\\{value} deleted"),
+            })
+        }
+        Step::RestartService { server, service, .. } => {
+            let base = admin(lab.state(), server)?;
+            let r = http.post(format!("{base}/actions/restart-service")).json(&serde_json::json!({"service": service})).send().await?;
+            let ok = r.status().is_success();
+            let body: Value = r.json().await.unwrap_or_default();
+            if !ok {
+                bail!("admin API refused: {body}");
+            }
+            Ok(format!("{service} restarted; overrides in force: {}", body["overrides"]))
+        }
+        Step::SetConnector { server, connector, remote_mta_password, local_mta_password, local_mta_name, .. } => {
+            let base = admin(lab.state(), server)?;
+            let r = http
+                .post(format!("{base}/actions/set-connector"))
+                .json(&serde_json::json!({"connector": connector, "remote_mta_password": remote_mta_password, "local_mta_password": local_mta_password, "local_mta_name": local_mta_name}))
+                .send()
+                .await?;
+            if !r.status().is_success() {
+                bail!("admin API refused: {}", r.text().await.unwrap_or_default());
+            }
+            Ok(format!("connector {connector} changed"))
+        }
         Step::RetryQueue { server, .. } => {
             let base = admin(lab.state(), server)?;
             let v: Value = http.post(format!("{base}/actions/retry-queue")).send().await?.json().await?;
@@ -403,5 +487,6 @@ async fn run_step<B: LabBackend>(
             tokio::time::sleep(Duration::from_secs_f64(*secs)).await;
             Ok(format!("waited {secs}s"))
         }
+        Step::Disconnect(_) | Step::Connect(_) | Step::Netem(_) => lab.fault(step).await,
     }
 }

@@ -389,6 +389,65 @@ pub enum Step {
         /// Hosts (scenario IPs or names).
         hosts: Vec<String>,
     },
+    /// Wait until a server's queue holds at least this many messages (store and forward).
+    ExpectQueued {
+        /// Step label.
+        #[serde(default)]
+        name: Option<String>,
+        /// Server.
+        server: String,
+        /// At least this many (default 1).
+        #[serde(default = "n1")]
+        count: usize,
+        /// Seconds to wait.
+        #[serde(default = "t10")]
+        timeout_secs: f64,
+    },
+    /// Set (or with no `data`, delete) a REG_SZ registry value, e.g. the Stack IP Address
+    /// Override (KB Q255991). An IPv4 `data` is a scenario address and is mapped.
+    SetRegistry {
+        /// Step label.
+        #[serde(default)]
+        name: Option<String>,
+        /// Server.
+        server: String,
+        /// Key below `HKLM\SYSTEM\CurrentControlSet\Services`.
+        key: String,
+        /// Value name.
+        value: String,
+        /// REG_SZ data; absent = delete the value.
+        #[serde(default)]
+        data: Option<String>,
+    },
+    /// Restart a service (`MSExchangeMTA`); the MTA re-reads the registry.
+    RestartService {
+        /// Step label.
+        #[serde(default)]
+        name: Option<String>,
+        /// Server.
+        server: String,
+        /// Service name.
+        service: String,
+    },
+    /// Change an X.400 connector's settings (effective at the next MTA restart).
+    SetConnector {
+        /// Step label.
+        #[serde(default)]
+        name: Option<String>,
+        /// Server.
+        server: String,
+        /// Connector directory name.
+        connector: String,
+        /// General: remote MTA password.
+        #[serde(default)]
+        remote_mta_password: Option<String>,
+        /// Override: local MTA password.
+        #[serde(default)]
+        local_mta_password: Option<String>,
+        /// Override: local MTA name.
+        #[serde(default)]
+        local_mta_name: Option<String>,
+    },
     /// Retry every waiting message now.
     RetryQueue {
         /// Step label.
@@ -429,6 +488,16 @@ pub enum Step {
         /// Seconds.
         secs: f64,
     },
+    /// Cut a server's link to one of its networks (docker backend: `docker network
+    /// disconnect`); not available on the local backend.
+    Disconnect(crate::docker::faults::LinkFault),
+    /// Restore a link cut by `disconnect`, with the same address (docker backend: `docker
+    /// network connect`); not available on the local backend.
+    Connect(crate::docker::faults::LinkFault),
+    /// Add delay and/or loss to what a server sends over one of its links (docker backend:
+    /// tc netem, skipped with a message where the kernel has no netem); not available on the
+    /// local backend.
+    Netem(crate::docker::faults::NetemFault),
 }
 
 fn c250() -> u16 {
@@ -464,10 +533,23 @@ impl Step {
             Step::ExpectQueueEmpty { name, server, .. } => (name, format!("expect the queue of {server} to drain")),
             Step::SetEmailDomain { name, server, domain, hosts } => (name, format!("{server}: E-Mail Domain {domain} -> {}", hosts.join(","))),
             Step::RetryQueue { name, server } => (name, format!("{server}: retry the queue")),
+            Step::ExpectQueued { name, server, count, .. } => (name, format!("expect {count}+ message(s) queued on {server}")),
+            Step::SetRegistry { name, server, key, value, data } => (
+                name,
+                match data {
+                    Some(d) => format!("{server}: set {key}\\{value} = {d}"),
+                    None => format!("{server}: delete {key}\\{value}"),
+                },
+            ),
+            Step::RestartService { name, server, service } => (name, format!("{server}: restart {service}")),
+            Step::SetConnector { name, server, connector, .. } => (name, format!("{server}: change connector {connector}")),
             Step::Stop { name, server } => (name, format!("stop {server}")),
             Step::Kill { name, server } => (name, format!("kill -9 {server}")),
             Step::Start { name, server } => (name, format!("start {server}")),
             Step::Wait { name, secs } => (name, format!("wait {secs}s")),
+            Step::Disconnect(l) => (&l.name, l.label("disconnect")),
+            Step::Connect(l) => (&l.name, l.label("connect")),
+            Step::Netem(n) => (&n.name, n.label()),
         };
         name.clone().unwrap_or(auto)
     }
@@ -542,9 +624,15 @@ impl Scenario {
                 | Step::ExpectQueueEmpty { server, .. }
                 | Step::SetEmailDomain { server, .. }
                 | Step::RetryQueue { server, .. }
+                | Step::ExpectQueued { server, .. }
+                | Step::SetRegistry { server, .. }
+                | Step::RestartService { server, .. }
+                | Step::SetConnector { server, .. }
                 | Step::Stop { server, .. }
                 | Step::Kill { server, .. }
                 | Step::Start { server, .. } => Some(server.clone()),
+                Step::Disconnect(l) | Step::Connect(l) => Some(l.server.clone()),
+                Step::Netem(n) => Some(n.server.clone()),
                 Step::Wait { .. } => None,
             };
             if let Some(s) = srv

@@ -13,6 +13,11 @@
 //! | POST | `/actions/email-domain` | `{"domain":…,"hosts":[…]}` sets an E-Mail Domain entry; no hosts removes it |
 //! | POST | `/actions/ims-settings` | `{"address_space"?,"relay_from"?,"reroute"?}` replaces those lists |
 //! | POST | `/actions/retry-queue` | retry every waiting message now |
+//! | GET | `/mta` | MTA state: connectors with open associations, retry timers, overrides in force, the GWART |
+//! | POST | `/actions/set-registry` | `{"key":…,"value":…,"data":…}` sets a REG_SZ value (`data: null` deletes it); read at service start |
+//! | POST | `/actions/restart-service` | `{"service":"MSExchangeMTA"}` restarts the MTA (re-reads the registry: KB Q255991) |
+//! | POST | `/actions/recalculate-routing` | rebuilds the GWART (Recalculate Routing) |
+//! | POST | `/actions/set-connector` | `{"connector":…,"remote_mta_password"?,"local_mta_password"?,"local_mta_name"?}` changes a connector (effective at the next MTA restart) |
 //!
 //! Errors are `{"error": "..."}` with 400 (bad request) or 404 (unknown mailbox/message).
 
@@ -46,6 +51,11 @@ pub async fn serve(listener: tokio::net::TcpListener, ctx: Arc<Ctx>) {
         .route("/actions/email-domain", post(set_email_domain))
         .route("/actions/ims-settings", post(ims_settings))
         .route("/actions/retry-queue", post(retry_queue))
+        .route("/mta", get(mta_state))
+        .route("/actions/set-registry", post(set_registry))
+        .route("/actions/restart-service", post(restart_service))
+        .route("/actions/recalculate-routing", post(recalculate_routing))
+        .route("/actions/set-connector", post(set_connector))
         .with_state(ctx);
     let r = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -181,4 +191,105 @@ async fn ims_settings(State(ctx): Shared, Json(s): Json<ImsSettings>) -> Respons
 async fn retry_queue(State(ctx): Shared) -> Json<Value> {
     let n = crate::delivery::retry_all_now(&ctx);
     Json(json!({"ok": true, "retried": n}))
+}
+
+async fn mta_state(State(ctx): Shared) -> Response {
+    let Some(m) = &ctx.mta else { return error(StatusCode::NOT_FOUND, "the MTA is not running on this server") };
+    let cfg = m.cfg.read().expect("mta cfg").clone();
+    let state = m.state.lock().expect("mta state").clone();
+    let connectors: Vec<Value> = cfg
+        .connectors
+        .iter()
+        .zip(state)
+        .map(|(c, s)| {
+            json!({
+                "name": c.name,
+                "remote_mta_name": c.remote_mta_name,
+                "stack_address": c.stack_address,
+                "stack_ip_address_override": m.override_for(&c.name).map(|ip| ip.to_string()),
+                "state": s,
+            })
+        })
+        .collect();
+    Json(json!({
+        "name": cfg.name,
+        "listen": cfg.listen.to_string(),
+        "connectors": connectors,
+        "gwart": *m.gwart.read().expect("gwart"),
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetRegistry {
+    key: String,
+    value: String,
+    data: Option<String>,
+}
+
+async fn set_registry(State(ctx): Shared, Json(r): Json<SetRegistry>) -> Response {
+    let key = r.key.trim_start_matches("HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Services\\").trim_start_matches("HKLM\\SYSTEM\\CurrentControlSet\\Services\\").to_string();
+    if key.is_empty() || r.value.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "key and value are required");
+    }
+    let mut cfg = ctx.cfg.write().expect("cfg lock");
+    let existing = cfg.registry.keys().find(|k| k.eq_ignore_ascii_case(&key)).cloned().unwrap_or(key);
+    let vals = cfg.registry.entry(existing.clone()).or_default();
+    vals.retain(|n, _| !n.eq_ignore_ascii_case(&r.value));
+    if let Some(d) = r.data.clone() {
+        vals.insert(r.value.clone(), d);
+    }
+    Json(json!({"ok": true, "key": existing, "values": cfg.registry.get(&existing)})).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestartService {
+    service: String,
+}
+
+async fn restart_service(State(ctx): Shared, Json(r): Json<RestartService>) -> Response {
+    if !r.service.eq_ignore_ascii_case("MSExchangeMTA") {
+        return error(StatusCode::BAD_REQUEST, format!("cannot restart {:?}: only MSExchangeMTA can be restarted", r.service));
+    }
+    let Some(m) = &ctx.mta else { return error(StatusCode::NOT_FOUND, "the MTA is not running on this server") };
+    let cfg = ctx.cfg.read().expect("cfg lock").clone();
+    m.restart(&cfg, &ctx.events);
+    let overrides: Vec<Value> = m.overrides.read().expect("overrides").iter().map(|(k, v)| json!({"connector": k, "override": v.to_string()})).collect();
+    Json(json!({"ok": true, "overrides": overrides})).into_response()
+}
+
+async fn recalculate_routing(State(ctx): Shared) -> Response {
+    let Some(m) = &ctx.mta else { return error(StatusCode::NOT_FOUND, "the MTA is not running on this server") };
+    let cfg = ctx.cfg.read().expect("cfg lock").clone();
+    m.recalculate_routing(&cfg);
+    Json(json!({"ok": true, "gwart": *m.gwart.read().expect("gwart")})).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetConnector {
+    connector: String,
+    remote_mta_password: Option<String>,
+    local_mta_password: Option<String>,
+    local_mta_name: Option<String>,
+}
+
+async fn set_connector(State(ctx): Shared, Json(r): Json<SetConnector>) -> Response {
+    let mut cfg = ctx.cfg.write().expect("cfg lock");
+    let Some(mta) = cfg.mta.as_mut() else { return error(StatusCode::NOT_FOUND, "the MTA is not configured on this server") };
+    let Some(c) = mta.connectors.iter_mut().find(|c| c.name.eq_ignore_ascii_case(&r.connector)) else {
+        return error(StatusCode::NOT_FOUND, format!("no connector {:?}", r.connector));
+    };
+    if let Some(p) = r.remote_mta_password {
+        c.remote_mta_password = p;
+    }
+    if let Some(p) = r.local_mta_password {
+        c.overrides.local_mta_password = Some(p);
+    }
+    if let Some(n) = r.local_mta_name {
+        c.overrides.local_mta_name = Some(n);
+    }
+    Json(json!({"ok": true, "connector": c.name})).into_response()
 }

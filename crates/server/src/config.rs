@@ -129,6 +129,11 @@ pub struct ServerSection {
     /// cannot choose). Off in containers, where the kernel chooses. Default false.
     #[serde(default)]
     pub emulate_source_selection: bool,
+    /// Add `routes` to the host's routing table at start and keep them there (over netlink;
+    /// needs CAP_NET_ADMIN): the docker lab, where each server has a network namespace of its
+    /// own and the kernel chooses source addresses. Default false.
+    #[serde(default)]
+    pub apply_routes: bool,
     /// Scenario address ↔ real address pairs (the local lab maps addresses into
     /// 127.0.0.0/8): events show the scenario address, as the KB articles do.
     #[serde(default)]

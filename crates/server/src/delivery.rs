@@ -45,6 +45,12 @@ pub struct Entry {
     pub next_attempt: Option<DateTime<Utc>>,
     /// The last transient error.
     pub last_error: Option<String>,
+    /// This message's retry count per X.400 connector (KB Q193322 "Retry Count").
+    #[serde(default)]
+    pub mta_retries: std::collections::BTreeMap<usize, u32>,
+    /// The delay the last failure asks for (an X.400 connector's Open interval), if any.
+    #[serde(skip)]
+    pub retry_delay: Option<Duration>,
 }
 
 /// Idle outbound SMTP connections kept for reuse, per next-hop address.
@@ -107,13 +113,24 @@ pub async fn reap_idle(ctx: Arc<Ctx>) {
     }
 }
 
+/// Commit a message the server made or received over X.400 to the queue, then schedule it.
+pub async fn enqueue(ctx: &Arc<Ctx>, env: Envelope, data: Vec<u8>) -> anyhow::Result<()> {
+    let c = ctx.clone();
+    let e2 = env.clone();
+    let data = Arc::new(data);
+    let d2 = data.clone();
+    tokio::task::spawn_blocking(move || c.queue.commit(&e2, &d2)).await??;
+    submit(ctx, env, Some(data));
+    Ok(())
+}
+
 /// Queue a freshly committed message for delivery.
 pub fn submit(ctx: &Ctx, envelope: Envelope, data: Option<Arc<Vec<u8>>>) {
     let id = envelope.id.clone();
     let n = envelope.rcpts.len();
     ctx.entries.lock().expect("entries lock").insert(
         id.clone(),
-        Entry { envelope, outcomes: vec![None; n], attempts: 0, next_attempt: None, last_error: None },
+        Entry { envelope, outcomes: vec![None; n], attempts: 0, next_attempt: None, last_error: None, mta_retries: Default::default(), retry_delay: None },
     );
     let _ = ctx.jobs.send(Job { id, data });
 }
@@ -143,7 +160,7 @@ pub async fn recover(ctx: &Arc<Ctx>) -> anyhow::Result<()> {
         }
         ctx.entries.lock().expect("entries lock").insert(
             id.clone(),
-            Entry { envelope: l.envelope, outcomes, attempts, next_attempt: None, last_error: None },
+            Entry { envelope: l.envelope, outcomes, attempts, next_attempt: None, last_error: None, mta_retries: Default::default(), retry_delay: None },
         );
         let _ = ctx.jobs.send(Job { id, data: None });
     }
@@ -199,6 +216,42 @@ enum Pending {
     Local { index: usize, alias: String },
     Unknown { index: usize },
     Remote { index: usize, mailbox: Mailbox },
+    X400 { index: usize, connector: usize },
+    Ndr { index: usize, why: String },
+}
+
+/// The MTA's choice for a recipient (KB Q193322), when a GWART line routes it over an X.400
+/// connector: `Some(Ok(connector))`, `Some(Err(why))` when every X.400 route is at its Max
+/// open retries (an NDR is due), `None` when the IMS routes it.
+fn mta_choice(ctx: &Ctx, entry: &Entry, lines: Vec<crate::mta::gwart::Line>, ims_routes: bool) -> Option<Result<usize, String>> {
+    use crate::mta::gwart::{Candidate, Target, select};
+    let m = ctx.mta.as_ref()?;
+    if !lines.iter().any(|l| matches!(l.target, Target::X400(_))) {
+        return None;
+    }
+    let now = Utc::now().timestamp_millis();
+    let state = m.state.lock().expect("mta state").clone();
+    let cands: Vec<Candidate> = lines
+        .iter()
+        .filter(|l| ims_routes || l.target != Target::Ims)
+        .filter(|l| l.target != Target::Local)
+        .map(|l| match l.target {
+            Target::X400(i) => Candidate {
+                target: l.target,
+                cost: l.cost,
+                retries: entry.mta_retries.get(&i).copied().unwrap_or(0),
+                max_open_retries: m.connector(i).map_or(0, |c| c.overrides.max_open_retries),
+                retrying: state.get(i).and_then(|s| s.retry_until_ms).is_some_and(|t| t > now),
+                inbound: false,
+            },
+            _ => Candidate { target: l.target, cost: l.cost, retries: 0, max_open_retries: u32::MAX, retrying: false, inbound: false },
+        })
+        .collect();
+    match select(&cands) {
+        Some(Candidate { target: Target::X400(i), .. }) => Some(Ok(i)),
+        Some(_) => None,
+        None => Some(Err("the maximum number of open retries was reached on every X.400 route".into())),
+    }
 }
 
 fn parse_rcpt(s: &str) -> Mailbox {
@@ -234,7 +287,7 @@ async fn attempt(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
                 continue;
             }
             let mb = parse_rcpt(rcpt);
-            if mb.domain.is_empty() || router.is_local(&mb.domain) {
+            if !entry.envelope.p1_apdu && (mb.domain.is_empty() || router.is_local(&mb.domain)) {
                 if mb.local.eq_ignore_ascii_case("postmaster") {
                     pending.push(Pending::Local { index, alias: "postmaster".into() });
                 } else {
@@ -243,8 +296,21 @@ async fn attempt(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
                         None => pending.push(Pending::Unknown { index }),
                     }
                 }
+            } else if entry.envelope.p1_apdu {
+                let lines = ctx.mta.as_ref().map(|m| m.gwart.read().expect("gwart").route_x400(rcpt.trim_start_matches("x400:")).into_iter().cloned().collect()).unwrap_or_default();
+                match mta_choice(ctx, &entry, lines, false) {
+                    Some(Ok(connector)) => pending.push(Pending::X400 { index, connector }),
+                    Some(Err(why)) => pending.push(Pending::Ndr { index, why }),
+                    None => pending.push(Pending::Ndr { index, why: format!("no X.400 route to {rcpt}") }),
+                }
             } else {
-                pending.push(Pending::Remote { index, mailbox: mb });
+                let lines: Vec<crate::mta::gwart::Line> =
+                    ctx.mta.as_ref().map(|m| m.gwart.read().expect("gwart").route_smtp(&mb.domain).into_iter().cloned().collect()).unwrap_or_default();
+                match mta_choice(ctx, &entry, lines, router.has_route(&mb.domain)) {
+                    Some(Ok(connector)) => pending.push(Pending::X400 { index, connector }),
+                    Some(Err(why)) => pending.push(Pending::Ndr { index, why }),
+                    None => pending.push(Pending::Remote { index, mailbox: mb }),
+                }
             }
         }
     }
@@ -252,6 +318,8 @@ async fn attempt(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
     let mut results: Vec<(usize, Outcome)> = Vec::new();
     let mut transient: Option<String> = None;
     let mut remote: BTreeMap<String, (NextHop, Vec<(usize, Mailbox)>)> = BTreeMap::new();
+    let mut x400: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    let mut retry_delay: Option<Duration> = None;
     for p in pending {
         match p {
             Pending::Local { index, alias } => {
@@ -278,6 +346,11 @@ async fn attempt(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
                 let hop = router.next_hop(&mailbox.domain);
                 remote.entry(hop.key()).or_insert_with(|| (hop, Vec::new())).1.push((index, mailbox));
             }
+            Pending::X400 { index, connector } => x400.entry(connector).or_default().push(index),
+            Pending::Ndr { index, why } => {
+                ctx.events.log(catalog::MTA_NDR, &["1", "49", &job.id, &entry.envelope.rcpts[index]]);
+                results.push((index, Outcome::Failed { code: 0, status: "4.4.1".into(), diagnostic: why, remote: None }));
+            }
         }
     }
 
@@ -286,6 +359,19 @@ async fn attempt(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
         results.extend(outs);
         if err.is_some() {
             transient = err;
+        }
+    }
+
+    for (ci, indices) in x400 {
+        let (outs, err, delay) = deliver_x400(ctx, &entry, &data, ci, &indices).await;
+        results.extend(outs);
+        if let Some(e) = err {
+            transient = Some(e);
+            retry_delay = retry_delay.max(delay);
+            if let Some(en) = ctx.entries.lock().expect("entries lock").get_mut(&job.id) {
+                *en.mta_retries.entry(ci).or_insert(0) += 1;
+                en.retry_delay = retry_delay;
+            }
         }
     }
 
@@ -312,6 +398,71 @@ async fn attempt(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
         Ok(())
     } else {
         finish(ctx, &job.id, Some(&data)).await
+    }
+}
+
+/// Transfer one message's recipients over X.400 connector `ci`. Returns the outcomes, and
+/// when they stay pending the error and the delay the connector asks for.
+async fn deliver_x400(ctx: &Arc<Ctx>, entry: &Entry, data: &Arc<Vec<u8>>, ci: usize, indices: &[usize]) -> (Vec<(usize, Outcome)>, Option<String>, Option<Duration>) {
+    let Some(m) = ctx.mta.as_ref() else { return (vec![], Some("the MTA is not running".into()), None) };
+    let Some(c) = m.connector(ci) else { return (vec![], Some(format!("no connector {ci}")), None) };
+    let apdu = if entry.envelope.p1_apdu {
+        data.to_vec()
+    } else {
+        let rcpts: Vec<String> = indices.iter().map(|&i| entry.envelope.rcpts[i].clone()).collect();
+        let prefix = c
+            .address_space
+            .iter()
+            .find(|a| a.kind.eq_ignore_ascii_case("x400"))
+            .map(|a| a.address.clone())
+            .or_else(|| c.connected_sites.first().map(|s| s.routing_address.clone()))
+            .unwrap_or_else(|| {
+                let x = &ctx.cfg.read().expect("cfg lock").site_addressing.x400;
+                format!("c={};a={};p={};o={}", x.c, x.a, x.p, x.o)
+            });
+        let site = ctx.cfg.read().expect("cfg lock").site_addressing.x400.clone();
+        let server_name = ctx.cfg.read().expect("cfg lock").server.name.clone();
+        let (mta_name, _) = m.local_credentials(&c, &server_name);
+        let built = {
+            let dir = ctx.directory.read().expect("dir lock");
+            crate::mta::gateway::rfc822_to_p1(
+                &crate::mta::gateway::ToP1 {
+                    data,
+                    from: &entry.envelope.from,
+                    rcpts: &rcpts,
+                    prefix: &prefix,
+                    site: &site,
+                    local_id: &entry.envelope.id,
+                    arrival: entry.envelope.received,
+                    mta_name: &mta_name,
+                },
+                &dir,
+            )
+        };
+        let conformance = match c.advanced.conformance {
+            crate::config::Conformance::X1984 => mtalab_p1::Conformance::NoExtensions,
+            crate::config::Conformance::X410Mode1988 => mtalab_p1::Conformance::Explicit1988,
+            crate::config::Conformance::Normal1988 => mtalab_p1::Conformance::Implicit,
+        };
+        match built.and_then(|msg| mtalab_p1::MtsApdu::Message(msg).encode(conformance).map_err(|e| e.to_string())) {
+            Ok(a) => a,
+            Err(why) => {
+                let outs = indices
+                    .iter()
+                    .map(|&i| (i, Outcome::Failed { code: 0, status: "5.6.0".into(), diagnostic: format!("cannot convert to X.400: {why}"), remote: None }))
+                    .collect();
+                return (outs, None, None);
+            }
+        }
+    };
+    match crate::mta::outbound::transfer(ctx, ci, apdu).await {
+        Ok(()) => (
+            indices.iter().map(|&i| (i, Outcome::Delivered { to: format!("MTA {} over {}", c.remote_mta_name, c.name) })).collect(),
+            None,
+            None,
+        ),
+        Err(crate::mta::outbound::TransferError::Open(why)) => (vec![], Some(format!("{}: {why}", c.name)), Some(ctx.scaled(c.overrides.open_interval))),
+        Err(crate::mta::outbound::TransferError::Transfer(why)) => (vec![], Some(format!("{}: {why}", c.name)), Some(ctx.scaled(c.overrides.transfer_interval))),
     }
 }
 
@@ -483,7 +634,7 @@ fn schedule_retry(ctx: &Arc<Ctx>, id: &str, error: String) {
         let age = (Utc::now() - e.envelope.received).to_std().unwrap_or_default();
         let expired = age.as_secs_f64() >= expire * scale;
         let idx = (e.attempts as usize - 1).min(intervals.len() - 1);
-        let delay = Duration::from_secs_f64(intervals[idx] * scale);
+        let delay = e.retry_delay.take().unwrap_or_else(|| Duration::from_secs_f64(intervals[idx] * scale));
         if !expired {
             e.next_attempt = Some(Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default());
         }
@@ -606,6 +757,8 @@ async fn finish(ctx: &Arc<Ctx>, id: &str, data: Option<&Arc<Vec<u8>>>) -> anyhow
             peer: "local".into(),
             helo: ctx.hostname.clone(),
             dsn: true,
+            x400: None,
+            p1_apdu: false,
         };
         let data = crate::ims::with_received(&ctx.hostname, "local", &dsn_env, &body);
         let c = ctx.clone();

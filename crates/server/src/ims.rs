@@ -118,7 +118,7 @@ async fn decide(ctx: &Arc<Ctx>, s: &mut ServerSession, peer: SocketAddr, ev: Ser
                 }
             } else if !router.may_relay(peer.ip()) {
                 s.reject(Reply::enhanced(550, 5, 7, 1, format!("<{to}>: unable to relay for {} from {}", to.domain, peer.ip())))
-            } else if !router.has_route(&to.domain) {
+            } else if !router.has_route(&to.domain) && !ctx.mta.as_ref().is_some_and(|m| m.has_smtp_route(&to.domain)) {
                 s.reject(Reply::enhanced(550, 5, 7, 1, format!("<{to}>: no route to {}: relaying denied", to.domain)))
             } else {
                 s.accept(None)
@@ -138,6 +138,8 @@ async fn decide(ctx: &Arc<Ctx>, s: &mut ServerSession, peer: SocketAddr, ev: Ser
                 peer: peer.ip().to_string(),
                 helo: envelope.helo.clone(),
                 dsn: false,
+                x400: None,
+                p1_apdu: false,
             };
             let data = with_received(&ctx.hostname, &format!("{} [{}]", envelope.helo, peer.ip()), &env, &data);
             let c = ctx.clone();

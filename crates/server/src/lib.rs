@@ -15,6 +15,8 @@ pub mod ims;
 pub mod maildir;
 pub mod mta;
 pub mod netsel;
+#[cfg(target_os = "linux")]
+pub mod netlink;
 pub mod queue;
 pub mod resolve;
 pub mod routing;
@@ -56,6 +58,8 @@ pub struct Ctx {
     pub pool: delivery::Pool,
     /// Becomes true when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// The message transfer agent, when `[mta]` is configured.
+    pub mta: Option<mta::Mta>,
 }
 
 impl Ctx {
@@ -132,6 +136,10 @@ pub async fn run(cfg: Config, stop: watch::Receiver<bool>) -> anyhow::Result<()>
     let queue = queue::Queue::open(&data_dir).context("opening the queue")?;
     let mailboxes = maildir::Mailboxes::new(&data_dir).context("opening mailboxes")?;
     let directory = build_directory(&cfg)?;
+    #[cfg(target_os = "linux")]
+    if cfg.server.apply_routes {
+        netlink::start(&cfg.server.routes, &cfg.server.interfaces, stop.clone()).await?;
+    }
     let hostname = cfg.ims_hostname();
     let resolver = cfg
         .ims
@@ -146,6 +154,8 @@ pub async fn run(cfg: Config, stop: watch::Receiver<bool>) -> anyhow::Result<()>
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let workers = cfg.ims.as_ref().map_or(4, |i| i.delivery_workers.max(1));
     let ims_cfg = cfg.ims.clone();
+    let mta_listen = cfg.mta.as_ref().map(|m| m.listen);
+    let mta = mta::Mta::start(&cfg, &events);
     let admin_listen = cfg.admin.listen;
     let ctx = Arc::new(Ctx {
         cfg: RwLock::new(cfg),
@@ -160,6 +170,7 @@ pub async fn run(cfg: Config, stop: watch::Receiver<bool>) -> anyhow::Result<()>
         jobs: jobs_tx,
         pool: delivery::Pool::default(),
         shutdown: shutdown_rx,
+        mta,
     });
 
     // Bind everything before reporting ready, so a lab can connect as soon as we say so.
@@ -175,7 +186,16 @@ pub async fn run(cfg: Config, stop: watch::Receiver<bool>) -> anyhow::Result<()>
         None => None,
     };
 
+    let mta_listener = match mta_listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("MTA cannot listen on {addr}"))?),
+        None => None,
+    };
+
     delivery::recover(&ctx).await.context("recovering the queue")?;
+    if let Some(l) = mta_listener {
+        tokio::spawn(mta::inbound::serve(l, ctx.clone()));
+        tokio::spawn(mta::outbound::reap(ctx.clone()));
+    }
     delivery::start_workers(&ctx, jobs_rx, workers);
     tokio::spawn(delivery::reap_idle(ctx.clone()));
     tokio::spawn(admin::serve(admin_listener, ctx.clone()));
@@ -189,6 +209,9 @@ pub async fn run(cfg: Config, stop: watch::Receiver<bool>) -> anyhow::Result<()>
     let _ = shutdown_tx.send(true);
     if ims_cfg.is_some() {
         ctx.events.log(catalog::IMC_STOPPED, &[]);
+    }
+    if ctx.mta.is_some() {
+        ctx.events.log(catalog::MTA_STOPPED, &[mta::VERSION.0, mta::VERSION.1]);
     }
     // Give sessions a moment to say 421 and in-flight deliveries to record their outcome.
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -43,6 +43,26 @@ pub struct Envelope {
     /// True when this message is a DSN made by this server.
     #[serde(default)]
     pub dsn: bool,
+    /// Set when the message came in over X.400: what a non-delivery report needs.
+    #[serde(default)]
+    pub x400: Option<X400Origin>,
+    /// True when the data is an MTS-APDU (a P1 report this MTA generated) to transfer as is;
+    /// its recipient is `x400:<O/R mnemonic>`.
+    #[serde(default)]
+    pub p1_apdu: bool,
+}
+
+/// Where an X.400 message came from (for reports about it).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct X400Origin {
+    /// Originator O/R address (mnemonic).
+    pub originator: String,
+    /// MTS identifier: global domain identifier (mnemonic) and local identifier.
+    pub mts_gdi: String,
+    /// Local identifier part of the MTS identifier.
+    pub mts_local: String,
+    /// Recipient O/R addresses (mnemonic), same order as the envelope's recipients.
+    pub recipients: Vec<String>,
 }
 
 /// Final state of a recipient, recorded in the log.
@@ -297,6 +317,8 @@ mod tests {
             peer: "127.0.0.1".into(),
             helo: "x".into(),
             dsn: false,
+            x400: None,
+            p1_apdu: false,
         }
     }
 

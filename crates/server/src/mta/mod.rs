@@ -1,5 +1,176 @@
 //! The message transfer agent: X.400 P1 over the OSI upper stack on RFC 1006 (DESIGN §4).
 //!
 //! - [`gwart`]: the Gateway Address Routing Table and KB Q193322 route selection.
+//! - [`gateway`]: RFC 5322 ↔ P1/IPM conversion, SMTP ↔ O/R address mapping.
+//! - [`assoc`]: the tokio driver of one association.
+//! - [`outbound`]: associations we open: source address (Stack IP Address Override), bind,
+//!   Threshold-driven extra associations, Lifetime and Disconnect timers, open retries.
+//! - [`inbound`]: associations we accept: the Stack address check (9301), reverse lookup,
+//!   selectors, the bind check (51), transfers into the queue.
 
+pub mod assoc;
+pub mod gateway;
 pub mod gwart;
+pub mod inbound;
+pub mod outbound;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
+
+use crate::config::{Config, MtaConfig, X400Connector};
+use crate::events::catalog;
+use crate::netsel::{STACK_IP_ADDRESS_OVERRIDE, mta_parameters_key};
+
+/// The version and build the MTA reports in 9298/9299 (Exchange 5.5 SP4's MTA build).
+pub const VERSION: (&str, &str) = ("5.5", "2653.23");
+
+/// Per-connector run-time state.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct ConnectorState {
+    /// Associations open (idle or busy).
+    pub open: usize,
+    /// Transfers waiting for or using an association.
+    pub waiting: usize,
+    /// Consecutive failed opens.
+    pub failures: u32,
+    /// The Open Retry timer runs until then (ms since the UNIX epoch), if running.
+    pub retry_until_ms: Option<i64>,
+    /// Associations opened since start.
+    pub opened_total: u64,
+    /// Messages transferred since start.
+    pub transferred_total: u64,
+}
+
+/// The MTA service of one server.
+pub struct Mta {
+    /// Settings as of the last (re)start.
+    pub cfg: RwLock<MtaConfig>,
+    /// Stack IP Address Override per connector (lowercase name), read from the registry at start.
+    pub overrides: RwLock<HashMap<String, IpAddr>>,
+    /// Per connector, same order as `cfg.connectors`.
+    pub state: Mutex<Vec<ConnectorState>>,
+    /// The routing table.
+    pub gwart: RwLock<gwart::Gwart>,
+    /// Idle outbound associations.
+    pub pool: outbound::Pool,
+    /// Wakes transfers waiting for an association.
+    pub notify: tokio::sync::Notify,
+    /// Bumped by a restart: pooled associations of an older generation are closed.
+    pub generation: AtomicU64,
+}
+
+/// Read the Stack IP Address Override of every connector from the registry (KB Q255991).
+pub fn read_overrides(cfg: &Config, mta: &MtaConfig) -> HashMap<String, IpAddr> {
+    let mut out = HashMap::new();
+    for c in &mta.connectors {
+        let key = mta_parameters_key(&c.name);
+        let val = cfg
+            .registry
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(&key))
+            .and_then(|(_, vals)| vals.iter().find(|(n, _)| n.eq_ignore_ascii_case(STACK_IP_ADDRESS_OVERRIDE)))
+            .map(|(_, v)| v.trim().to_string());
+        if let Some(v) = val {
+            match v.parse::<IpAddr>() {
+                Ok(ip) => {
+                    out.insert(c.name.to_ascii_lowercase(), ip);
+                }
+                Err(_) => tracing::warn!(connector = %c.name, value = %v, "Stack IP Address Override is not an IP address; ignored"),
+            }
+        }
+    }
+    out
+}
+
+impl Mta {
+    /// The MTA of a server with an `[mta]` section; logs 9298.
+    pub fn start(cfg: &Config, events: &crate::events::EventLog) -> Option<Mta> {
+        let m = cfg.mta.as_ref()?;
+        let mta = Mta {
+            overrides: RwLock::new(read_overrides(cfg, m)),
+            state: Mutex::new(vec![ConnectorState::default(); m.connectors.len()]),
+            gwart: RwLock::new(gwart::Gwart::build(cfg)),
+            cfg: RwLock::new(m.clone()),
+            pool: outbound::Pool::default(),
+            notify: tokio::sync::Notify::new(),
+            generation: AtomicU64::new(0),
+        };
+        events.log(catalog::MTA_STARTED, &[VERSION.0, VERSION.1]);
+        Some(mta)
+    }
+
+    /// Restart the service (admin action): 9299, re-read the registry and the connectors,
+    /// close pooled associations, reset the Open Retry timers, 9298.
+    pub fn restart(&self, cfg: &Config, events: &crate::events::EventLog) {
+        events.log(catalog::MTA_STOPPED, &[VERSION.0, VERSION.1]);
+        if let Some(m) = &cfg.mta {
+            *self.cfg.write().expect("mta cfg") = m.clone();
+            *self.overrides.write().expect("overrides") = read_overrides(cfg, m);
+            *self.state.lock().expect("mta state") = vec![ConnectorState::default(); m.connectors.len()];
+        }
+        self.recalculate_routing(cfg);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.notify.notify_waiters();
+        events.log(catalog::MTA_STARTED, &[VERSION.0, VERSION.1]);
+    }
+
+    /// Rebuild the GWART (Recalculate Routing).
+    pub fn recalculate_routing(&self, cfg: &Config) {
+        *self.gwart.write().expect("gwart") = gwart::Gwart::build(cfg);
+    }
+
+    /// A connector by index.
+    pub fn connector(&self, i: usize) -> Option<X400Connector> {
+        self.cfg.read().expect("mta cfg").connectors.get(i).cloned()
+    }
+
+    /// The override of a connector, if the registry had one at start.
+    pub fn override_for(&self, connector: &str) -> Option<IpAddr> {
+        self.overrides.read().expect("overrides").get(&connector.to_ascii_lowercase()).copied()
+    }
+
+    /// The local MTA name and password presented on a connector (Override tab, else the MTA's).
+    pub fn local_credentials(&self, c: &X400Connector, server_name: &str) -> (String, String) {
+        let cfg = self.cfg.read().expect("mta cfg");
+        let name = c.overrides.local_mta_name.clone().or_else(|| cfg.name.clone()).unwrap_or_else(|| server_name.to_string());
+        let pw = c.overrides.local_mta_password.clone().unwrap_or_else(|| cfg.password.clone());
+        (name, pw)
+    }
+
+    /// Is any X.400 connector routing this SMTP domain (an SMTP address space)?
+    pub fn has_smtp_route(&self, domain: &str) -> bool {
+        self.gwart.read().expect("gwart").route_smtp(domain).iter().any(|l| matches!(l.target, gwart::Target::X400(_)))
+    }
+}
+
+/// The local stack object's DN, the %1 of event 9301:
+/// `/o=ORG/ou=SITE/cn=Configuration/cn=Servers/cn=SRV/cn=TCP (SRV)`.
+pub fn stack_dn(cfg: &Config) -> String {
+    format!("{}/cn=TCP ({})", cfg.server_dn(), cfg.server.name)
+}
+
+/// An IPv4 address as the 9301 event prints it: the octets in hex (145.245.193.27 → `91F5C11B`).
+pub fn hex_address(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.octets().iter().map(|o| format!("{o:02X}")).collect(),
+        IpAddr::V6(v6) => v6.octets().iter().map(|o| format!("{o:02X}")).collect(),
+    }
+}
+
+/// The scenario address of a real one (the local lab maps addresses), else itself.
+pub fn scenario_address(cfg: &Config, real: IpAddr) -> IpAddr {
+    cfg.server.address_map.iter().find(|p| p.real == real).map_or(real, |p| p.scenario)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_address_as_in_the_kb() {
+        assert_eq!(hex_address("145.245.193.27".parse().unwrap()), "91F5C11B");
+        assert_eq!(hex_address("192.168.1.1".parse().unwrap()), "C0A80101");
+    }
+}

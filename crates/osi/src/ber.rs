@@ -1,0 +1,355 @@
+//! BER plumbing shared by presentation, ACSE and RTSE (X.690 §8).
+//!
+//! The ASN.1 structures themselves are `rasn` types; this module adds what the stack needs
+//! around them: a structural pre-scan that bounds nesting depth (definite and indefinite
+//! lengths, X.690 §8.1.3), whole-buffer decoding that rejects trailing octets, and a peek
+//! at the outermost identifier.
+
+use rasn::{Decode, Encode};
+
+/// Maximum nesting depth of constructed encodings accepted anywhere in the stack.
+///
+/// The deepest structure the stack parses (CP-type → PDV-list → AARQ → EXTERNAL → RTORQ →
+/// open → MTA bind argument) nests about 20 levels; 64 leaves room for peers' extensions.
+pub const MAX_DEPTH: usize = 64;
+
+/// Errors of the BER plumbing; each layer wraps it in its own error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BerError {
+    /// The encoding ends inside an identifier, length or contents.
+    #[error("truncated ber encoding at offset {0}")]
+    Truncated(usize),
+    /// Identifier octets for a tag number beyond `u32`, or a length of more than 4 octets.
+    #[error("unsupported ber identifier or length at offset {0}")]
+    Unsupported(usize),
+    /// Constructed values nest deeper than [`MAX_DEPTH`].
+    #[error("ber nesting deeper than {MAX_DEPTH}")]
+    TooDeep,
+    /// An indefinite length on a primitive encoding (X.690 §8.1.3.2 a).
+    #[error("indefinite length on a primitive value at offset {0}")]
+    IndefinitePrimitive(usize),
+    /// Octets follow the value inside its enclosing length.
+    #[error("{0} trailing octets after the value")]
+    Trailing(usize),
+    /// The structure does not match the ASN.1 type (the decoder's message).
+    #[error("{0}")]
+    Structure(String),
+}
+
+/// Class of a BER tag (X.690 §8.1.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Universal.
+    Universal,
+    /// Application.
+    Application,
+    /// Context-specific.
+    Context,
+    /// Private.
+    Private,
+}
+
+/// A decoded identifier and length (X.690 §8.1.2, §8.1.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Tag class.
+    pub class: Class,
+    /// Constructed (true) or primitive encoding.
+    pub constructed: bool,
+    /// Tag number.
+    pub number: u32,
+    /// Definite length of the contents, or `None` for the indefinite form.
+    pub length: Option<usize>,
+    /// Octets taken by identifier and length.
+    pub header_len: usize,
+}
+
+/// Reads the identifier and length octets at the start of `input`.
+///
+/// # Errors
+/// [`BerError::Truncated`] if `input` ends inside them, [`BerError::Unsupported`] for tag
+/// numbers above `u32::MAX` or lengths of more than four octets.
+pub fn read_header(input: &[u8]) -> Result<Header, BerError> {
+    let first = *input.first().ok_or(BerError::Truncated(0))?;
+    let class = match first >> 6 {
+        0 => Class::Universal,
+        1 => Class::Application,
+        2 => Class::Context,
+        _ => Class::Private,
+    };
+    let constructed = first & 0x20 != 0;
+    let mut pos = 1;
+    let mut number = u32::from(first & 0x1f);
+    if number == 0x1f {
+        number = 0;
+        loop {
+            let b = *input.get(pos).ok_or(BerError::Truncated(pos))?;
+            pos += 1;
+            if number > (u32::MAX >> 7) {
+                return Err(BerError::Unsupported(pos));
+            }
+            number = (number << 7) | u32::from(b & 0x7f);
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+    }
+    let l = *input.get(pos).ok_or(BerError::Truncated(pos))?;
+    pos += 1;
+    let length = if l == 0x80 {
+        None
+    } else if l & 0x80 == 0 {
+        Some(usize::from(l))
+    } else {
+        let n = usize::from(l & 0x7f);
+        if n > 4 {
+            return Err(BerError::Unsupported(pos));
+        }
+        let bytes = input.get(pos..pos + n).ok_or(BerError::Truncated(pos))?;
+        pos += n;
+        Some(
+            bytes
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b)),
+        )
+    };
+    Ok(Header {
+        class,
+        constructed,
+        number,
+        length,
+        header_len: pos,
+    })
+}
+
+/// Walks one complete BER value at the start of `input`, iteratively, and returns its total
+/// encoded length (header, contents and any end-of-contents octets).
+///
+/// Constructed contents are entered; primitive contents are skipped whole.
+///
+/// # Errors
+/// [`BerError::TooDeep`] beyond `max_depth` levels of constructed nesting,
+/// [`BerError::Truncated`] if a length runs past its enclosing value,
+/// [`BerError::IndefinitePrimitive`] for an indefinite primitive.
+pub fn scan(input: &[u8], max_depth: usize) -> Result<usize, BerError> {
+    // Stack of enclosing constructed values: Some(end offset) for definite lengths, None
+    // for indefinite ones (closed by 00 00).
+    let mut stack: Vec<Option<usize>> = Vec::new();
+    let mut pos = 0usize;
+    loop {
+        // Close every definite value that ends here, and an indefinite one on 00 00.
+        loop {
+            match stack.last() {
+                Some(Some(end)) if pos == *end => {
+                    stack.pop();
+                }
+                Some(Some(end)) if pos > *end => return Err(BerError::Truncated(*end)),
+                Some(None) if input.get(pos..pos + 2) == Some(&[0u8, 0u8][..]) => {
+                    pos += 2;
+                    stack.pop();
+                }
+                _ => break,
+            }
+            if stack.is_empty() {
+                return Ok(pos);
+            }
+        }
+        let h = read_header(&input[pos..]).map_err(|e| shift(e, pos))?;
+        let start = pos + h.header_len;
+        match (h.constructed, h.length) {
+            (false, None) => return Err(BerError::IndefinitePrimitive(pos)),
+            (false, Some(len)) => {
+                pos = start.checked_add(len).ok_or(BerError::Truncated(start))?;
+                if pos > input.len() {
+                    return Err(BerError::Truncated(start));
+                }
+                if let Some(Some(end)) = stack.last()
+                    && pos > *end
+                {
+                    return Err(BerError::Truncated(*end));
+                }
+                if stack.is_empty() {
+                    return Ok(pos);
+                }
+            }
+            (true, length) => {
+                if stack.len() >= max_depth {
+                    return Err(BerError::TooDeep);
+                }
+                let end = match length {
+                    Some(len) => {
+                        let end = start.checked_add(len).ok_or(BerError::Truncated(start))?;
+                        if end > input.len() {
+                            return Err(BerError::Truncated(start));
+                        }
+                        if let Some(Some(outer)) = stack.last()
+                            && end > *outer
+                        {
+                            return Err(BerError::Truncated(*outer));
+                        }
+                        Some(end)
+                    }
+                    None => None,
+                };
+                pos = start;
+                stack.push(end);
+                if end == Some(start) {
+                    // Empty constructed value: closed by the loop above.
+                    continue;
+                }
+            }
+        }
+    }
+}
+
+fn shift(e: BerError, by: usize) -> BerError {
+    match e {
+        BerError::Truncated(p) => BerError::Truncated(p + by),
+        BerError::Unsupported(p) => BerError::Unsupported(p + by),
+        other => other,
+    }
+}
+
+/// Decodes exactly one `T` filling all of `input` (BER, indefinite lengths accepted).
+///
+/// # Errors
+/// Any [`BerError`]: nesting beyond [`MAX_DEPTH`], octets after the value
+/// ([`BerError::Trailing`]), or a structure mismatch.
+pub fn decode<T: Decode>(input: &[u8]) -> Result<T, BerError> {
+    let len = scan(input, MAX_DEPTH)?;
+    if len != input.len() {
+        return Err(BerError::Trailing(input.len() - len));
+    }
+    let mut decoder = rasn::ber::de::Decoder::new(input, rasn::ber::de::DecoderOptions::ber());
+    let value = T::decode(&mut decoder).map_err(|e| BerError::Structure(e.to_string()))?;
+    if !decoder.remaining().is_empty() {
+        return Err(BerError::Trailing(decoder.remaining().len()));
+    }
+    Ok(value)
+}
+
+/// Checks that `value` is exactly one well-formed BER value (an open type's contents:
+/// the decoder accepts a primitive encoding of the explicit tag around it, so its octets
+/// must be checked on their own).
+///
+/// # Errors
+/// As [`scan`], and [`BerError::Trailing`] for octets after the value.
+pub fn check_one(value: &[u8]) -> Result<(), BerError> {
+    let n = scan(value, MAX_DEPTH)?;
+    if n != value.len() {
+        return Err(BerError::Trailing(value.len() - n));
+    }
+    Ok(())
+}
+
+/// [`check_one`] on an optional open-type value.
+pub(crate) fn check_opt(value: &Option<rasn::types::Any>) -> Result<(), BerError> {
+    value.as_ref().map_or(Ok(()), |a| check_one(a.as_bytes()))
+}
+
+/// Encodes `value` in BER with definite lengths.
+///
+/// # Panics
+/// Never for the types of this crate (their encoders cannot fail); a failure would be a bug.
+pub fn encode<T: Encode>(value: &T) -> Vec<u8> {
+    rasn::ber::encode(value).expect("ber encoding of a well-formed value")
+}
+
+/// Wraps `contents` in a definite-length identifier (`identifier` is the complete first
+/// identifier octet, tag numbers up to 30).
+pub fn wrap(identifier: u8, contents: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(contents.len() + 6);
+    out.push(identifier);
+    push_length(&mut out, contents.len());
+    out.extend_from_slice(contents);
+    out
+}
+
+/// Appends a definite BER length (X.690 §8.1.3.3–8.1.3.5).
+pub fn push_length(out: &mut Vec<u8>, len: usize) {
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = (len as u64).to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (8 - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+}
+
+/// Splits one value at the start of `input` into its header and contents, removing the
+/// end-of-contents octets of an indefinite form. Returns `(header, contents, total length)`.
+///
+/// # Errors
+/// As [`scan`].
+pub fn split(input: &[u8]) -> Result<(Header, &[u8], usize), BerError> {
+    let total = scan(input, MAX_DEPTH)?;
+    let h = read_header(input)?;
+    let end = if h.length.is_some() { total } else { total - 2 };
+    Ok((h, &input[h.header_len..end], total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_definite_and_indefinite() {
+        // SEQUENCE { SEQUENCE(indef) { INTEGER 1 } } followed by junk
+        let v = [0x30, 0x07, 0x30, 0x80, 0x02, 0x01, 0x01, 0x00, 0x00, 0xff];
+        assert_eq!(scan(&v, 8).unwrap(), 9);
+        // empty constructed
+        assert_eq!(scan(&[0x30, 0x00], 8).unwrap(), 2);
+        assert_eq!(scan(&[0x30, 0x80, 0x00, 0x00], 8).unwrap(), 4);
+        // inner length overruns outer
+        assert!(matches!(
+            scan(&[0x30, 0x02, 0x04, 0x05, 0, 0, 0, 0, 0], 8),
+            Err(BerError::Truncated(_))
+        ));
+        // missing end-of-contents
+        assert!(matches!(
+            scan(&[0x30, 0x80, 0x02, 0x01, 0x01], 8),
+            Err(BerError::Truncated(_))
+        ));
+        // primitive with indefinite length
+        assert!(matches!(
+            scan(&[0x04, 0x80, 0x00, 0x00], 8),
+            Err(BerError::IndefinitePrimitive(0))
+        ));
+    }
+
+    #[test]
+    fn scan_caps_depth_iteratively() {
+        let depth = 100_000;
+        let mut v: Vec<u8> = (0..depth).flat_map(|_| [0x30, 0x80]).collect();
+        v.extend((0..depth).flat_map(|_| [0x00, 0x00]));
+        assert_eq!(scan(&v, MAX_DEPTH), Err(BerError::TooDeep));
+        let mut ok: Vec<u8> = (0..10).flat_map(|_| [0x30, 0x80]).collect();
+        ok.extend((0..10).flat_map(|_| [0x00, 0x00]));
+        assert_eq!(scan(&ok, MAX_DEPTH), Ok(40));
+    }
+
+    #[test]
+    fn split_strips_end_of_contents() {
+        let v = [0xb0, 0x80, 0x02, 0x01, 0x05, 0x00, 0x00];
+        let (h, c, total) = split(&v).unwrap();
+        assert_eq!(
+            (h.class, h.constructed, h.number),
+            (Class::Context, true, 16)
+        );
+        assert_eq!(c, &[0x02, 0x01, 0x05]);
+        assert_eq!(total, 7);
+        let long = wrap(0x04, &[7u8; 300]);
+        assert_eq!(&long[..4], &[0x04, 0x82, 0x01, 0x2c]);
+        assert_eq!(split(&long).unwrap().1.len(), 300);
+    }
+
+    #[test]
+    fn decode_rejects_trailing() {
+        assert_eq!(decode::<i64>(&[0x02, 0x01, 0x05]), Ok(5));
+        assert_eq!(
+            decode::<i64>(&[0x02, 0x01, 0x05, 0x00]),
+            Err(BerError::Trailing(1))
+        );
+    }
+}

@@ -1,0 +1,282 @@
+//! The gateway between the Internet Mail Service and the MTA: RFC 5322 mail ↔ P1 messages
+//! carrying a minimal X.420 IPM, SMTP addresses ↔ O/R addresses, and P1 reports ↔ DSNs.
+//!
+//! Address mapping (the RFC 2156 way, as Exchange's IMS encapsulated foreign addresses):
+//! - an SMTP address of a local recipient maps to that recipient's X.400 address;
+//! - any other SMTP address maps to an X.400 prefix (the route's address space, else the
+//!   site address) plus the domain-defined attribute `RFC-822`, whose value is the address
+//!   with the characters PrintableString lacks written as `(a)` for `@`, `(p)` for `%`,
+//!   `(b)` for `!`, `(q)` for `"`, `(u)` for `_`, `(l)`/`(r)` for parentheses and `(NNN)`
+//!   (decimal) for the rest (RFC 2156 §4.3.3);
+//! - back, an O/R address with `dda:RFC-822` maps to that address; one matching a local
+//!   recipient's X.400 address maps to the recipient's primary SMTP address; anything else is
+//!   encapsulated as `IMCEAX400-<mnemonic with +xx escapes>@<site domain>`.
+
+use chrono::{DateTime, Utc};
+use mail_builder::MessageBuilder;
+use mail_builder::headers::raw::Raw;
+use mtalab_directory::Directory;
+use mtalab_p1::{
+    BodyPart, ExtensionField, GlobalDomainIdentifier, InternalTraceInformationElement, Ipm, MessageTransferEnvelope, MtaName,
+    MtsIdentifier, OrAddress, OrName, TraceInformationElement,
+};
+
+use crate::mta::gwart::mnemonic_pairs;
+
+/// The DDA type carrying an RFC 822 address (RFC 2156 §4.3.3).
+pub const DDA_RFC822: &str = "RFC-822";
+
+/// Encode an RFC 822 address into a PrintableString DDA value (RFC 2156 §4.3.3).
+pub fn encode_rfc822_dda(addr: &str) -> String {
+    let mut out = String::with_capacity(addr.len() + 8);
+    for c in addr.chars() {
+        match c {
+            '@' => out.push_str("(a)"),
+            '%' => out.push_str("(p)"),
+            '!' => out.push_str("(b)"),
+            '"' => out.push_str("(q)"),
+            '_' => out.push_str("(u)"),
+            '(' => out.push_str("(l)"),
+            ')' => out.push_str("(r)"),
+            c if c.is_ascii_alphanumeric() || " '+,-./:=?".contains(c) => out.push(c),
+            c => {
+                for b in c.to_string().bytes() {
+                    out.push_str(&format!("({b:03})"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Decode a DDA value made by [`encode_rfc822_dda`]; None when malformed.
+pub fn decode_rfc822_dda(v: &str) -> Option<String> {
+    let mut out = Vec::new();
+    let mut rest = v;
+    while let Some(c) = rest.chars().next() {
+        if c == '(' {
+            let end = rest.find(')')?;
+            let code = &rest[1..end];
+            match code {
+                "a" => out.push(b'@'),
+                "p" => out.push(b'%'),
+                "b" => out.push(b'!'),
+                "q" => out.push(b'"'),
+                "u" => out.push(b'_'),
+                "l" => out.push(b'('),
+                "r" => out.push(b')'),
+                n if !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit()) => out.push(n.parse::<u8>().ok()?),
+                _ => return None,
+            }
+            rest = &rest[end + 1..];
+        } else {
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `+xx` escaping of IMCEA encapsulation (the prefix is case-sensitive).
+fn imcea_escape(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$%&'*-/=?^`{|}~.".contains(&b) && b != b'.' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("+{b:02X}"));
+        }
+    }
+    out
+}
+
+fn imcea_unescape(s: &str) -> Option<String> {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'+' {
+            out.push(u8::from_str_radix(s.get(i + 1..i + 3)?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The X.400 O/R address for an SMTP address: the local recipient's, or `prefix` + `dda:RFC-822`.
+pub fn smtp_to_or(addr: &str, dir: &Directory, prefix: &str) -> Result<OrName, String> {
+    if let Some((l, d)) = addr.rsplit_once('@')
+        && let Some(r) = dir.lookup_smtp(l, d)
+    {
+        return OrName::parse_mnemonic(&r.x400).map_err(|e| format!("{}: {e}", r.x400));
+    }
+    if let Some(inner) = addr.strip_prefix("IMCEAX400-")
+        && let Some((enc, _domain)) = inner.rsplit_once('@')
+        && let Some(m) = imcea_unescape(enc)
+        && let Ok(o) = OrName::parse_mnemonic(&m)
+    {
+        return Ok(o);
+    }
+    let text = format!("{};dda:{DDA_RFC822}={}", prefix.trim_end_matches(';'), encode_rfc822_dda(addr));
+    OrName::parse_mnemonic(&text).map_err(|e| format!("{text}: {e}"))
+}
+
+/// The SMTP address for an O/R address (see the module docs).
+pub fn or_to_smtp(or: &OrAddress, dir: &Directory) -> String {
+    if let Some(d) = or.domain_defined_attributes.iter().find(|d| d.attribute_type.eq_ignore_ascii_case(DDA_RFC822))
+        && let Some(a) = decode_rfc822_dda(&d.value)
+    {
+        return a;
+    }
+    let m = or.to_mnemonic();
+    if let Some(r) = local_recipient_for(or, dir)
+        && let Some(p) = r.smtp.first()
+    {
+        return p.clone();
+    }
+    format!("IMCEAX400-{}@{}", imcea_escape(&m), dir.addressing().smtp.trim_start_matches('@'))
+}
+
+/// The local recipient whose X.400 address equals `or` (attribute by attribute,
+/// case-insensitive), if any.
+pub fn local_recipient_for<'a>(or: &OrAddress, dir: &'a Directory) -> Option<&'a mtalab_directory::Recipient> {
+    let mut want = mnemonic_pairs(&or.to_mnemonic());
+    want.sort();
+    dir.recipients().iter().find(|r| {
+        let mut have = mnemonic_pairs(&r.x400);
+        have.sort();
+        have.len() == want.len() && have.iter().zip(&want).all(|((k1, v1), (k2, v2))| k1 == k2 && v1.eq_ignore_ascii_case(v2))
+    })
+}
+
+/// The global domain identifier of a site X.400 address (`c`, `a`, `p`).
+pub fn gdi_of(x: &crate::config::X400Config) -> GlobalDomainIdentifier {
+    GlobalDomainIdentifier::parse_mnemonic(&format!("c={};a={};p={}", x.c, x.a, x.p))
+        .unwrap_or_else(|_| GlobalDomainIdentifier::parse_mnemonic("c=US;a= ").expect("fallback GDI parses"))
+}
+
+/// Inputs of [`rfc822_to_p1`].
+pub struct ToP1<'a> {
+    /// The RFC 5322 message.
+    pub data: &'a [u8],
+    /// Envelope sender (empty = null).
+    pub from: &'a str,
+    /// Recipients (SMTP addresses) of this transfer.
+    pub rcpts: &'a [String],
+    /// X.400 prefix for foreign addresses (the route's address space).
+    pub prefix: &'a str,
+    /// This site's X.400 site address (for the MTS identifier and trace).
+    pub site: &'a crate::config::X400Config,
+    /// Local identifier of the message (the queue id, at most 32 characters).
+    pub local_id: &'a str,
+    /// Arrival time.
+    pub arrival: DateTime<Utc>,
+    /// This MTA's name, for the internal trace (X.411 §12.2.1.1.1.13).
+    pub mta_name: &'a str,
+}
+
+/// Convert an RFC 5322 message into a P1 message carrying an IPM (subject, originator,
+/// To/Cc recipients and the first text body survive; other body parts are dropped).
+pub fn rfc822_to_p1(input: &ToP1<'_>, dir: &Directory) -> Result<mtalab_p1::Message, String> {
+    let parsed = mail_parser::MessageParser::default().parse(input.data).ok_or("the message cannot be parsed")?;
+    let originator_smtp = if input.from.is_empty() { dir.addressing().smtp.replacen('@', "postmaster@", 1) } else { input.from.to_string() };
+    let originator = smtp_to_or(&originator_smtp, dir, input.prefix)?;
+    let recipients = input.rcpts.iter().map(|r| smtp_to_or(r, dir, input.prefix)).collect::<Result<Vec<_>, _>>()?;
+    let header_addrs = |list: Option<&mail_parser::Address<'_>>| -> Vec<OrName> {
+        list.map(|a| a.iter().filter_map(|x| x.address()).filter_map(|s| smtp_to_or(s, dir, input.prefix).ok()).collect())
+            .unwrap_or_default()
+    };
+    let to = header_addrs(parsed.to());
+    let cc = header_addrs(parsed.cc());
+    let subject = parsed.subject().unwrap_or_default().to_string();
+    let body = parsed.body_text(0).map(|b| b.into_owned()).unwrap_or_default();
+    let this_ipm = mtalab_p1::ipm::IpmIdentifier {
+        user: Some(originator.clone()),
+        user_relative_identifier: parsed.message_id().map(|m| m.chars().filter(|c| c.is_ascii_graphic()).take(64).collect()).unwrap_or_else(|| input.local_id.to_string()),
+    };
+    let ipm = Ipm::text(this_ipm, originator.clone(), to, cc, &subject, &body);
+    let content = ipm.encode().map_err(|e| format!("IPM: {e}"))?;
+    let gdi = gdi_of(input.site);
+    let id = MtsIdentifier { global_domain_identifier: gdi.clone(), local_identifier: input.local_id.chars().take(32).collect() };
+    let mut env = MessageTransferEnvelope::new(id, originator, recipients, TraceInformationElement::relayed(gdi.clone(), input.arrival));
+    env.extensions.push(ExtensionField::internal_trace(vec![InternalTraceInformationElement::relayed(
+        gdi,
+        MtaName(input.mta_name.chars().take(32).collect()),
+        input.arrival,
+    )]));
+    env.content_identifier = Some(subject.chars().filter(|c| c.is_ascii_alphanumeric() || *c == ' ').take(16).collect::<String>()).filter(|s| !s.is_empty());
+    Ok(mtalab_p1::Message { envelope: env, content })
+}
+
+/// Convert a P1 message's IPM content back into an RFC 5322 message.
+pub fn p1_to_rfc822(msg: &mtalab_p1::Message, dir: &Directory) -> Result<Vec<u8>, String> {
+    let ipm = Ipm::decode(&msg.content).map_err(|e| format!("IPM: {e}"))?;
+    let from = ipm
+        .heading
+        .originator
+        .as_ref()
+        .and_then(|o| o.formal_name.as_ref())
+        .map(|n| or_to_smtp(&n.address, dir))
+        .unwrap_or_else(|| or_to_smtp(&msg.envelope.originator_name.address, dir));
+    let map = |v: &[mtalab_p1::ipm::RecipientSpecifier]| -> Vec<String> {
+        v.iter().filter_map(|r| r.recipient.formal_name.as_ref()).map(|n| or_to_smtp(&n.address, dir)).collect()
+    };
+    let to = map(&ipm.heading.primary_recipients);
+    let cc = map(&ipm.heading.copy_recipients);
+    let body: String = ipm.body.iter().filter_map(BodyPart::as_text).collect::<Vec<_>>().join("\n");
+    let mut b = MessageBuilder::new().from(from.as_str()).subject(ipm.heading.subject.clone().unwrap_or_default());
+    if !to.is_empty() {
+        b = b.to(to.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    }
+    if !cc.is_empty() {
+        b = b.cc(cc.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    }
+    let mts_id = format!("{};{}", msg.envelope.message_identifier.global_domain_identifier.to_mnemonic(), msg.envelope.message_identifier.local_identifier);
+    b = b.header("X-MS-Exchange-MTS-ID", Raw::new(mts_id));
+    let id = &ipm.heading.this_ipm.user_relative_identifier;
+    if id.contains('@') {
+        b = b.message_id(id.trim_matches(|c| c == '<' || c == '>'));
+    }
+    let out = b.text_body(body.replace("\r\n", "\n")).write_to_vec().map_err(|e| e.to_string())?;
+    // The MTAs the message passed, from the internal trace (oldest first), as Received:
+    // fields, newest on top as RFC 5321 §4.4 stacks them.
+    let mut trace = String::new();
+    if let Some(elems) = msg.envelope.internal_trace() {
+        for e in elems.iter().rev() {
+            trace.push_str(&format!(
+                "Received: by {} (X.400 MTA, {}) with X.400;\r\n\t{}\r\n",
+                e.mta_name.as_str(),
+                e.global_domain_identifier.to_mnemonic(),
+                e.mta_supplied_information.arrival_time.to_rfc2822()
+            ));
+        }
+    }
+    let mut v = trace.into_bytes();
+    v.extend_from_slice(&out);
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc822_dda_round_trip() {
+        for a in ["User2@SiteB.microsoft.com", "odd_name%relay!x@example.net", "q\"uote(d)@x"] {
+            let e = encode_rfc822_dda(a);
+            assert!(!e.contains('@') && !e.contains('_'), "{e}");
+            assert_eq!(decode_rfc822_dda(&e).as_deref(), Some(a));
+        }
+        assert_eq!(encode_rfc822_dda("User2@SiteB.microsoft.com"), "User2(a)SiteB.microsoft.com");
+    }
+
+    #[test]
+    fn imcea_round_trip() {
+        let m = "c=US;a= ;p=ExchangeORG;o=SiteA;s=One;g=User";
+        assert_eq!(imcea_unescape(&imcea_escape(m)).as_deref(), Some(m));
+    }
+}

@@ -1,0 +1,412 @@
+//! Associations other MTAs open to this one, checked in Exchange's order (DESIGN §4,
+//! KB Q189345, Q193380, Q197378):
+//!
+//! 1. The caller's IP against the Stack address of every local connector. No match → 9301.
+//! 2. The reverse lookup of the IP against Stack host names. Still none → a second 9301 and
+//!    the connection is dropped (after the caller's COTP CR, so a capture shows the attempt);
+//!    nothing is transferred.
+//! 3. The called selectors against the connector's incoming selectors, then the MTA bind:
+//!    an unknown name or a wrong password → 51, a bind error (authentication-error) and 1293.
+//!    The responder answers with its own name and password (Override tab).
+//!
+//! Transfers are decoded and handed to the queue: messages converted to RFC 5322 for local
+//! recipients and onward routing, reports converted into DSNs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use mtalab_osi::association::{Association, AssociationConfig, Event};
+use mtalab_p1::{
+    Conformance, MtaBindArgument, MtaBindError, MtaBindResult, MtsApdu, MtsIdentifier, NonDeliveryDiagnosticCode,
+    NonDeliveryReasonCode, OrName, RecipientOutcome, Report, ReportType,
+};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::Ctx;
+use crate::config::{Selectors, X400Connector};
+use crate::events::catalog;
+use crate::mta::assoc::Conn;
+use crate::mta::{gateway, hex_address, scenario_address, stack_dn};
+use crate::queue::{Envelope, X400Origin};
+
+/// How long an inbound association may go without an event.
+const IDLE_WAIT: Duration = Duration::from_secs(600);
+
+/// Accept associations until shutdown.
+pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>) {
+    let shutdown = ctx.shutdown.clone();
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move { handle(stream, peer, ctx).await });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "MTA accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = crate::stopped(shutdown.clone()) => return,
+        }
+    }
+}
+
+/// Does a connector's Stack address name this IP (an IP literal, `ip:port`)?
+fn stack_ip_matches(c: &X400Connector, ip: std::net::IpAddr) -> bool {
+    let s = c.stack_address.trim();
+    s.parse::<std::net::IpAddr>().is_ok_and(|a| a == ip) || s.parse::<SocketAddr>().is_ok_and(|a| a.ip() == ip)
+}
+
+/// Step 1 and 2: the connector this caller belongs to, logging 9301 as Exchange does.
+async fn match_connector(ctx: &Ctx, peer: SocketAddr) -> Option<usize> {
+    let m = ctx.mta.as_ref()?;
+    let connectors = m.cfg.read().expect("mta cfg").connectors.clone();
+    if let Some(i) = connectors.iter().position(|c| stack_ip_matches(c, peer.ip())) {
+        return Some(i);
+    }
+    let (dn, shown) = {
+        let cfg = ctx.cfg.read().expect("cfg lock");
+        (stack_dn(&cfg), scenario_address(&cfg, peer.ip()))
+    };
+    ctx.events.log(catalog::MTA_GATEWAY_NOT_FOUND, &[&dn, &hex_address(shown)]);
+    // Step 2: the reverse lookup, compared with Stack host names.
+    if let Some(r) = &ctx.resolver
+        && let Ok(Some(name)) = r.reverse(peer.ip()).await
+    {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        if let Some(i) = connectors.iter().position(|c| {
+            let s = c.stack_address.trim().trim_end_matches('.').to_ascii_lowercase();
+            s.parse::<std::net::IpAddr>().is_err() && (s == name || name.split('.').next() == Some(s.as_str()))
+        }) {
+            return Some(i);
+        }
+    }
+    ctx.events.log(catalog::MTA_GATEWAY_NOT_FOUND, &[&dn, &hex_address(shown)]);
+    None
+}
+
+fn local_association_config(ctx: &Ctx, c: Option<&X400Connector>) -> AssociationConfig {
+    let mut a = match c {
+        Some(c) => crate::mta::outbound::association_config(ctx, c),
+        None => AssociationConfig::default(),
+    };
+    let local = ctx.mta.as_ref().map(|m| m.cfg.read().expect("mta cfg").selectors.clone()).unwrap_or_default();
+    a.local_tsap = Selectors::octets(&local.tsel).unwrap_or_default();
+    a.local_ssap = Selectors::octets(&local.ssel).unwrap_or_default();
+    a.local_psap = Selectors::octets(&local.psel).unwrap_or_default();
+    a
+}
+
+#[tracing::instrument(name = "p1-in", skip_all, fields(%peer))]
+async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
+    let Some(m) = ctx.mta.as_ref() else { return };
+    let Some(ci) = match_connector(&ctx, peer).await else {
+        // Dropped: wait for the caller's first TPDU (its CR) so the attempt is on the wire,
+        // then close without answering.
+        let mut buf = [0u8; 512];
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+        drop(stream);
+        return;
+    };
+    let c = m.connector(ci).expect("matched connector exists");
+    let assoc = match Association::responder(local_association_config(&ctx, Some(&c))) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot make a responder");
+            return;
+        }
+    };
+    let mut conn = Conn::new(stream, assoc, peer);
+    let shown = scenario_address(&ctx.cfg.read().expect("cfg lock"), peer.ip());
+    // Establishment.
+    loop {
+        match conn.next_event(Duration::from_secs(60), "the association request").await {
+            Ok(Event::AssociateIndication(ind)) => {
+                let incoming = c.incoming.clone().unwrap_or_else(|| c.outgoing.clone());
+                let want = |s: &str| Selectors::octets(s).unwrap_or_default();
+                let selectors_ok = (incoming.tsel.is_empty() || ind.called_tsap == want(&incoming.tsel))
+                    && (incoming.ssel.is_empty() || ind.called_ssap == want(&incoming.ssel))
+                    && (incoming.psel.is_empty() || ind.called_psap == want(&incoming.psel));
+                let bind = MtaBindArgument::decode(&ind.bind_argument);
+                let (name, pw_ok) = match &bind {
+                    Ok(MtaBindArgument::Authenticated { initiator_name, initiator_credentials, .. }) => (
+                        initiator_name.as_str().to_string(),
+                        initiator_credentials.password().map_or(c.remote_mta_password.is_empty(), |p| p.matches(&c.remote_mta_password)),
+                    ),
+                    Ok(MtaBindArgument::Unauthenticated) => ("(unauthenticated)".to_string(), false),
+                    Err(e) => (format!("(unreadable bind argument: {e})"), false),
+                };
+                let why: Option<String> = if !selectors_ok {
+                    Some("the called selectors do not match the connector's incoming selectors".to_string())
+                } else if name != c.remote_mta_name {
+                    Some(format!("MTA name {name} is not the remote MTA name {} of connector {}", c.remote_mta_name, c.name))
+                } else if !pw_ok {
+                    Some(format!("the password does not match connector {}", c.name))
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    ctx.events.log(catalog::MTA_UNKNOWN_BIND, &[&name, &shown.to_string(), &why]);
+                    ctx.events.log(catalog::MTA_REMOTE_ASSOC_REFUSED, &[&shown.to_string(), &why]);
+                    let _ = conn.assoc.refuse(MtaBindError::AUTHENTICATION_ERROR.encode());
+                    // Let the refusal reach the caller, and the caller close first.
+                    conn.finish(Duration::from_secs(2)).await;
+                    return;
+                }
+                let server_name = ctx.cfg.read().expect("cfg lock").server.name.clone();
+                let (lname, lpw) = m.local_credentials(&c, &server_name);
+                let result = MtaBindResult::simple(&lname, &lpw).encode().unwrap_or_else(|_| vec![0x05, 0x00]);
+                if let Err(e) = conn.assoc.accept(result) {
+                    tracing::warn!(error = %e, "accept failed");
+                    return;
+                }
+                tracing::info!(connector = %c.name, mta = %name, "association accepted");
+                break;
+            }
+            Ok(Event::Aborted { reason }) => {
+                ctx.events.log(catalog::MTA_ASSOC_ABORTED, &[&shown.to_string(), &reason.to_string()]);
+                return;
+            }
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::debug!(error = %e, "association attempt ended");
+                return;
+            }
+        }
+    }
+    // Transfers until release.
+    loop {
+        match conn.next_event(IDLE_WAIT, "a transfer or release").await {
+            Ok(Event::TransferIndication { apdu }) => process_apdu(&ctx, Some(ci), peer, apdu).await,
+            Ok(Event::Released) => {
+                conn.finish(Duration::from_secs(2)).await;
+                return;
+            }
+            Ok(Event::Aborted { reason }) => {
+                ctx.events.log(catalog::MTA_ASSOC_ABORTED, &[&c.name, &reason.to_string()]);
+                return;
+            }
+            Ok(_) => {}
+            Err(crate::mta::assoc::DriveError::Eof) => return,
+            Err(e) => {
+                ctx.events.log(catalog::MTA_ASSOC_ABORTED, &[&c.name, &e.to_string()]);
+                conn.abort().await;
+                return;
+            }
+        }
+    }
+}
+
+/// Handle one MTS-APDU received over connector `ci` from `peer`.
+pub async fn process_apdu(ctx: &Arc<Ctx>, ci: Option<usize>, peer: SocketAddr, apdu: Vec<u8>) {
+    let conn_name = ci.and_then(|i| ctx.mta.as_ref().and_then(|m| m.connector(i))).map(|c| c.remote_mta_name).unwrap_or_else(|| peer.ip().to_string());
+    match MtsApdu::decode(&apdu) {
+        Ok(MtsApdu::Message(msg)) => {
+            if let Err(e) = accept_message(ctx, &conn_name, peer, msg).await {
+                tracing::error!(error = %e, "cannot accept an X.400 message");
+            }
+        }
+        Ok(MtsApdu::Report(r)) => {
+            if let Err(e) = accept_report(ctx, r).await {
+                tracing::error!(error = %e, "cannot turn an X.400 report into a DSN");
+            }
+        }
+        Ok(MtsApdu::Probe(_)) => tracing::info!(%peer, "probe received; nothing to do"),
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "undecodable MTS-APDU");
+            ctx.events.log(catalog::MTA_ASSOC_ABORTED, &[&conn_name, &format!("undecodable MTS-APDU: {e}")]);
+        }
+    }
+}
+
+async fn accept_message(ctx: &Arc<Ctx>, from_mta: &str, peer: SocketAddr, msg: mtalab_p1::Message) -> anyhow::Result<()> {
+    let (data, from, rcpts, unknown, origin) = {
+        let dir = ctx.directory.read().expect("dir lock");
+        let router = ctx.router();
+        let data = gateway::p1_to_rfc822(&msg, &dir).map_err(|e| anyhow::anyhow!(e))?;
+        let from = gateway::or_to_smtp(&msg.envelope.originator_name.address, &dir);
+        let mut rcpts = Vec::new();
+        let mut unknown = Vec::new();
+        let mut origin_rcpts = Vec::new();
+        for (i, p) in msg.envelope.per_recipient_fields.iter().enumerate() {
+            let smtp = gateway::or_to_smtp(&p.recipient_name.address, &dir);
+            let known = match smtp.rsplit_once('@') {
+                Some((l, d)) if router.is_local(d) => dir.lookup_smtp(l, d).is_some(),
+                Some((_, d)) if !smtp.starts_with("IMCEAX400-") => {
+                    router.has_route(d) || ctx.mta.as_ref().is_some_and(|m| m.has_smtp_route(d))
+                }
+                _ => false,
+            };
+            if known {
+                rcpts.push(smtp);
+                origin_rcpts.push(p.recipient_name.to_mnemonic());
+            } else {
+                unknown.push(i);
+            }
+        }
+        let origin = X400Origin {
+            originator: msg.envelope.originator_name.to_mnemonic(),
+            mts_gdi: msg.envelope.message_identifier.global_domain_identifier.to_mnemonic(),
+            mts_local: msg.envelope.message_identifier.local_identifier.clone(),
+            recipients: origin_rcpts,
+        };
+        (data, from, rcpts, unknown, origin)
+    };
+    if !unknown.is_empty() {
+        let outcomes: Vec<RecipientOutcome> = unknown
+            .iter()
+            .map(|&i| RecipientOutcome {
+                recipient: i,
+                report_type: ReportType::NonDelivery {
+                    reason: NonDeliveryReasonCode::TRANSFER_FAILURE,
+                    diagnostic: Some(NonDeliveryDiagnosticCode::UNRECOGNISED_OR_NAME),
+                },
+                supplementary_information: Some("recipient not found in the directory".into()),
+            })
+            .collect();
+        queue_report(ctx, &msg, &outcomes).await?;
+    }
+    if rcpts.is_empty() {
+        return Ok(());
+    }
+    let env = Envelope {
+        id: ctx.queue.new_id(),
+        from,
+        rcpts,
+        received: Utc::now(),
+        peer: format!("x400:{}", peer.ip()),
+        helo: from_mta.to_string(),
+        dsn: false,
+        x400: Some(origin),
+        p1_apdu: false,
+    };
+    let received = format!(
+        "{from_mta} [{}] (X.400 MTA {from_mta})\r\n\tvia X.400 P1 mts-id {};{}",
+        peer.ip(),
+        msg.envelope.message_identifier.global_domain_identifier.to_mnemonic(),
+        msg.envelope.message_identifier.local_identifier
+    );
+    let data = crate::ims::with_received(&ctx.hostname, &received, &env, &data);
+    crate::delivery::enqueue(ctx, env, data).await
+}
+
+/// Queue a non-delivery report about `subject` to its originator (event 290 per recipient).
+pub async fn queue_report(ctx: &Arc<Ctx>, subject: &mtalab_p1::Message, outcomes: &[RecipientOutcome]) -> anyhow::Result<()> {
+    let (gdi, local) = {
+        let cfg = ctx.cfg.read().expect("cfg lock");
+        (gateway::gdi_of(&cfg.site_addressing.x400), ctx.queue.new_id())
+    };
+    let now = Utc::now();
+    let report = Report::generate(subject, MtsIdentifier { global_domain_identifier: gdi.clone(), local_identifier: local.chars().take(32).collect() }, gdi, now, now, outcomes)
+        .map_err(|e| anyhow::anyhow!("report: {e}"))?;
+    for o in outcomes {
+        if let ReportType::NonDelivery { reason, diagnostic } = &o.report_type {
+            let rcpt = subject.envelope.per_recipient_fields.get(o.recipient).map(|p| p.recipient_name.to_mnemonic()).unwrap_or_default();
+            ctx.events.log(
+                catalog::MTA_NDR,
+                &[&reason.0.to_string(), &diagnostic.map_or("none".into(), |d| d.0.to_string()), &subject.envelope.message_identifier.local_identifier, &rcpt],
+            );
+        }
+    }
+    let data = MtsApdu::Report(report).encode(Conformance::default()).map_err(|e| anyhow::anyhow!("report: {e}"))?;
+    let env = Envelope {
+        id: ctx.queue.new_id(),
+        from: String::new(),
+        rcpts: vec![format!("x400:{}", subject.envelope.originator_name.to_mnemonic())],
+        received: now,
+        peer: "local".into(),
+        helo: ctx.hostname.clone(),
+        dsn: true,
+        x400: None,
+        p1_apdu: true,
+    };
+    crate::delivery::enqueue(ctx, env, data).await
+}
+
+/// RFC 3463 status for an X.400 non-delivery (RFC 2156 §4.7's spirit).
+pub fn status_of(reason: NonDeliveryReasonCode, diagnostic: Option<NonDeliveryDiagnosticCode>) -> &'static str {
+    match diagnostic {
+        Some(NonDeliveryDiagnosticCode::UNRECOGNISED_OR_NAME) => "5.1.1",
+        Some(NonDeliveryDiagnosticCode::AMBIGUOUS_OR_NAME) => "5.1.4",
+        Some(NonDeliveryDiagnosticCode::MTS_CONGESTION) => "4.4.5",
+        Some(NonDeliveryDiagnosticCode::LOOP_DETECTED) => "5.4.6",
+        Some(NonDeliveryDiagnosticCode::MAXIMUM_TIME_EXPIRED) => "4.4.7",
+        Some(NonDeliveryDiagnosticCode::CONTENT_TOO_LONG) => "5.3.4",
+        Some(NonDeliveryDiagnosticCode::TRANSFER_ATTEMPTS_LIMIT_REACHED) => "4.4.1",
+        _ if reason == NonDeliveryReasonCode::UNABLE_TO_TRANSFER => "5.4.4",
+        _ => "5.0.0",
+    }
+}
+
+async fn accept_report(ctx: &Arc<Ctx>, r: Report) -> anyhow::Result<()> {
+    let (to, rows) = {
+        let dir = ctx.directory.read().expect("dir lock");
+        let to = gateway::or_to_smtp(&r.envelope.report_destination_name.address, &dir);
+        let rows: Vec<crate::dsn::FailedRcpt> = r
+            .content
+            .per_recipient_fields
+            .iter()
+            .map(|p| {
+                let rcpt = gateway::or_to_smtp(&p.actual_recipient_name.address, &dir);
+                let (status, diag) = match &p.last_trace_information.report_type {
+                    ReportType::NonDelivery { reason, diagnostic } => (
+                        status_of(*reason, *diagnostic).to_string(),
+                        format!(
+                            "X-X400; non-delivery reason code {}, diagnostic code {}{}",
+                            reason.0,
+                            diagnostic.map_or("none".into(), |d| d.0.to_string()),
+                            p.supplementary_information.as_ref().map(|s| format!(" ({s})")).unwrap_or_default()
+                        ),
+                    ),
+                    ReportType::Delivery { message_delivery_time, .. } => ("2.0.0".to_string(), format!("X-X400; delivered {}", message_delivery_time.to_rfc2822())),
+                };
+                crate::dsn::FailedRcpt { rcpt, status, diagnostic: diag, remote_mta: None }
+            })
+            .collect();
+        (to, rows)
+    };
+    if to.is_empty() || rows.is_empty() {
+        return Ok(());
+    }
+    let subject_id = format!(
+        "{};{}",
+        r.content.subject_identifier.global_domain_identifier.to_mnemonic(),
+        r.content.subject_identifier.local_identifier
+    );
+    let original = format!(
+        "Subject: {}\r\nX-MS-Exchange-MTS-ID: {subject_id}\r\n\r\n",
+        r.content.content_identifier.clone().unwrap_or_default()
+    );
+    let postmaster = ctx.postmaster();
+    let body = crate::dsn::build(&crate::dsn::DsnInput {
+        reporting_mta: &ctx.hostname,
+        postmaster: &postmaster,
+        to: &to,
+        arrival: Utc::now(),
+        original_id: &r.content.subject_identifier.local_identifier,
+        original: original.as_bytes(),
+        failed: &rows,
+    });
+    let env = Envelope {
+        id: ctx.queue.new_id(),
+        from: String::new(),
+        rcpts: vec![to],
+        received: Utc::now(),
+        peer: "local".into(),
+        helo: ctx.hostname.clone(),
+        dsn: true,
+        x400: None,
+        p1_apdu: false,
+    };
+    let data = crate::ims::with_received(&ctx.hostname, "local (X.400 report)", &env, &body);
+    crate::delivery::enqueue(ctx, env, data).await
+}
+
+/// The O/R name of a queue recipient written `x400:<mnemonic>`.
+pub fn x400_rcpt(r: &str) -> Option<OrName> {
+    r.strip_prefix("x400:").and_then(|m| OrName::parse_mnemonic(m).ok())
+}

@@ -1,0 +1,331 @@
+//! Associations this MTA opens (DESIGN §4, KB Q255991): the source address (the Stack IP
+//! Address Override, else the interface on the route), the MTA bind and the check of the
+//! responder's credentials (48), Threshold-driven extra associations (up to 10 per remote
+//! MTA), Lifetime and Disconnect timers, and the open failures that start the Open Retry
+//! timer (9215, 289, 301).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use mtalab_osi::association::{Association, AssociationConfig, DialogueMode, Event};
+use mtalab_p1::{MtaBindArgument, MtaBindError, MtaBindResult};
+use tokio::net::TcpSocket;
+
+use crate::Ctx;
+use crate::config::{Selectors, X400Connector};
+use crate::events::catalog;
+use crate::mta::assoc::Conn;
+
+/// Most associations to one remote MTA (DESIGN §4).
+pub const MAX_ASSOCIATIONS: usize = 10;
+/// How long establishment (CC, AC) may take.
+const OPEN_WAIT: Duration = Duration::from_secs(30);
+/// How long a transfer may go without an event.
+const TRANSFER_WAIT: Duration = Duration::from_secs(120);
+
+struct Pooled {
+    conn: Conn,
+    opened: Instant,
+    idle_since: Instant,
+    generation: u64,
+}
+
+/// Idle bound associations per connector.
+#[derive(Default)]
+pub struct Pool {
+    idle: std::sync::Mutex<HashMap<usize, Vec<Pooled>>>,
+}
+
+/// Why a transfer over a connector failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// No association could be opened (connect, bind, refusal): counts as an open retry.
+    #[error("{0}")]
+    Open(String),
+    /// The association broke during the transfer.
+    #[error("{0}")]
+    Transfer(String),
+}
+
+fn octets(s: &str) -> Vec<u8> {
+    Selectors::octets(s).unwrap_or_else(|_| s.as_bytes().to_vec())
+}
+
+/// The association settings of a connector (Stack and Override tabs).
+pub fn association_config(ctx: &Ctx, c: &X400Connector) -> AssociationConfig {
+    let local = ctx.mta.as_ref().map(|m| m.cfg.read().expect("mta cfg").selectors.clone()).unwrap_or_default();
+    let o = &c.overrides;
+    AssociationConfig {
+        local_tsap: octets(&local.tsel),
+        remote_tsap: octets(&c.outgoing.tsel),
+        local_ssap: octets(&local.ssel),
+        remote_ssap: octets(&c.outgoing.ssel),
+        local_psap: octets(&local.psel),
+        remote_psap: octets(&c.outgoing.psel),
+        checkpoint_size: o.checkpoint_size_k,
+        window_size: o.window_size.max(1),
+        dialogue_mode: if c.advanced.two_way_alternate { DialogueMode::TwoWayAlternate } else { DialogueMode::Monologue },
+        recovery_timeout: ctx.scaled(o.recovery_timeout).max(Duration::from_millis(500)),
+        ..AssociationConfig::default()
+    }
+}
+
+/// Where a connector's Stack address points.
+async fn stack_target(ctx: &Ctx, c: &X400Connector, port: u16) -> Result<SocketAddr, String> {
+    let s = c.stack_address.trim();
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        return Ok(sa);
+    }
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let r = ctx.resolver.as_ref().ok_or_else(|| format!("cannot resolve Stack host {s}: no DNS server configured"))?;
+    let ips = r.host_addrs(s).await.map_err(|e| format!("cannot resolve Stack host {s}: {e}"))?;
+    ips.first().map(|ip| SocketAddr::new(*ip, port)).ok_or_else(|| format!("no address for Stack host {s}"))
+}
+
+/// The source address of a connector's outbound connections: the Stack IP Address Override
+/// when the registry had one at MTA start, else (on the local lab backend) the interface on
+/// the route, else the OS's choice.
+pub fn source_address(ctx: &Ctx, c: &X400Connector, dest: IpAddr) -> Option<IpAddr> {
+    if let Some(ip) = ctx.mta.as_ref().and_then(|m| m.override_for(&c.name)) {
+        return Some(ip);
+    }
+    let cfg = ctx.cfg.read().expect("cfg lock");
+    if cfg.server.emulate_source_selection {
+        return crate::netsel::route_source(&cfg.server.interfaces, &cfg.server.routes, dest);
+    }
+    None
+}
+
+fn log_open_failed(ctx: &Ctx, ci: usize, c: &X400Connector, why: &str) {
+    ctx.events.log(catalog::MTA_OPEN_FAILED, &[&c.name, &c.remote_mta_name, why]);
+    if let Some(m) = &ctx.mta {
+        let (n, delay) = {
+            let mut st = m.state.lock().expect("mta state");
+            let s = &mut st[ci];
+            s.failures += 1;
+            let delay = ctx.scaled(c.overrides.open_interval);
+            s.retry_until_ms = Some(chrono::Utc::now().timestamp_millis() + delay.as_millis() as i64);
+            (s.failures, delay)
+        };
+        ctx.events.log(
+            catalog::MTA_OPEN_RETRY,
+            &[&c.name, &format!("{}", c.overrides.open_interval as u64), &n.to_string(), &c.overrides.max_open_retries.to_string()],
+        );
+        tracing::info!(connector = %c.name, real_delay = ?delay, "open retry timer started");
+    }
+}
+
+/// Open and bind an association over connector `ci`.
+pub async fn open(ctx: &Arc<Ctx>, ci: usize, c: &X400Connector) -> Result<Conn, String> {
+    let port = ctx.mta.as_ref().map_or(102, |m| m.cfg.read().expect("mta cfg").remote_port);
+    let dest = stack_target(ctx, c, port).await?;
+    let src = source_address(ctx, c, dest.ip());
+    let socket = if dest.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(|e| e.to_string())?;
+    if let Some(s) = src {
+        socket.bind(SocketAddr::new(s, 0)).map_err(|e| format!("cannot bind source address {s}: {e}"))?;
+    }
+    let stream = match tokio::time::timeout(OPEN_WAIT, socket.connect(dest)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            ctx.events.log(catalog::MTA_CONNECT_FAILED, &[&dest.to_string(), &e.to_string()]);
+            return Err(format!("connect to {dest} failed: {e}"));
+        }
+        Err(_) => {
+            ctx.events.log(catalog::MTA_CONNECT_FAILED, &[&dest.to_string(), "timed out"]);
+            return Err(format!("connect to {dest} timed out"));
+        }
+    };
+    let server_name = ctx.cfg.read().expect("cfg lock").server.name.clone();
+    let (name, password) = ctx.mta.as_ref().expect("mta").local_credentials(c, &server_name);
+    let bind = MtaBindArgument::simple(&name, &password).encode().map_err(|e| format!("bind argument: {e}"))?;
+    let assoc = Association::initiator(association_config(ctx, c), bind, Instant::now()).map_err(|e| e.to_string())?;
+    let mut conn = Conn::new(stream, assoc, dest);
+    tracing::info!(connector = %c.name, %dest, source = ?src, "opening association");
+    loop {
+        match conn.next_event(OPEN_WAIT, "the association to open").await {
+            Ok(Event::AssociateConfirm(ac)) => {
+                let result = MtaBindResult::decode(&ac.bind_result).map_err(|e| format!("bad bind result: {e}"));
+                let ok = match &result {
+                    Ok(r) => {
+                        let rname = r.responder_name().map(|n| n.as_str().to_string()).unwrap_or_default();
+                        let rpw_ok = match r {
+                            MtaBindResult::Authenticated { responder_credentials, .. } => match responder_credentials.password() {
+                                Some(p) => p.matches(&c.remote_mta_password),
+                                None => c.remote_mta_password.is_empty(),
+                            },
+                            MtaBindResult::Unauthenticated => c.remote_mta_password.is_empty(),
+                        };
+                        rname == c.remote_mta_name && rpw_ok
+                    }
+                    Err(_) => false,
+                };
+                if !ok {
+                    let rname = result.as_ref().ok().and_then(|r| r.responder_name()).map(|n| n.as_str().to_string()).unwrap_or_else(|| "(unreadable)".into());
+                    ctx.events.log(catalog::MTA_RESPONDER_CREDENTIALS, &[&rname, &c.name]);
+                    conn.abort().await;
+                    return Err(format!("the responder {rname} answered with credentials that do not match the connector"));
+                }
+                if let Some(m) = &ctx.mta {
+                    let mut st = m.state.lock().expect("mta state");
+                    st[ci].failures = 0;
+                    st[ci].retry_until_ms = None;
+                    st[ci].opened_total += 1;
+                }
+                return Ok(conn);
+            }
+            Ok(Event::AssociateRefused(r)) => {
+                let why = match r.bind_error.as_deref().map(MtaBindError::decode) {
+                    Some(Ok(e)) => format!("bind refused: {}", e.name().unwrap_or("unknown bind error")),
+                    _ => format!("association refused (session reason {:?}, acse result {:?})", r.session_reason, r.acse_result),
+                };
+                ctx.events.log(catalog::MTA_LOCAL_ASSOC_REFUSED, &[&c.name, &why]);
+                return Err(why);
+            }
+            Ok(Event::Aborted { reason }) => return Err(format!("association aborted during open: {reason}")),
+            Ok(_) => continue,
+            Err(e) => return Err(format!("no association to {dest}: {e}")),
+        }
+    }
+}
+
+impl Pool {
+    fn take(&self, ci: usize, generation: u64, lifetime: Duration) -> Option<(Conn, Instant)> {
+        let mut idle = self.idle.lock().expect("pool");
+        let list = idle.get_mut(&ci)?;
+        // Stale ones (older generation, past Lifetime) stay for the reaper to release.
+        let i = list.iter().rposition(|p| p.generation == generation && p.opened.elapsed() < lifetime)?;
+        let p = list.remove(i);
+        Some((p.conn, p.opened))
+    }
+
+    fn put(&self, ci: usize, conn: Conn, opened: Instant, generation: u64) {
+        self.idle.lock().expect("pool").entry(ci).or_default().push(Pooled { conn, opened, idle_since: Instant::now(), generation });
+    }
+
+    fn expired(&self, limits: &dyn Fn(usize) -> (Duration, Duration), generation: u64) -> Vec<(usize, Conn)> {
+        let mut idle = self.idle.lock().expect("pool");
+        let mut out = Vec::new();
+        for (ci, list) in idle.iter_mut() {
+            let (lifetime, disconnect) = limits(*ci);
+            let mut keep = Vec::new();
+            for p in list.drain(..) {
+                if p.generation != generation || p.idle_since.elapsed() >= disconnect || p.opened.elapsed() >= lifetime {
+                    out.push((*ci, p.conn));
+                } else {
+                    keep.push(p);
+                }
+            }
+            *list = keep;
+        }
+        out
+    }
+}
+
+/// Close idle associations when their Disconnect timer or Lifetime runs out.
+pub async fn reap(ctx: Arc<Ctx>) {
+    let Some(m) = &ctx.mta else { return };
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        let generation = m.generation.load(Ordering::SeqCst);
+        let limits = |ci: usize| match m.connector(ci) {
+            Some(c) => (ctx.scaled(c.overrides.lifetime), ctx.scaled(c.overrides.disconnect)),
+            None => (Duration::ZERO, Duration::ZERO),
+        };
+        for (ci, conn) in m.pool.expired(&limits, generation) {
+            {
+                let mut st = m.state.lock().expect("mta state");
+                if let Some(s) = st.get_mut(ci) {
+                    s.open = s.open.saturating_sub(1);
+                }
+            }
+            tokio::spawn(conn.release(Duration::from_secs(5)));
+            m.notify.notify_waiters();
+        }
+    }
+}
+
+/// Transfer one MTS-APDU over connector `ci`, on an idle association or a new one (a new
+/// one per Threshold transfers waiting, at most [`MAX_ASSOCIATIONS`]).
+pub async fn transfer(ctx: &Arc<Ctx>, ci: usize, apdu: Vec<u8>) -> Result<(), TransferError> {
+    let m = ctx.mta.as_ref().ok_or_else(|| TransferError::Open("the MTA is not running".into()))?;
+    let c = m.connector(ci).ok_or_else(|| TransferError::Open(format!("no connector {ci}")))?;
+    {
+        m.state.lock().expect("mta state")[ci].waiting += 1;
+    }
+    let r = transfer_inner(ctx, m, ci, &c, apdu).await;
+    {
+        let mut st = m.state.lock().expect("mta state");
+        st[ci].waiting = st[ci].waiting.saturating_sub(1);
+        if r.is_ok() {
+            st[ci].transferred_total += 1;
+        }
+    }
+    r
+}
+
+async fn transfer_inner(ctx: &Arc<Ctx>, m: &crate::mta::Mta, ci: usize, c: &X400Connector, apdu: Vec<u8>) -> Result<(), TransferError> {
+    let lifetime = ctx.scaled(c.overrides.lifetime);
+    let mut fresh_tries = 0;
+    loop {
+        let generation = m.generation.load(Ordering::SeqCst);
+        let (mut conn, opened, reused) = match m.pool.take(ci, generation, lifetime) {
+            Some((conn, opened)) => (conn, opened, true),
+            None => {
+                let may_open = {
+                    let mut st = m.state.lock().expect("mta state");
+                    let s = &mut st[ci];
+                    let allowed = (1 + s.waiting.saturating_sub(1) / c.overrides.threshold.max(1) as usize).min(MAX_ASSOCIATIONS);
+                    if s.open < allowed {
+                        s.open += 1;
+                        true
+                    } else {
+                        false
+                    }
+                };
+                if !may_open {
+                    let _ = tokio::time::timeout(Duration::from_millis(200), m.notify.notified()).await;
+                    continue;
+                }
+                fresh_tries += 1;
+                match open(ctx, ci, c).await {
+                    Ok(conn) => (conn, Instant::now(), false),
+                    Err(why) => {
+                        m.state.lock().expect("mta state")[ci].open -= 1;
+                        m.notify.notify_waiters();
+                        log_open_failed(ctx, ci, c, &why);
+                        return Err(TransferError::Open(why));
+                    }
+                }
+            }
+        };
+        let mut received = Vec::new();
+        let r = conn.transfer(apdu.clone(), TRANSFER_WAIT, &mut received).await;
+        for a in received {
+            crate::mta::inbound::process_apdu(ctx, Some(ci), conn.peer, a).await;
+        }
+        match r {
+            Ok(()) => {
+                m.pool.put(ci, conn, opened, generation);
+                m.notify.notify_waiters();
+                return Ok(());
+            }
+            Err(e) => {
+                m.state.lock().expect("mta state")[ci].open -= 1;
+                m.notify.notify_waiters();
+                if reused && fresh_tries == 0 {
+                    // The idle association died meanwhile: one more try on a fresh one.
+                    tracing::debug!(connector = %c.name, error = %e, "pooled association failed; opening a new one");
+                    continue;
+                }
+                ctx.events.log(catalog::MTA_ASSOC_ABORTED, &[&c.name, &e.to_string()]);
+                return Err(TransferError::Transfer(e.to_string()));
+            }
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! Fuzzes the MTS-APDU decoder (X.411 §12.2), bare and inside the RTTR EXTERNAL, and the
+//! X.420 IPM decoder on message content.
+//!
+//! Properties: nothing panics; a decoded APDU either re-encodes in both extension-type
+//! forms to octets that decode to the same APDU (and re-encode identically), or is refused
+//! as unencodable (a UTCTime whose offset moves it out of the 1970..=2069 window); a decoded
+//! IPM re-encodes, and its encoding is a fixed point.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use mtalab_p1::{Conformance, Error, Ipm, MtsApdu};
+
+fn check(apdu: &MtsApdu) {
+    for conformance in [Conformance::Explicit1988, Conformance::Implicit] {
+        match apdu.encode(conformance) {
+            Ok(bytes) => {
+                let again = MtsApdu::decode(&bytes).expect("re-encoded APDU decodes");
+                assert_eq!(&again, apdu);
+                assert_eq!(again.encode(conformance).as_ref(), Ok(&bytes));
+            }
+            Err(e) => assert!(matches!(e, Error::Unencodable { .. }), "{e}"),
+        }
+    }
+    if let MtsApdu::Message(m) = apdu
+        && let Ok(ipm) = Ipm::decode(&m.content)
+        && let Ok(bytes) = ipm.encode()
+    {
+        let again = Ipm::decode(&bytes).expect("re-encoded IPM decodes");
+        assert_eq!(again.encode().as_ref(), Ok(&bytes));
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(apdu) = MtsApdu::decode(data) {
+        check(&apdu);
+    }
+    if let Ok((_, apdu)) = MtsApdu::decode_external(data) {
+        check(&apdu);
+    }
+    if let Ok(ipm) = Ipm::decode(data) {
+        let _ = ipm.encode();
+    }
+});
