@@ -9,3 +9,4 @@ mod bad_input;
 mod durability;
 mod lab;
 mod routing;
+mod x400;
