@@ -134,6 +134,11 @@ pub struct AssociationConfig {
     /// Cap on a reassembled TSDU, octets (default 16 MiB + 64 KiB: a whole APDU may come in
     /// one P-DATA when checkpointing is off).
     pub max_tsdu_size: usize,
+    /// Hold the activity-end confirmation (AEA) of a received transfer until the user calls
+    /// [`Association::confirm_transfer`] — after it has stored the APDU durably — instead of
+    /// sending it as soon as the APDU is whole (default false). The sender keeps the APDU
+    /// until then (X.228 §8: the transfer is not complete before the confirmation).
+    pub defer_transfer_confirmation: bool,
 }
 
 impl Default for AssociationConfig {
@@ -159,6 +164,7 @@ impl Default for AssociationConfig {
             recovery_timeout: Duration::from_secs(60),
             max_apdu_size: 16 << 20,
             max_tsdu_size: (16 << 20) + (64 << 10),
+            defer_transfer_confirmation: false,
         }
     }
 }
@@ -412,6 +418,8 @@ struct Receiving {
 pub struct Association {
     role: Role,
     cfg: AssociationConfig,
+    /// Serial number of a received activity end not yet confirmed (deferred AEA).
+    unconfirmed_activity_end: Option<u32>,
     state: State,
     now: Option<Instant>,
     rx: Vec<u8>,
@@ -489,6 +497,7 @@ impl Association {
         let max_tsdu = cfg.max_tsdu_size;
         Association {
             role,
+            unconfirmed_activity_end: None,
             state,
             now: None,
             rx: Vec::new(),
@@ -973,6 +982,25 @@ impl Association {
     }
 
     /// GT or PT (empty) followed by a category 2 SPDU.
+    fn send_aea(&mut self, serial_number: u32) {
+        let aea = Spdu::with(
+            SpduCode::AEA,
+            Params {
+                serial_number: Some(serial_number),
+                ..Params::default()
+            },
+        );
+        self.send_cat2(false, aea);
+    }
+
+    /// With [`AssociationConfig::defer_transfer_confirmation`]: confirm the last
+    /// [`Event::TransferIndication`] (sends the AEA). Does nothing when none is pending.
+    pub fn confirm_transfer(&mut self) {
+        if let Some(n) = self.unconfirmed_activity_end.take() {
+            self.send_aea(n);
+        }
+    }
+
     fn send_cat2(&mut self, giver: bool, spdu: Spdu) {
         let first = Spdu::new(if giver { SpduCode::GT } else { SpduCode::PT });
         // Our own category 2 SPDUs have small parameters; DT user information is unbounded.
@@ -1449,14 +1477,11 @@ impl Association {
                     .value()
                     .ok_or(RtseError::Invalid("transfer external encoding"))?
                     .to_vec();
-                let aea = Spdu::with(
-                    SpduCode::AEA,
-                    Params {
-                        serial_number: Some(n),
-                        ..Params::default()
-                    },
-                );
-                self.send_cat2(false, aea);
+                if self.cfg.defer_transfer_confirmation {
+                    self.unconfirmed_activity_end = Some(n);
+                } else {
+                    self.send_aea(n);
+                }
                 self.events.push_back(Event::TransferIndication { apdu });
                 Ok(())
             }

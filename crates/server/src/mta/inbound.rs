@@ -113,7 +113,10 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         return;
     };
     let c = m.connector(ci).expect("matched connector exists");
-    let assoc = match Association::responder(local_association_config(&ctx, Some(&c))) {
+    let mut acfg = local_association_config(&ctx, Some(&c));
+    // Confirm each transfer (AEA) only once it is in the queue on disk.
+    acfg.defer_transfer_confirmation = true;
+    let assoc = match Association::responder(acfg) {
         Ok(a) => a,
         Err(e) => {
             tracing::error!(error = %e, "cannot make a responder");
@@ -181,7 +184,16 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     // Transfers until release.
     loop {
         match conn.next_event(IDLE_WAIT, "a transfer or release").await {
-            Ok(Event::TransferIndication { apdu }) => process_apdu(&ctx, Some(ci), peer, apdu).await,
+            Ok(Event::TransferIndication { apdu }) => match process_apdu(&ctx, Some(ci), peer, apdu).await {
+                Ok(()) => conn.assoc.confirm_transfer(),
+                Err(e) => {
+                    // Not stored: abort, so the sender keeps the message and tries again.
+                    tracing::error!(error = %e, "cannot store a transfer; aborting the association");
+                    ctx.events.log(catalog::MTA_ASSOC_ABORTED, &[&c.name, &format!("cannot store the transfer: {e}")]);
+                    conn.abort().await;
+                    return;
+                }
+            },
             Ok(Event::Released) => {
                 conn.finish(Duration::from_secs(2)).await;
                 return;
@@ -201,24 +213,22 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     }
 }
 
-/// Handle one MTS-APDU received over connector `ci` from `peer`.
-pub async fn process_apdu(ctx: &Arc<Ctx>, ci: Option<usize>, peer: SocketAddr, apdu: Vec<u8>) {
+/// Handle one MTS-APDU received over connector `ci` from `peer`. Errors only when it could
+/// not be stored (the caller then must not confirm the transfer); an APDU that cannot be
+/// decoded or converted is logged and dropped.
+pub async fn process_apdu(ctx: &Arc<Ctx>, ci: Option<usize>, peer: SocketAddr, apdu: Vec<u8>) -> anyhow::Result<()> {
     let conn_name = ci.and_then(|i| ctx.mta.as_ref().and_then(|m| m.connector(i))).map(|c| c.remote_mta_name).unwrap_or_else(|| peer.ip().to_string());
     match MtsApdu::decode(&apdu) {
-        Ok(MtsApdu::Message(msg)) => {
-            if let Err(e) = accept_message(ctx, &conn_name, peer, msg).await {
-                tracing::error!(error = %e, "cannot accept an X.400 message");
-            }
+        Ok(MtsApdu::Message(msg)) => accept_message(ctx, &conn_name, peer, msg).await,
+        Ok(MtsApdu::Report(r)) => accept_report(ctx, r).await,
+        Ok(MtsApdu::Probe(_)) => {
+            tracing::info!(%peer, "probe received; nothing to do");
+            Ok(())
         }
-        Ok(MtsApdu::Report(r)) => {
-            if let Err(e) = accept_report(ctx, r).await {
-                tracing::error!(error = %e, "cannot turn an X.400 report into a DSN");
-            }
-        }
-        Ok(MtsApdu::Probe(_)) => tracing::info!(%peer, "probe received; nothing to do"),
         Err(e) => {
             tracing::warn!(%peer, error = %e, "undecodable MTS-APDU");
             ctx.events.log(catalog::MTA_ASSOC_ABORTED, &[&conn_name, &format!("undecodable MTS-APDU: {e}")]);
+            Ok(())
         }
     }
 }
@@ -227,7 +237,13 @@ async fn accept_message(ctx: &Arc<Ctx>, from_mta: &str, peer: SocketAddr, msg: m
     let (data, from, rcpts, unknown, origin) = {
         let dir = ctx.directory.read().expect("dir lock");
         let router = ctx.router();
-        let data = gateway::p1_to_rfc822(&msg, &dir).map_err(|e| anyhow::anyhow!(e))?;
+        let data = match gateway::p1_to_rfc822(&msg, &dir) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "X.400 message content cannot be converted; dropped");
+                return Ok(());
+            }
+        };
         let from = gateway::or_to_smtp(&msg.envelope.originator_name.address, &dir);
         let mut rcpts = Vec::new();
         let mut unknown = Vec::new();

@@ -307,7 +307,9 @@ async fn transfer_inner(ctx: &Arc<Ctx>, m: &crate::mta::Mta, ci: usize, c: &X400
         let mut received = Vec::new();
         let r = conn.transfer(apdu.clone(), TRANSFER_WAIT, &mut received).await;
         for a in received {
-            crate::mta::inbound::process_apdu(ctx, Some(ci), conn.peer, a).await;
+            if let Err(e) = crate::mta::inbound::process_apdu(ctx, Some(ci), conn.peer, a).await {
+                tracing::error!(error = %e, "cannot store an APDU received on an outbound association");
+            }
         }
         match r {
             Ok(()) => {
