@@ -168,22 +168,48 @@ impl OrAddress {
                 write_country(w, c)?;
             }
             if let Some(a) = &self.admd {
-                w.constructed(app_c(2), |w| write_domain(w, a, "administration-domain-name"))?;
+                w.constructed(app_c(2), |w| {
+                    write_domain(w, a, "administration-domain-name")
+                })?;
             }
             if let Some(s) = &self.network_address {
-                w.string(Tag::context(0), StrKind::Numeric, s, "network-address", MAX_STRING_LEN)?;
+                w.string(
+                    Tag::context(0),
+                    StrKind::Numeric,
+                    s,
+                    "network-address",
+                    MAX_STRING_LEN,
+                )?;
             }
             if let Some(s) = &self.terminal_identifier {
-                w.string(Tag::context(1), StrKind::Printable, s, "terminal-identifier", MAX_STRING_LEN)?;
+                w.string(
+                    Tag::context(1),
+                    StrKind::Printable,
+                    s,
+                    "terminal-identifier",
+                    MAX_STRING_LEN,
+                )?;
             }
             if let Some(p) = &self.prmd {
                 w.constructed(ctx_c(2), |w| write_domain(w, p, "private-domain-name"))?;
             }
             if let Some(s) = &self.organization {
-                w.string(Tag::context(3), StrKind::Printable, s, "organization-name", MAX_STRING_LEN)?;
+                w.string(
+                    Tag::context(3),
+                    StrKind::Printable,
+                    s,
+                    "organization-name",
+                    MAX_STRING_LEN,
+                )?;
             }
             if let Some(s) = &self.numeric_user_identifier {
-                w.string(Tag::context(4), StrKind::Numeric, s, "numeric-user-identifier", MAX_STRING_LEN)?;
+                w.string(
+                    Tag::context(4),
+                    StrKind::Numeric,
+                    s,
+                    "numeric-user-identifier",
+                    MAX_STRING_LEN,
+                )?;
             }
             if let Some(pn) = &self.personal_name {
                 w.constructed(ctx_c(5), |w| {
@@ -196,18 +222,33 @@ impl OrAddress {
                         w.string(Tag::context(2), p, s, "initials", MAX_STRING_LEN)?;
                     }
                     if let Some(s) = &pn.generation_qualifier {
-                        w.string(Tag::context(3), p, s, "generation-qualifier", MAX_STRING_LEN)?;
+                        w.string(
+                            Tag::context(3),
+                            p,
+                            s,
+                            "generation-qualifier",
+                            MAX_STRING_LEN,
+                        )?;
                     }
                     Ok(())
                 })?;
             }
             if !self.organizational_units.is_empty() {
                 if self.organizational_units.len() > MAX_ORGANIZATIONAL_UNITS {
-                    return Err(Error::unencodable("organizational-unit-names", "more than 4 units"));
+                    return Err(Error::unencodable(
+                        "organizational-unit-names",
+                        "more than 4 units",
+                    ));
                 }
                 w.constructed(ctx_c(6), |w| {
                     for ou in &self.organizational_units {
-                        w.string(ber::PRINTABLE_STRING, StrKind::Printable, ou, "organizational-unit-name", MAX_STRING_LEN)?;
+                        w.string(
+                            ber::PRINTABLE_STRING,
+                            StrKind::Printable,
+                            ou,
+                            "organizational-unit-name",
+                            MAX_STRING_LEN,
+                        )?;
                     }
                     Ok(())
                 })?;
@@ -216,13 +257,28 @@ impl OrAddress {
         })?;
         if !self.domain_defined_attributes.is_empty() {
             if self.domain_defined_attributes.len() > MAX_DOMAIN_DEFINED_ATTRIBUTES {
-                return Err(Error::unencodable("built-in-domain-defined-attributes", "more than 4 attributes"));
+                return Err(Error::unencodable(
+                    "built-in-domain-defined-attributes",
+                    "more than 4 attributes",
+                ));
             }
             w.constructed(ber::SEQUENCE, |w| {
                 for d in &self.domain_defined_attributes {
                     w.constructed(ber::SEQUENCE, |w| {
-                        w.string(ber::PRINTABLE_STRING, StrKind::Printable, &d.attribute_type, "domain-defined type", MAX_STRING_LEN)?;
-                        w.string(ber::PRINTABLE_STRING, StrKind::Printable, &d.value, "domain-defined value", MAX_STRING_LEN)
+                        w.string(
+                            ber::PRINTABLE_STRING,
+                            StrKind::Printable,
+                            &d.attribute_type,
+                            "domain-defined type",
+                            MAX_STRING_LEN,
+                        )?;
+                        w.string(
+                            ber::PRINTABLE_STRING,
+                            StrKind::Printable,
+                            &d.value,
+                            "domain-defined value",
+                            MAX_STRING_LEN,
+                        )
                     })?;
                 }
                 Ok(())
@@ -230,7 +286,10 @@ impl OrAddress {
         }
         if !self.extension_attributes.is_empty() {
             if self.extension_attributes.len() > MAX_EXTENSION_ATTRIBUTES {
-                return Err(Error::unencodable("extension-attributes", "more than 256 attributes"));
+                return Err(Error::unencodable(
+                    "extension-attributes",
+                    "more than 256 attributes",
+                ));
             }
             w.constructed(ber::SET, |w| {
                 for e in &self.extension_attributes {
@@ -238,12 +297,24 @@ impl OrAddress {
                         ExtensionAttribute::CommonName(s) => {
                             w.integer(Tag::context(0), i64::from(EXTENSION_ATTRIBUTE_COMMON_NAME));
                             w.constructed(ctx_c(1), |w| {
-                                w.string(ber::PRINTABLE_STRING, StrKind::Printable, s, "common-name", MAX_STRING_LEN)
+                                w.string(
+                                    ber::PRINTABLE_STRING,
+                                    StrKind::Printable,
+                                    s,
+                                    "common-name",
+                                    MAX_STRING_LEN,
+                                )
                             })
                         }
-                        ExtensionAttribute::Other { attribute_type, value } => {
+                        ExtensionAttribute::Other {
+                            attribute_type,
+                            value,
+                        } => {
                             if *attribute_type > 256 {
-                                return Err(Error::unencodable("extension-attribute-type", "above ub-extension-attributes (256)"));
+                                return Err(Error::unencodable(
+                                    "extension-attribute-type",
+                                    "above ub-extension-attributes (256)",
+                                ));
                             }
                             check_opaque(value, "extension-attribute-value")?;
                             w.integer(Tag::context(0), i64::from(*attribute_type));
@@ -263,7 +334,9 @@ impl OrAddress {
     /// Reads BuiltInStandardAttributes and the optional DDA and extension-attribute
     /// components from `r`, leaving what follows.
     pub(crate) fn read_components(r: &mut Reader<'_>) -> Result<OrAddress> {
-        let bisa = r.read("built-in-standard-attributes")?.expect(ber::SEQUENCE, "built-in-standard-attributes")?;
+        let bisa = r
+            .read("built-in-standard-attributes")?
+            .expect(ber::SEQUENCE, "built-in-standard-attributes")?;
         let mut a = OrAddress::default();
         let mut br = bisa.reader("built-in-standard-attributes")?;
         while let Some(t) = br.next_tlv()? {
@@ -272,19 +345,47 @@ impl OrAddress {
             if tag.is(Tag::application(1)) {
                 set_once(&mut a.country, read_country(&t)?, "country-name")?;
             } else if tag.is(Tag::application(2)) {
-                set_once(&mut a.admd, read_domain_choice(&t, "administration-domain-name")?, "administration-domain-name")?;
+                set_once(
+                    &mut a.admd,
+                    read_domain_choice(&t, "administration-domain-name")?,
+                    "administration-domain-name",
+                )?;
             } else if tag.is(Tag::context(0)) {
-                set_once(&mut a.network_address, t.string(StrKind::Numeric, "network-address", MAX_STRING_LEN)?, "network-address")?;
+                set_once(
+                    &mut a.network_address,
+                    t.string(StrKind::Numeric, "network-address", MAX_STRING_LEN)?,
+                    "network-address",
+                )?;
             } else if tag.is(Tag::context(1)) {
-                set_once(&mut a.terminal_identifier, t.string(StrKind::Printable, "terminal-identifier", MAX_STRING_LEN)?, "terminal-identifier")?;
+                set_once(
+                    &mut a.terminal_identifier,
+                    t.string(StrKind::Printable, "terminal-identifier", MAX_STRING_LEN)?,
+                    "terminal-identifier",
+                )?;
             } else if tag.is(Tag::context(2)) {
-                set_once(&mut a.prmd, read_domain_choice(&t, "private-domain-name")?, "private-domain-name")?;
+                set_once(
+                    &mut a.prmd,
+                    read_domain_choice(&t, "private-domain-name")?,
+                    "private-domain-name",
+                )?;
             } else if tag.is(Tag::context(3)) {
-                set_once(&mut a.organization, t.string(StrKind::Printable, "organization-name", MAX_STRING_LEN)?, "organization-name")?;
+                set_once(
+                    &mut a.organization,
+                    t.string(StrKind::Printable, "organization-name", MAX_STRING_LEN)?,
+                    "organization-name",
+                )?;
             } else if tag.is(Tag::context(4)) {
-                set_once(&mut a.numeric_user_identifier, t.string(StrKind::Numeric, "numeric-user-identifier", MAX_STRING_LEN)?, "numeric-user-identifier")?;
+                set_once(
+                    &mut a.numeric_user_identifier,
+                    t.string(StrKind::Numeric, "numeric-user-identifier", MAX_STRING_LEN)?,
+                    "numeric-user-identifier",
+                )?;
             } else if tag.is(Tag::context(5)) {
-                set_once(&mut a.personal_name, read_personal_name(&t)?, "personal-name")?;
+                set_once(
+                    &mut a.personal_name,
+                    read_personal_name(&t)?,
+                    "personal-name",
+                )?;
             } else if tag.is(Tag::context(6)) {
                 if !a.organizational_units.is_empty() {
                     return Err(Error::Duplicate("organizational-unit-names"));
@@ -292,30 +393,56 @@ impl OrAddress {
                 let mut ous = t.reader("organizational-unit-names")?;
                 while let Some(ou) = ous.next_tlv()? {
                     if a.organizational_units.len() == MAX_ORGANIZATIONAL_UNITS {
-                        return Err(Error::TooMany { what: "organizational-unit-names", cap: MAX_ORGANIZATIONAL_UNITS });
+                        return Err(Error::TooMany {
+                            what: "organizational-unit-names",
+                            cap: MAX_ORGANIZATIONAL_UNITS,
+                        });
                     }
                     let ou = ou.expect(ber::PRINTABLE_STRING, "organizational-unit-name")?;
-                    a.organizational_units.push(ou.string(StrKind::Printable, "organizational-unit-name", MAX_STRING_LEN)?);
+                    a.organizational_units.push(ou.string(
+                        StrKind::Printable,
+                        "organizational-unit-name",
+                        MAX_STRING_LEN,
+                    )?);
                 }
                 if a.organizational_units.is_empty() {
-                    return Err(Error::invalid("organizational-unit-names", "empty sequence"));
+                    return Err(Error::invalid(
+                        "organizational-unit-names",
+                        "empty sequence",
+                    ));
                 }
             } else {
-                return Err(Error::UnexpectedTag { context: what, found: tag });
+                return Err(Error::UnexpectedTag {
+                    context: what,
+                    found: tag,
+                });
             }
         }
         if let Some(dda) = r.optional(ber::SEQUENCE)? {
             let mut dr = dda.reader("built-in-domain-defined-attributes")?;
             while let Some(item) = dr.next_tlv()? {
                 if a.domain_defined_attributes.len() == MAX_DOMAIN_DEFINED_ATTRIBUTES {
-                    return Err(Error::TooMany { what: "domain-defined attributes", cap: MAX_DOMAIN_DEFINED_ATTRIBUTES });
+                    return Err(Error::TooMany {
+                        what: "domain-defined attributes",
+                        cap: MAX_DOMAIN_DEFINED_ATTRIBUTES,
+                    });
                 }
-                let mut ir = item.expect(ber::SEQUENCE, "built-in-domain-defined-attribute")?.reader("built-in-domain-defined-attribute")?;
-                let ty = ir.read("domain-defined type")?.expect(ber::PRINTABLE_STRING, "domain-defined type")?;
-                let va = ir.read("domain-defined value")?.expect(ber::PRINTABLE_STRING, "domain-defined value")?;
+                let mut ir = item
+                    .expect(ber::SEQUENCE, "built-in-domain-defined-attribute")?
+                    .reader("built-in-domain-defined-attribute")?;
+                let ty = ir
+                    .read("domain-defined type")?
+                    .expect(ber::PRINTABLE_STRING, "domain-defined type")?;
+                let va = ir
+                    .read("domain-defined value")?
+                    .expect(ber::PRINTABLE_STRING, "domain-defined value")?;
                 ir.finish("built-in-domain-defined-attribute")?;
                 a.domain_defined_attributes.push(DomainDefinedAttribute {
-                    attribute_type: ty.string(StrKind::Printable, "domain-defined type", MAX_STRING_LEN)?,
+                    attribute_type: ty.string(
+                        StrKind::Printable,
+                        "domain-defined type",
+                        MAX_STRING_LEN,
+                    )?,
                     value: va.string(StrKind::Printable, "domain-defined value", MAX_STRING_LEN)?,
                 });
             }
@@ -324,9 +451,13 @@ impl OrAddress {
             let mut er = ext.reader("extension-attributes")?;
             while let Some(item) = er.next_tlv()? {
                 if a.extension_attributes.len() == MAX_EXTENSION_ATTRIBUTES {
-                    return Err(Error::TooMany { what: "extension attributes", cap: MAX_EXTENSION_ATTRIBUTES });
+                    return Err(Error::TooMany {
+                        what: "extension attributes",
+                        cap: MAX_EXTENSION_ATTRIBUTES,
+                    });
                 }
-                a.extension_attributes.push(read_extension_attribute(&item)?);
+                a.extension_attributes
+                    .push(read_extension_attribute(&item)?);
             }
         }
         Ok(a)
@@ -336,16 +467,22 @@ impl OrAddress {
 fn read_extension_attribute(item: &Tlv<'_>) -> Result<ExtensionAttribute> {
     let what = "extension-attribute";
     let mut ir = item.expect(ber::SEQUENCE, what)?.reader(what)?;
-    let attribute_type = ir.read("extension-attribute-type")?.expect(Tag::context(0), "extension-attribute-type")?;
+    let attribute_type = ir
+        .read("extension-attribute-type")?
+        .expect(Tag::context(0), "extension-attribute-type")?;
     let attribute_type = attribute_type.unsigned("extension-attribute-type", 256)?;
-    let value = ir.read("extension-attribute-value")?.expect(Tag::context(1), "extension-attribute-value")?;
+    let value = ir
+        .read("extension-attribute-value")?
+        .expect(Tag::context(1), "extension-attribute-value")?;
     ir.finish(what)?;
     let mut vr = value.reader("extension-attribute-value")?;
     if attribute_type == EXTENSION_ATTRIBUTE_COMMON_NAME
         && let Some(Some(t)) = vr.peek_tag().ok()
         && t.is(ber::PRINTABLE_STRING)
     {
-        let s = vr.read("common-name")?.string(StrKind::Printable, "common-name", MAX_STRING_LEN)?;
+        let s =
+            vr.read("common-name")?
+                .string(StrKind::Printable, "common-name", MAX_STRING_LEN)?;
         if vr.is_empty() {
             return Ok(ExtensionAttribute::CommonName(s));
         }
@@ -354,20 +491,43 @@ fn read_extension_attribute(item: &Tlv<'_>) -> Result<ExtensionAttribute> {
     let mut vr = value.reader("extension-attribute-value")?;
     while vr.next_tlv()?.is_some() {}
     check_opaque(value.content, "extension-attribute-value")?;
-    Ok(ExtensionAttribute::Other { attribute_type, value: value.content.to_vec() })
+    Ok(ExtensionAttribute::Other {
+        attribute_type,
+        value: value.content.to_vec(),
+    })
 }
 
 fn write_country(w: &mut Writer, c: &CountryName) -> Result<()> {
     w.constructed(app_c(1), |w| match c {
-        CountryName::X121DccCode(s) => w.string(ber::NUMERIC_STRING, StrKind::Numeric, s, "country-name", 3),
-        CountryName::Iso3166Alpha2(s) => w.string(ber::PRINTABLE_STRING, StrKind::Printable, s, "country-name", 2),
+        CountryName::X121DccCode(s) => {
+            w.string(ber::NUMERIC_STRING, StrKind::Numeric, s, "country-name", 3)
+        }
+        CountryName::Iso3166Alpha2(s) => w.string(
+            ber::PRINTABLE_STRING,
+            StrKind::Printable,
+            s,
+            "country-name",
+            2,
+        ),
     })
 }
 
 fn write_domain(w: &mut Writer, d: &DomainName, what: &'static str) -> Result<()> {
     match d {
-        DomainName::Numeric(s) => w.string(ber::NUMERIC_STRING, StrKind::Numeric, s, what, MAX_STRING_LEN),
-        DomainName::Printable(s) => w.string(ber::PRINTABLE_STRING, StrKind::Printable, s, what, MAX_STRING_LEN),
+        DomainName::Numeric(s) => w.string(
+            ber::NUMERIC_STRING,
+            StrKind::Numeric,
+            s,
+            what,
+            MAX_STRING_LEN,
+        ),
+        DomainName::Printable(s) => w.string(
+            ber::PRINTABLE_STRING,
+            StrKind::Printable,
+            s,
+            what,
+            MAX_STRING_LEN,
+        ),
     }
 }
 
@@ -383,11 +543,22 @@ fn read_domain_choice(t: &Tlv<'_>, what: &'static str) -> Result<DomainName> {
 /// Reads an untagged `CHOICE { numeric, printable }`.
 pub(crate) fn read_domain_value(v: &Tlv<'_>, what: &'static str) -> Result<DomainName> {
     if v.tag.is(ber::NUMERIC_STRING) {
-        Ok(DomainName::Numeric(v.string(StrKind::Numeric, what, MAX_STRING_LEN)?))
+        Ok(DomainName::Numeric(v.string(
+            StrKind::Numeric,
+            what,
+            MAX_STRING_LEN,
+        )?))
     } else if v.tag.is(ber::PRINTABLE_STRING) {
-        Ok(DomainName::Printable(v.string(StrKind::Printable, what, MAX_STRING_LEN)?))
+        Ok(DomainName::Printable(v.string(
+            StrKind::Printable,
+            what,
+            MAX_STRING_LEN,
+        )?))
     } else {
-        Err(Error::UnexpectedTag { context: what, found: v.tag })
+        Err(Error::UnexpectedTag {
+            context: what,
+            found: v.tag,
+        })
     }
 }
 
@@ -397,11 +568,22 @@ fn read_country(t: &Tlv<'_>) -> Result<CountryName> {
     let v = r.read(what)?;
     r.finish(what)?;
     if v.tag.is(ber::NUMERIC_STRING) {
-        Ok(CountryName::X121DccCode(v.string(StrKind::Numeric, what, 3)?))
+        Ok(CountryName::X121DccCode(v.string(
+            StrKind::Numeric,
+            what,
+            3,
+        )?))
     } else if v.tag.is(ber::PRINTABLE_STRING) {
-        Ok(CountryName::Iso3166Alpha2(v.string(StrKind::Printable, what, 2)?))
+        Ok(CountryName::Iso3166Alpha2(v.string(
+            StrKind::Printable,
+            what,
+            2,
+        )?))
     } else {
-        Err(Error::UnexpectedTag { context: what, found: v.tag })
+        Err(Error::UnexpectedTag {
+            context: what,
+            found: v.tag,
+        })
     }
 }
 
@@ -413,15 +595,32 @@ fn read_personal_name(t: &Tlv<'_>) -> Result<PersonalName> {
     while let Some(f) = r.next_tlv()? {
         let p = StrKind::Printable;
         match (f.tag.class, f.tag.number) {
-            (ber::Class::Context, 0) => set_once(&mut surname, f.string(p, "surname", MAX_STRING_LEN)?, "surname")?,
-            (ber::Class::Context, 1) => set_once(&mut pn.given_name, f.string(p, "given-name", MAX_STRING_LEN)?, "given-name")?,
-            (ber::Class::Context, 2) => set_once(&mut pn.initials, f.string(p, "initials", MAX_STRING_LEN)?, "initials")?,
+            (ber::Class::Context, 0) => set_once(
+                &mut surname,
+                f.string(p, "surname", MAX_STRING_LEN)?,
+                "surname",
+            )?,
+            (ber::Class::Context, 1) => set_once(
+                &mut pn.given_name,
+                f.string(p, "given-name", MAX_STRING_LEN)?,
+                "given-name",
+            )?,
+            (ber::Class::Context, 2) => set_once(
+                &mut pn.initials,
+                f.string(p, "initials", MAX_STRING_LEN)?,
+                "initials",
+            )?,
             (ber::Class::Context, 3) => set_once(
                 &mut pn.generation_qualifier,
                 f.string(p, "generation-qualifier", MAX_STRING_LEN)?,
                 "generation-qualifier",
             )?,
-            _ => return Err(Error::UnexpectedTag { context: what, found: f.tag }),
+            _ => {
+                return Err(Error::UnexpectedTag {
+                    context: what,
+                    found: f.tag,
+                });
+            }
         }
     }
     pn.surname = surname.ok_or(Error::Missing("surname"))?;
@@ -438,14 +637,22 @@ pub(crate) fn set_once<T>(slot: &mut Option<T>, value: T, what: &'static str) ->
 
 pub(crate) fn check_len(bytes: &[u8]) -> Result<()> {
     if bytes.len() > MAX_PDU_LEN {
-        return Err(Error::TooLong { what: "input", len: bytes.len(), cap: MAX_PDU_LEN });
+        return Err(Error::TooLong {
+            what: "input",
+            len: bytes.len(),
+            cap: MAX_PDU_LEN,
+        });
     }
     Ok(())
 }
 
 pub(crate) fn check_opaque(bytes: &[u8], what: &'static str) -> Result<()> {
     if bytes.len() > MAX_OPAQUE_LEN {
-        return Err(Error::TooLong { what, len: bytes.len(), cap: MAX_OPAQUE_LEN });
+        return Err(Error::TooLong {
+            what,
+            len: bytes.len(),
+            cap: MAX_OPAQUE_LEN,
+        });
     }
     Ok(())
 }
@@ -465,7 +672,10 @@ pub struct OrName {
 
 impl From<OrAddress> for OrName {
     fn from(address: OrAddress) -> OrName {
-        OrName { address, directory_name: None }
+        OrName {
+            address,
+            directory_name: None,
+        }
     }
 }
 
@@ -517,7 +727,10 @@ impl OrName {
             None => None,
         };
         r.finish("ORName")?;
-        Ok(OrName { address, directory_name })
+        Ok(OrName {
+            address,
+            directory_name,
+        })
     }
 }
 
@@ -539,7 +752,9 @@ impl GlobalDomainIdentifier {
     pub(crate) fn write(&self, w: &mut Writer) -> Result<()> {
         w.constructed(app_c(3), |w| {
             write_country(w, &self.country)?;
-            w.constructed(app_c(2), |w| write_domain(w, &self.admd, "administration-domain-name"))?;
+            w.constructed(app_c(2), |w| {
+                write_domain(w, &self.admd, "administration-domain-name")
+            })?;
             if let Some(p) = &self.prmd {
                 write_domain(w, p, "private-domain-identifier")?;
             }
@@ -551,13 +766,21 @@ impl GlobalDomainIdentifier {
         let what = "GlobalDomainIdentifier";
         let mut r = tlv.reader(what)?;
         let country = read_country(&r.read("country-name")?.expect(app_c(1), what)?)?;
-        let admd = read_domain_choice(&r.read("administration-domain-name")?.expect(app_c(2), what)?, "administration-domain-name")?;
+        let admd = read_domain_choice(
+            &r.read("administration-domain-name")?
+                .expect(app_c(2), what)?,
+            "administration-domain-name",
+        )?;
         let prmd = match r.next_tlv()? {
             Some(v) => Some(read_domain_value(&v, "private-domain-identifier")?),
             None => None,
         };
         r.finish(what)?;
-        Ok(GlobalDomainIdentifier { country, admd, prmd })
+        Ok(GlobalDomainIdentifier {
+            country,
+            admd,
+            prmd,
+        })
     }
 }
 
@@ -576,15 +799,25 @@ impl MtsIdentifier {
     pub(crate) fn write(&self, w: &mut Writer) -> Result<()> {
         w.constructed(app_c(4), |w| {
             self.global_domain_identifier.write(w)?;
-            w.string(ber::IA5_STRING, StrKind::Ia5, &self.local_identifier, "local-identifier", MAX_STRING_LEN)
+            w.string(
+                ber::IA5_STRING,
+                StrKind::Ia5,
+                &self.local_identifier,
+                "local-identifier",
+                MAX_STRING_LEN,
+            )
         })
     }
 
     pub(crate) fn read(tlv: &Tlv<'_>) -> Result<MtsIdentifier> {
         let what = "MTSIdentifier";
         let mut r = tlv.reader(what)?;
-        let gdi = GlobalDomainIdentifier::read(&r.read("global-domain-identifier")?.expect(app_c(3), what)?)?;
-        let local = r.read("local-identifier")?.expect(ber::IA5_STRING, "local-identifier")?;
+        let gdi = GlobalDomainIdentifier::read(
+            &r.read("global-domain-identifier")?.expect(app_c(3), what)?,
+        )?;
+        let local = r
+            .read("local-identifier")?
+            .expect(ber::IA5_STRING, "local-identifier")?;
         r.finish(what)?;
         Ok(MtsIdentifier {
             global_domain_identifier: gdi,

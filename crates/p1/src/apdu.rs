@@ -11,12 +11,15 @@
 //! presentation context), single-ASN1-type [0] MTS-APDU }` (DESIGN §4); see
 //! [`MtsApdu::decode_external`] / [`MtsApdu::encode_external`].
 
-use crate::address::{GlobalDomainIdentifier, MtsIdentifier, OrName, check_len, check_opaque, set_once};
+use crate::address::{
+    GlobalDomainIdentifier, MtsIdentifier, OrName, check_len, check_opaque, set_once,
+};
 use crate::ber::{self, StrKind, Tag, Time, Tlv, Writer, app_c, ctx_c};
 use crate::envelope::{
-    CommonFields, Conformance, ContentType, EncodedInformationTypes, ExtensionField, MessageTransferEnvelope,
-    PerMessageIndicators, PerRecipientFields, PerRecipientIndicators, TraceInformationElement, read_extensions,
-    read_recipients, read_trace, write_extensions, write_recipients, write_trace,
+    CommonFields, Conformance, ContentType, EncodedInformationTypes, ExtensionField,
+    MessageTransferEnvelope, PerMessageIndicators, PerRecipientFields, PerRecipientIndicators,
+    TraceInformationElement, read_extensions, read_recipients, read_trace, write_extensions,
+    write_recipients, write_trace,
 };
 use crate::error::{Error, Result};
 use crate::limits::{MAX_PDU_LEN, MAX_RECIPIENTS, MAX_STRING_LEN};
@@ -46,7 +49,10 @@ impl MtsApdu {
         }
         let out = w.into_vec();
         if out.len() > MAX_PDU_LEN {
-            return Err(Error::unencodable("MTS-APDU", format!("{} octets exceed the cap of {MAX_PDU_LEN}", out.len())));
+            return Err(Error::unencodable(
+                "MTS-APDU",
+                format!("{} octets exceed the cap of {MAX_PDU_LEN}", out.len()),
+            ));
         }
         Ok(out)
     }
@@ -66,7 +72,10 @@ impl MtsApdu {
             (ber::Class::Context, 0, true) => Ok(MtsApdu::Message(Message::read(t)?)),
             (ber::Class::Context, 1, true) => Ok(MtsApdu::Report(Report::read(t)?)),
             (ber::Class::Context, 2, true) => Ok(MtsApdu::Probe(ProbeTransferEnvelope::read(t)?)),
-            _ => Err(Error::UnexpectedTag { context: "MTS-APDU", found: t.tag }),
+            _ => Err(Error::UnexpectedTag {
+                context: "MTS-APDU",
+                found: t.tag,
+            }),
         }
     }
 
@@ -82,7 +91,10 @@ impl MtsApdu {
         let t = ber::read_single(bytes, what)?.expect(ber::EXTERNAL, what)?;
         let mut r = t.reader(what)?;
         r.optional(ber::OID)?;
-        let pcid = r.read("indirect-reference")?.expect(ber::INTEGER, "indirect-reference")?.integer("indirect-reference")?;
+        let pcid = r
+            .read("indirect-reference")?
+            .expect(ber::INTEGER, "indirect-reference")?
+            .integer("indirect-reference")?;
         if r.peek_tag()?.is_some_and(|t| t.is(Tag::universal(7))) {
             r.next_tlv()?;
         }
@@ -95,8 +107,15 @@ impl MtsApdu {
                 er.finish("single-ASN1-type")?;
                 MtsApdu::read(&inner)?
             }
-            (ber::Class::Context, 1) => MtsApdu::decode(&enc.octets("octet-aligned", MAX_PDU_LEN)?)?,
-            _ => return Err(Error::UnexpectedTag { context: "EXTERNAL encoding", found: enc.tag }),
+            (ber::Class::Context, 1) => {
+                MtsApdu::decode(&enc.octets("octet-aligned", MAX_PDU_LEN)?)?
+            }
+            _ => {
+                return Err(Error::UnexpectedTag {
+                    context: "EXTERNAL encoding",
+                    found: enc.tag,
+                });
+            }
         };
         Ok((pcid, apdu))
     }
@@ -199,7 +218,13 @@ impl ProbeTransferEnvelope {
             }
             self.content_type.write(w)?;
             if let Some(c) = &self.content_identifier {
-                w.string(Tag::application(10), StrKind::Printable, c, "content-identifier", MAX_STRING_LEN)?;
+                w.string(
+                    Tag::application(10),
+                    StrKind::Printable,
+                    c,
+                    "content-identifier",
+                    MAX_STRING_LEN,
+                )?;
             }
             if let Some(n) = self.content_length {
                 w.integer(Tag::context(0), i64::from(n));
@@ -230,11 +255,18 @@ impl ProbeTransferEnvelope {
                 continue;
             }
             if m.tag.is(Tag::context(0)) {
-                set_once(&mut length, m.unsigned("content-length", i32::MAX as u32)?, "content-length")?;
+                set_once(
+                    &mut length,
+                    m.unsigned("content-length", i32::MAX as u32)?,
+                    "content-length",
+                )?;
             } else if m.tag.is(Tag::context(2)) {
                 set_once(&mut recips, read_recipients(&m)?, "per-recipient-fields")?;
             } else {
-                return Err(Error::UnexpectedTag { context: what, found: m.tag });
+                return Err(Error::UnexpectedTag {
+                    context: what,
+                    found: m.tag,
+                });
             }
         }
         Ok(ProbeTransferEnvelope {
@@ -275,7 +307,8 @@ impl NonDeliveryReasonCode {
     /// deferred-delivery-not-performed (7).
     pub const DEFERRED_DELIVERY_NOT_PERFORMED: NonDeliveryReasonCode = NonDeliveryReasonCode(7);
     /// transfer-failure-for-security-reason (8).
-    pub const TRANSFER_FAILURE_FOR_SECURITY_REASON: NonDeliveryReasonCode = NonDeliveryReasonCode(8);
+    pub const TRANSFER_FAILURE_FOR_SECURITY_REASON: NonDeliveryReasonCode =
+        NonDeliveryReasonCode(8);
 }
 
 /// `NonDeliveryDiagnosticCode` (X.411 §12.2.1.3.1.3, 0..=32767); unknown codes are kept.
@@ -296,7 +329,8 @@ impl NonDeliveryDiagnosticCode {
     /// maximum-time-expired (5).
     pub const MAXIMUM_TIME_EXPIRED: NonDeliveryDiagnosticCode = NonDeliveryDiagnosticCode(5);
     /// encoded-information-types-unsupported (6).
-    pub const ENCODED_INFORMATION_TYPES_UNSUPPORTED: NonDeliveryDiagnosticCode = NonDeliveryDiagnosticCode(6);
+    pub const ENCODED_INFORMATION_TYPES_UNSUPPORTED: NonDeliveryDiagnosticCode =
+        NonDeliveryDiagnosticCode(6);
     /// content-too-long (7).
     pub const CONTENT_TOO_LONG: NonDeliveryDiagnosticCode = NonDeliveryDiagnosticCode(7);
     /// content-syntax-error (12).
@@ -310,11 +344,14 @@ impl NonDeliveryDiagnosticCode {
     /// no-bilateral-agreement (17).
     pub const NO_BILATERAL_AGREEMENT: NonDeliveryDiagnosticCode = NonDeliveryDiagnosticCode(17);
     /// unsupported-critical-function (18).
-    pub const UNSUPPORTED_CRITICAL_FUNCTION: NonDeliveryDiagnosticCode = NonDeliveryDiagnosticCode(18);
+    pub const UNSUPPORTED_CRITICAL_FUNCTION: NonDeliveryDiagnosticCode =
+        NonDeliveryDiagnosticCode(18);
     /// unable-to-complete-transfer (48).
-    pub const UNABLE_TO_COMPLETE_TRANSFER: NonDeliveryDiagnosticCode = NonDeliveryDiagnosticCode(48);
+    pub const UNABLE_TO_COMPLETE_TRANSFER: NonDeliveryDiagnosticCode =
+        NonDeliveryDiagnosticCode(48);
     /// transfer-attempts-limit-reached (49).
-    pub const TRANSFER_ATTEMPTS_LIMIT_REACHED: NonDeliveryDiagnosticCode = NonDeliveryDiagnosticCode(49);
+    pub const TRANSFER_ATTEMPTS_LIMIT_REACHED: NonDeliveryDiagnosticCode =
+        NonDeliveryDiagnosticCode(49);
 }
 
 /// `TypeOfMTSUser ::= INTEGER { public(0), private(1), ms(2), dl(3), pdau(4),
@@ -360,8 +397,15 @@ pub enum ReportType {
 impl ReportType {
     fn write(&self, w: &mut Writer) -> Result<()> {
         match self {
-            ReportType::Delivery { message_delivery_time, type_of_mts_user } => w.constructed(ctx_c(0), |w| {
-                w.utc_time(Tag::context(0), message_delivery_time, "message-delivery-time")?;
+            ReportType::Delivery {
+                message_delivery_time,
+                type_of_mts_user,
+            } => w.constructed(ctx_c(0), |w| {
+                w.utc_time(
+                    Tag::context(0),
+                    message_delivery_time,
+                    "message-delivery-time",
+                )?;
                 if *type_of_mts_user != TypeOfMtsUser::PUBLIC {
                     w.integer(Tag::context(1), i64::from(type_of_mts_user.0));
                 }
@@ -384,11 +428,22 @@ impl ReportType {
             let (mut time, mut user) = (None, None);
             while let Some(m) = r.next_tlv()? {
                 if m.tag.is(Tag::context(0)) {
-                    set_once(&mut time, m.utc_time("message-delivery-time")?, "message-delivery-time")?;
+                    set_once(
+                        &mut time,
+                        m.utc_time("message-delivery-time")?,
+                        "message-delivery-time",
+                    )?;
                 } else if m.tag.is(Tag::context(1)) {
-                    set_once(&mut user, TypeOfMtsUser(m.unsigned("type-of-MTS-user", 256)? as u16), "type-of-MTS-user")?;
+                    set_once(
+                        &mut user,
+                        TypeOfMtsUser(m.unsigned("type-of-MTS-user", 256)? as u16),
+                        "type-of-MTS-user",
+                    )?;
                 } else {
-                    return Err(Error::UnexpectedTag { context: "DeliveryReport", found: m.tag });
+                    return Err(Error::UnexpectedTag {
+                        context: "DeliveryReport",
+                        found: m.tag,
+                    });
                 }
             }
             Ok(ReportType::Delivery {
@@ -399,16 +454,35 @@ impl ReportType {
             let (mut reason, mut diag) = (None, None);
             while let Some(m) = r.next_tlv()? {
                 if m.tag.is(Tag::context(0)) {
-                    set_once(&mut reason, NonDeliveryReasonCode(m.unsigned("non-delivery-reason-code", 32767)? as u16), "non-delivery-reason-code")?;
+                    set_once(
+                        &mut reason,
+                        NonDeliveryReasonCode(m.unsigned("non-delivery-reason-code", 32767)? as u16),
+                        "non-delivery-reason-code",
+                    )?;
                 } else if m.tag.is(Tag::context(1)) {
-                    set_once(&mut diag, NonDeliveryDiagnosticCode(m.unsigned("non-delivery-diagnostic-code", 32767)? as u16), "non-delivery-diagnostic-code")?;
+                    set_once(
+                        &mut diag,
+                        NonDeliveryDiagnosticCode(
+                            m.unsigned("non-delivery-diagnostic-code", 32767)? as u16,
+                        ),
+                        "non-delivery-diagnostic-code",
+                    )?;
                 } else {
-                    return Err(Error::UnexpectedTag { context: "NonDeliveryReport", found: m.tag });
+                    return Err(Error::UnexpectedTag {
+                        context: "NonDeliveryReport",
+                        found: m.tag,
+                    });
                 }
             }
-            Ok(ReportType::NonDelivery { reason: reason.ok_or(Error::Missing("non-delivery-reason-code"))?, diagnostic: diag })
+            Ok(ReportType::NonDelivery {
+                reason: reason.ok_or(Error::Missing("non-delivery-reason-code"))?,
+                diagnostic: diag,
+            })
         } else {
-            Err(Error::UnexpectedTag { context: what, found: t.tag })
+            Err(Error::UnexpectedTag {
+                context: what,
+                found: t.tag,
+            })
         }
     }
 }
@@ -452,7 +526,10 @@ impl PerRecipientReportFields {
     fn write(&self, w: &mut Writer, conformance: Conformance) -> Result<()> {
         w.constructed(ber::SET, |w| {
             self.actual_recipient_name.write(w, ctx_c(0))?;
-            w.integer(Tag::context(1), i64::from(self.originally_specified_recipient_number));
+            w.integer(
+                Tag::context(1),
+                i64::from(self.originally_specified_recipient_number),
+            );
             w.bit_string(Tag::context(2), &self.per_recipient_indicators.0);
             let l = &self.last_trace_information;
             w.constructed(ctx_c(3), |w| {
@@ -466,7 +543,13 @@ impl PerRecipientReportFields {
                 n.write(w, ctx_c(4))?;
             }
             if let Some(s) = &self.supplementary_information {
-                w.string(Tag::context(5), StrKind::Printable, s, "supplementary-information", MAX_STRING_LEN)?;
+                w.string(
+                    Tag::context(5),
+                    StrKind::Printable,
+                    s,
+                    "supplementary-information",
+                    MAX_STRING_LEN,
+                )?;
             }
             write_extensions(w, 6, &self.extensions, conformance)
         })
@@ -475,33 +558,57 @@ impl PerRecipientReportFields {
     fn read(t: &Tlv<'_>) -> Result<PerRecipientReportFields> {
         let what = "PerRecipientReportTransferFields";
         let mut r = t.expect(ber::SET, what)?.reader(what)?;
-        let (mut name, mut number, mut pri, mut last, mut oirn, mut supp) = (None, None, None, None, None, None);
+        let (mut name, mut number, mut pri, mut last, mut oirn, mut supp) =
+            (None, None, None, None, None, None);
         let mut extensions = Vec::new();
         while let Some(m) = r.next_tlv()? {
             match (m.tag.class, m.tag.number) {
-                (ber::Class::Context, 0) => set_once(&mut name, OrName::read(&m)?, "actual-recipient-name")?,
+                (ber::Class::Context, 0) => {
+                    set_once(&mut name, OrName::read(&m)?, "actual-recipient-name")?
+                }
                 (ber::Class::Context, 1) => set_once(
                     &mut number,
-                    m.unsigned("originally-specified-recipient-number", MAX_RECIPIENTS as u32)? as u16,
+                    m.unsigned(
+                        "originally-specified-recipient-number",
+                        MAX_RECIPIENTS as u32,
+                    )? as u16,
                     "originally-specified-recipient-number",
                 )?,
-                (ber::Class::Context, 2) => {
-                    set_once(&mut pri, PerRecipientIndicators(m.bit_string("per-recipient-indicators")?), "per-recipient-indicators")?
+                (ber::Class::Context, 2) => set_once(
+                    &mut pri,
+                    PerRecipientIndicators(m.bit_string("per-recipient-indicators")?),
+                    "per-recipient-indicators",
+                )?,
+                (ber::Class::Context, 3) => {
+                    set_once(&mut last, read_last_trace(&m)?, "last-trace-information")?
                 }
-                (ber::Class::Context, 3) => set_once(&mut last, read_last_trace(&m)?, "last-trace-information")?,
-                (ber::Class::Context, 4) => set_once(&mut oirn, OrName::read(&m)?, "originally-intended-recipient-name")?,
+                (ber::Class::Context, 4) => set_once(
+                    &mut oirn,
+                    OrName::read(&m)?,
+                    "originally-intended-recipient-name",
+                )?,
                 (ber::Class::Context, 5) => set_once(
                     &mut supp,
-                    m.string(StrKind::Printable, "supplementary-information", MAX_STRING_LEN)?,
+                    m.string(
+                        StrKind::Printable,
+                        "supplementary-information",
+                        MAX_STRING_LEN,
+                    )?,
                     "supplementary-information",
                 )?,
                 (ber::Class::Context, 6) => read_extensions(&m, &mut extensions)?,
-                _ => return Err(Error::UnexpectedTag { context: what, found: m.tag }),
+                _ => {
+                    return Err(Error::UnexpectedTag {
+                        context: what,
+                        found: m.tag,
+                    });
+                }
             }
         }
         Ok(PerRecipientReportFields {
             actual_recipient_name: name.ok_or(Error::Missing("actual-recipient-name"))?,
-            originally_specified_recipient_number: number.ok_or(Error::Missing("originally-specified-recipient-number"))?,
+            originally_specified_recipient_number: number
+                .ok_or(Error::Missing("originally-specified-recipient-number"))?,
             per_recipient_indicators: pri.ok_or(Error::Missing("per-recipient-indicators"))?,
             last_trace_information: last.ok_or(Error::Missing("last-trace-information"))?,
             originally_intended_recipient_name: oirn,
@@ -519,14 +626,21 @@ fn read_last_trace(t: &Tlv<'_>) -> Result<LastTraceInformation> {
         if m.tag.is(Tag::context(0)) {
             set_once(&mut arrival, m.utc_time("arrival-time")?, "arrival-time")?;
         } else if m.tag.is(Tag::application(5)) {
-            set_once(&mut conv, EncodedInformationTypes::read(&m)?, "converted-encoded-information-types")?;
+            set_once(
+                &mut conv,
+                EncodedInformationTypes::read(&m)?,
+                "converted-encoded-information-types",
+            )?;
         } else if m.tag.is(Tag::context(1)) {
             let mut rr = m.reader("report-type")?;
             let choice = rr.read("report-type")?;
             rr.finish("report-type")?;
             set_once(&mut rt, ReportType::read(&choice)?, "report-type")?;
         } else {
-            return Err(Error::UnexpectedTag { context: what, found: m.tag });
+            return Err(Error::UnexpectedTag {
+                context: what,
+                found: m.tag,
+            });
         }
     }
     Ok(LastTraceInformation {
@@ -625,7 +739,10 @@ impl Report {
         let mut any_ndr = false;
         for o in outcomes {
             let p = env.per_recipient_fields.get(o.recipient).ok_or_else(|| {
-                Error::unencodable("report", format!("recipient index {} out of range", o.recipient))
+                Error::unencodable(
+                    "report",
+                    format!("recipient index {} out of range", o.recipient),
+                )
             })?;
             any_ndr |= matches!(o.report_type, ReportType::NonDelivery { .. });
             per_recipient.push(PerRecipientReportFields {
@@ -642,12 +759,18 @@ impl Report {
                 extensions: Vec::new(),
             });
         }
-        let return_content = any_ndr && env.per_message_indicators.get(PerMessageIndicators::CONTENT_RETURN_REQUEST);
+        let return_content = any_ndr
+            && env
+                .per_message_indicators
+                .get(PerMessageIndicators::CONTENT_RETURN_REQUEST);
         Ok(Report {
             envelope: ReportTransferEnvelope {
                 report_identifier,
                 report_destination_name: env.originator_name.clone(),
-                trace_information: vec![TraceInformationElement::relayed(reporting_domain, report_time)],
+                trace_information: vec![TraceInformationElement::relayed(
+                    reporting_domain,
+                    report_time,
+                )],
                 extensions: Vec::new(),
             },
             content: ReportTransferContent {
@@ -666,10 +789,12 @@ impl Report {
 
     /// Whether any recipient entry is a non-delivery.
     pub fn is_non_delivery(&self) -> bool {
-        self.content
-            .per_recipient_fields
-            .iter()
-            .any(|p| matches!(p.last_trace_information.report_type, ReportType::NonDelivery { .. }))
+        self.content.per_recipient_fields.iter().any(|p| {
+            matches!(
+                p.last_trace_information.report_type,
+                ReportType::NonDelivery { .. }
+            )
+        })
     }
 
     fn write(&self, w: &mut Writer, conformance: Conformance) -> Result<()> {
@@ -685,7 +810,11 @@ impl Report {
             w.constructed(ber::SET, |w| {
                 c.subject_identifier.write(w)?;
                 if !c.subject_intermediate_trace_information.is_empty() {
-                    write_trace(w, &c.subject_intermediate_trace_information, "subject-intermediate-trace-information")?;
+                    write_trace(
+                        w,
+                        &c.subject_intermediate_trace_information,
+                        "subject-intermediate-trace-information",
+                    )?;
                 }
                 if let Some(e) = &c.original_encoded_information_types {
                     e.write(w)?;
@@ -694,7 +823,13 @@ impl Report {
                     t.write(w)?;
                 }
                 if let Some(s) = &c.content_identifier {
-                    w.string(Tag::application(10), StrKind::Printable, s, "content-identifier", MAX_STRING_LEN)?;
+                    w.string(
+                        Tag::application(10),
+                        StrKind::Printable,
+                        s,
+                        "content-identifier",
+                        MAX_STRING_LEN,
+                    )?;
                 }
                 if let Some(rc) = &c.returned_content {
                     w.primitive(Tag::context(1), rc);
@@ -707,8 +842,13 @@ impl Report {
                     })?;
                 }
                 write_extensions(w, 3, &c.extensions, conformance)?;
-                if c.per_recipient_fields.is_empty() || c.per_recipient_fields.len() > MAX_RECIPIENTS {
-                    return Err(Error::unencodable("report per-recipient-fields", "needs 1..=32767 entries"));
+                if c.per_recipient_fields.is_empty()
+                    || c.per_recipient_fields.len() > MAX_RECIPIENTS
+                {
+                    return Err(Error::unencodable(
+                        "report per-recipient-fields",
+                        "needs 1..=32767 entries",
+                    ));
                 }
                 w.constructed(ctx_c(0), |w| {
                     for p in &c.per_recipient_fields {
@@ -740,7 +880,10 @@ impl Report {
             } else if m.tag.is(Tag::context(1)) {
                 read_extensions(&m, &mut env_ext)?;
             } else {
-                return Err(Error::UnexpectedTag { context: what, found: m.tag });
+                return Err(Error::UnexpectedTag {
+                    context: what,
+                    found: m.tag,
+                });
             }
         }
 
@@ -754,9 +897,17 @@ impl Report {
             if tag.is(Tag::application(4)) {
                 set_once(&mut subject, MtsIdentifier::read(&m)?, "subject-identifier")?;
             } else if tag.is(Tag::application(9)) {
-                set_once(&mut sit, read_trace(&m)?, "subject-intermediate-trace-information")?;
+                set_once(
+                    &mut sit,
+                    read_trace(&m)?,
+                    "subject-intermediate-trace-information",
+                )?;
             } else if tag.is(Tag::application(5)) {
-                set_once(&mut oeit, EncodedInformationTypes::read(&m)?, "original-encoded-information-types")?;
+                set_once(
+                    &mut oeit,
+                    EncodedInformationTypes::read(&m)?,
+                    "original-encoded-information-types",
+                )?;
             } else if tag.is(Tag::application(6)) || tag.is(ber::OID) {
                 let v = if tag.is(ber::OID) {
                     ContentType::Extended(m.oid("extended content type")?)
@@ -765,9 +916,17 @@ impl Report {
                 };
                 set_once(&mut ct, v, "content-type")?;
             } else if tag.is(Tag::application(10)) {
-                set_once(&mut cid, m.string(StrKind::Printable, "content-identifier", MAX_STRING_LEN)?, "content-identifier")?;
+                set_once(
+                    &mut cid,
+                    m.string(StrKind::Printable, "content-identifier", MAX_STRING_LEN)?,
+                    "content-identifier",
+                )?;
             } else if tag.is(Tag::context(1)) {
-                set_once(&mut rc, m.octets("returned-content", MAX_PDU_LEN)?.into_owned(), "returned-content")?;
+                set_once(
+                    &mut rc,
+                    m.octets("returned-content", MAX_PDU_LEN)?.into_owned(),
+                    "returned-content",
+                )?;
             } else if tag.is(Tag::context(2)) {
                 let mut ar = m.reader("additional-information")?;
                 while ar.next_tlv()?.is_some() {}
@@ -780,7 +939,10 @@ impl Report {
                 let mut v = Vec::new();
                 while let Some(p) = pr.next_tlv()? {
                     if v.len() == MAX_RECIPIENTS {
-                        return Err(Error::TooMany { what: "report recipients", cap: MAX_RECIPIENTS });
+                        return Err(Error::TooMany {
+                            what: "report recipients",
+                            cap: MAX_RECIPIENTS,
+                        });
                     }
                     v.push(PerRecipientReportFields::read(&p)?);
                 }
@@ -789,7 +951,10 @@ impl Report {
                 }
                 set_once(&mut recips, v, "report per-recipient-fields")?;
             } else {
-                return Err(Error::UnexpectedTag { context: what, found: tag });
+                return Err(Error::UnexpectedTag {
+                    context: what,
+                    found: tag,
+                });
             }
         }
         Ok(Report {
@@ -808,7 +973,8 @@ impl Report {
                 returned_content: rc,
                 additional_information: ai,
                 extensions: c_ext,
-                per_recipient_fields: recips.ok_or(Error::Missing("report per-recipient-fields"))?,
+                per_recipient_fields: recips
+                    .ok_or(Error::Missing("report per-recipient-fields"))?,
             },
         })
     }

@@ -46,19 +46,35 @@ pub struct Tag {
 impl Tag {
     /// A primitive universal tag.
     pub const fn universal(number: u32) -> Tag {
-        Tag { class: Class::Universal, constructed: false, number }
+        Tag {
+            class: Class::Universal,
+            constructed: false,
+            number,
+        }
     }
     /// A primitive context-specific tag `[number]`.
     pub const fn context(number: u32) -> Tag {
-        Tag { class: Class::Context, constructed: false, number }
+        Tag {
+            class: Class::Context,
+            constructed: false,
+            number,
+        }
     }
     /// A primitive APPLICATION tag.
     pub const fn application(number: u32) -> Tag {
-        Tag { class: Class::Application, constructed: false, number }
+        Tag {
+            class: Class::Application,
+            constructed: false,
+            number,
+        }
     }
     /// The same tag with the constructed bit set.
     pub const fn constructed(self) -> Tag {
-        Tag { class: self.class, constructed: true, number: self.number }
+        Tag {
+            class: self.class,
+            constructed: true,
+            number: self.number,
+        }
     }
     /// Same class and number, whatever the constructed bit.
     pub const fn is(self, other: Tag) -> bool {
@@ -75,7 +91,11 @@ impl Tag {
 
 impl fmt::Display for Tag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let form = if self.constructed { "constructed" } else { "primitive" };
+        let form = if self.constructed {
+            "constructed"
+        } else {
+            "primitive"
+        };
         match self.class {
             Class::Universal => write!(f, "[UNIVERSAL {}] {form}", self.number),
             Class::Application => write!(f, "[APPLICATION {}] {form}", self.number),
@@ -129,7 +149,9 @@ fn header(input: &[u8]) -> Result<(Tag, Length, usize)> {
         // High tag number form (§8.1.2.4): base 128, at most 4 octets here.
         number = 0;
         loop {
-            let b = *input.get(pos).ok_or(Error::Truncated("identifier octets"))?;
+            let b = *input
+                .get(pos)
+                .ok_or(Error::Truncated("identifier octets"))?;
             if pos == 1 && b == 0x80 {
                 return Err(Error::Malformed("tag number with a leading zero octet"));
             }
@@ -143,12 +165,20 @@ fn header(input: &[u8]) -> Result<(Tag, Length, usize)> {
             }
         }
     }
-    let tag = Tag { class, constructed, number };
+    let tag = Tag {
+        class,
+        constructed,
+        number,
+    };
     let l = *input.get(pos).ok_or(Error::Truncated("length octets"))?;
     pos += 1;
     let length = match l {
         0x80 if constructed => Length::Indefinite,
-        0x80 => return Err(Error::Malformed("indefinite length on a primitive encoding")),
+        0x80 => {
+            return Err(Error::Malformed(
+                "indefinite length on a primitive encoding",
+            ));
+        }
         0xff => return Err(Error::Malformed("reserved length octet 0xff")),
         l if l < 0x80 => Length::Definite(usize::from(l)),
         l => {
@@ -156,9 +186,15 @@ fn header(input: &[u8]) -> Result<(Tag, Length, usize)> {
             if n > 4 {
                 return Err(Error::Malformed("length of more than four octets"));
             }
-            let bytes = input.get(pos..pos + n).ok_or(Error::Truncated("length octets"))?;
+            let bytes = input
+                .get(pos..pos + n)
+                .ok_or(Error::Truncated("length octets"))?;
             pos += n;
-            Length::Definite(bytes.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b)))
+            Length::Definite(
+                bytes
+                    .iter()
+                    .fold(0usize, |acc, b| (acc << 8) | usize::from(*b)),
+            )
         }
     };
     Ok((tag, length, pos))
@@ -187,11 +223,18 @@ fn read_tlv(input: &[u8], depth: usize) -> Result<(Tlv<'_>, &[u8])> {
     }
     match length {
         Length::Definite(len) => {
-            let end = hlen.checked_add(len).ok_or(Error::Malformed("length overflow"))?;
+            let end = hlen
+                .checked_add(len)
+                .ok_or(Error::Malformed("length overflow"))?;
             if end > input.len() {
                 return Err(Error::Truncated("contents octets"));
             }
-            let tlv = Tlv { tag, content: &input[hlen..end], raw: &input[..end], depth };
+            let tlv = Tlv {
+                tag,
+                content: &input[hlen..end],
+                raw: &input[..end],
+                depth,
+            };
             Ok((tlv, &input[end..]))
         }
         Length::Indefinite => {
@@ -207,7 +250,12 @@ fn read_tlv(input: &[u8], depth: usize) -> Result<(Tlv<'_>, &[u8])> {
                 let (_, after) = read_tlv(rest, depth + 1)?;
                 pos = input.len() - after.len();
             }
-            let tlv = Tlv { tag, content: &input[hlen..pos], raw: &input[..pos + 2], depth };
+            let tlv = Tlv {
+                tag,
+                content: &input[hlen..pos],
+                raw: &input[..pos + 2],
+                depth,
+            };
             Ok((tlv, &input[pos + 2..]))
         }
     }
@@ -267,7 +315,11 @@ impl<'a> Reader<'a> {
 
     /// Ends the reader: trailing elements are an error.
     pub fn finish(&self, what: &'static str) -> Result<()> {
-        if self.rest.is_empty() { Ok(()) } else { Err(Error::Trailing(what)) }
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Trailing(what))
+        }
     }
 }
 
@@ -275,20 +327,36 @@ impl<'a> Tlv<'a> {
     /// The elements inside a constructed value.
     pub fn reader(&self, what: &'static str) -> Result<Reader<'a>> {
         if !self.tag.constructed {
-            return Err(Error::UnexpectedTag { context: what, found: self.tag });
+            return Err(Error::UnexpectedTag {
+                context: what,
+                found: self.tag,
+            });
         }
-        Ok(Reader { rest: self.content, depth: self.depth + 1 })
+        Ok(Reader {
+            rest: self.content,
+            depth: self.depth + 1,
+        })
     }
 
     /// Checks class and number against `tag`.
     pub fn expect(self, tag: Tag, what: &'static str) -> Result<Tlv<'a>> {
-        if self.tag.is(tag) { Ok(self) } else { Err(Error::UnexpectedTag { context: what, found: self.tag }) }
+        if self.tag.is(tag) {
+            Ok(self)
+        } else {
+            Err(Error::UnexpectedTag {
+                context: what,
+                found: self.tag,
+            })
+        }
     }
 
     /// The contents of a primitive encoding.
     pub fn primitive(&self, what: &'static str) -> Result<&'a [u8]> {
         if self.tag.constructed {
-            return Err(Error::UnexpectedTag { context: what, found: self.tag });
+            return Err(Error::UnexpectedTag {
+                context: what,
+                found: self.tag,
+            });
         }
         Ok(self.content)
     }
@@ -298,7 +366,11 @@ impl<'a> Tlv<'a> {
     pub fn octets(&self, what: &'static str, cap: usize) -> Result<Cow<'a, [u8]>> {
         if !self.tag.constructed {
             if self.content.len() > cap {
-                return Err(Error::TooLong { what, len: self.content.len(), cap });
+                return Err(Error::TooLong {
+                    what,
+                    len: self.content.len(),
+                    cap,
+                });
             }
             return Ok(Cow::Borrowed(self.content));
         }
@@ -311,13 +383,20 @@ impl<'a> Tlv<'a> {
         let mut r = self.reader(what)?;
         while let Some(seg) = r.next_tlv()? {
             if seg.tag.class != Class::Universal {
-                return Err(Error::UnexpectedTag { context: what, found: seg.tag });
+                return Err(Error::UnexpectedTag {
+                    context: what,
+                    found: seg.tag,
+                });
             }
             if seg.tag.constructed {
                 seg.gather(out, what, cap)?;
             } else {
                 if out.len() + seg.content.len() > cap {
-                    return Err(Error::TooLong { what, len: out.len() + seg.content.len(), cap });
+                    return Err(Error::TooLong {
+                        what,
+                        len: out.len() + seg.content.len(),
+                        cap,
+                    });
                 }
                 out.extend_from_slice(seg.content);
             }
@@ -365,7 +444,11 @@ impl<'a> Tlv<'a> {
 
     /// A NULL (X.690 §8.8).
     pub fn null(&self, what: &'static str) -> Result<()> {
-        if self.primitive(what)?.is_empty() { Ok(()) } else { Err(Error::invalid(what, "non-empty null")) }
+        if self.primitive(what)?.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::invalid(what, "non-empty null"))
+        }
     }
 
     /// A BIT STRING (X.690 §8.6), primitive or constructed.
@@ -378,10 +461,17 @@ impl<'a> Tlv<'a> {
         while let Some(seg) = r.next_tlv()? {
             let part = seg.bit_string(what)?;
             if !out.len.is_multiple_of(8) {
-                return Err(Error::invalid(what, "unused bits in a segment other than the last"));
+                return Err(Error::invalid(
+                    what,
+                    "unused bits in a segment other than the last",
+                ));
             }
             if out.bytes.len() + part.bytes.len() > MAX_STRING_LEN {
-                return Err(Error::TooLong { what, len: out.bytes.len() + part.bytes.len(), cap: MAX_STRING_LEN });
+                return Err(Error::TooLong {
+                    what,
+                    len: out.bytes.len() + part.bytes.len(),
+                    cap: MAX_STRING_LEN,
+                });
             }
             out.bytes.extend_from_slice(&part.bytes);
             out.len += part.len;
@@ -428,7 +518,10 @@ impl StrKind {
             StrKind::EightBit => Ok(octets.iter().map(|b| char::from(*b)).collect()),
             _ => {
                 if let Some(b) = octets.iter().find(|b| **b >= 0x80) {
-                    return Err(Error::invalid(what, format!("octet {b:#04x} outside the 7-bit repertoire")));
+                    return Err(Error::invalid(
+                        what,
+                        format!("octet {b:#04x} outside the 7-bit repertoire"),
+                    ));
                 }
                 Ok(octets.iter().map(|b| char::from(*b)).collect())
             }
@@ -443,12 +536,18 @@ impl StrKind {
         match self {
             StrKind::Numeric | StrKind::Printable | StrKind::Ia5 => {
                 if let Some(c) = s.chars().find(|c| !c.is_ascii()) {
-                    return Err(Error::unencodable(what, format!("{c:?} is not a 7-bit character")));
+                    return Err(Error::unencodable(
+                        what,
+                        format!("{c:?} is not a 7-bit character"),
+                    ));
                 }
             }
             StrKind::EightBit => {
                 if let Some(c) = s.chars().find(|c| u32::from(*c) > 0xff) {
-                    return Err(Error::unencodable(what, format!("{c:?} is outside U+0000..U+00FF")));
+                    return Err(Error::unencodable(
+                        what,
+                        format!("{c:?} is outside U+0000..U+00FF"),
+                    ));
                 }
                 return Ok(s.chars().map(|c| u32::from(c) as u8).collect());
             }
@@ -480,7 +579,10 @@ impl BitString {
     ///
     /// Panics never; bits at or beyond `len` extend it.
     pub fn with_bits(len: usize, bits: &[usize]) -> BitString {
-        let mut b = BitString { bytes: vec![0; len.div_ceil(8)], len };
+        let mut b = BitString {
+            bytes: vec![0; len.div_ceil(8)],
+            len,
+        };
         for bit in bits {
             b.set(*bit, true);
         }
@@ -540,18 +642,27 @@ impl BitString {
 
     /// Builds from primitive contents octets: an unused-bits count then the bits.
     fn from_wire(content: &[u8], what: &'static str) -> Result<BitString> {
-        let (&unused, bits) = content.split_first().ok_or_else(|| Error::invalid(what, "empty bit string"))?;
+        let (&unused, bits) = content
+            .split_first()
+            .ok_or_else(|| Error::invalid(what, "empty bit string"))?;
         if unused > 7 || (bits.is_empty() && unused != 0) {
             return Err(Error::invalid(what, format!("{unused} unused bits")));
         }
         if bits.len() > MAX_STRING_LEN {
-            return Err(Error::TooLong { what, len: bits.len(), cap: MAX_STRING_LEN });
+            return Err(Error::TooLong {
+                what,
+                len: bits.len(),
+                cap: MAX_STRING_LEN,
+            });
         }
         let mut bytes = bits.to_vec();
         if let Some(last) = bytes.last_mut() {
             *last &= 0xffu8 << unused;
         }
-        Ok(BitString { len: bits.len() * 8 - usize::from(unused), bytes })
+        Ok(BitString {
+            len: bits.len() * 8 - usize::from(unused),
+            bytes,
+        })
     }
 
     fn to_wire(&self) -> Vec<u8> {
@@ -570,7 +681,11 @@ pub struct Oid(pub Vec<u32>);
 impl Oid {
     fn from_content(content: &[u8], what: &'static str) -> Result<Oid> {
         if content.len() > MAX_OID_LEN {
-            return Err(Error::TooLong { what, len: content.len(), cap: MAX_OID_LEN });
+            return Err(Error::TooLong {
+                what,
+                len: content.len(),
+                cap: MAX_OID_LEN,
+            });
         }
         let mut der = Vec::with_capacity(content.len() + 2);
         der.push(0x06);
@@ -582,13 +697,17 @@ impl Oid {
     }
 
     fn to_content(&self, what: &'static str) -> Result<Vec<u8>> {
-        let oid = rasn::types::ObjectIdentifier::new(self.0.clone())
-            .ok_or_else(|| Error::unencodable(what, "an object identifier needs two valid first arcs"))?;
+        let oid = rasn::types::ObjectIdentifier::new(self.0.clone()).ok_or_else(|| {
+            Error::unencodable(what, "an object identifier needs two valid first arcs")
+        })?;
         let der = rasn::ber::encode(&oid).map_err(|e| Error::unencodable(what, e.to_string()))?;
         let (_, _, hlen) = header(&der).map_err(|e| Error::unencodable(what, e.to_string()))?;
         let content = der[hlen..].to_vec();
         if content.len() > MAX_OID_LEN {
-            return Err(Error::unencodable(what, format!("more than {MAX_OID_LEN} contents octets")));
+            return Err(Error::unencodable(
+                what,
+                format!("more than {MAX_OID_LEN} contents octets"),
+            ));
         }
         Ok(content)
     }
@@ -625,7 +744,13 @@ fn time_from_content(content: &[u8], what: &'static str) -> Result<Time> {
 fn time_to_content(t: &Time, what: &'static str) -> Result<Vec<u8>> {
     use chrono::{Datelike, Timelike};
     if !(1970..=2069).contains(&t.year()) {
-        return Err(Error::unencodable(what, format!("year {} is outside the UTCTime window 1970..=2069", t.year())));
+        return Err(Error::unencodable(
+            what,
+            format!(
+                "year {} is outside the UTCTime window 1970..=2069",
+                t.year()
+            ),
+        ));
     }
     let t = t.with_nanosecond(0).unwrap_or(*t);
     let der = rasn::ber::encode(&t).map_err(|e| Error::unencodable(what, e.to_string()))?;
@@ -684,12 +809,23 @@ impl Writer {
 
     /// A primitive element.
     pub fn primitive(&mut self, tag: Tag, content: &[u8]) {
-        push_header(&mut self.buf, Tag { constructed: false, ..tag }, content.len());
+        push_header(
+            &mut self.buf,
+            Tag {
+                constructed: false,
+                ..tag
+            },
+            content.len(),
+        );
         self.buf.extend_from_slice(content);
     }
 
     /// A constructed element whose contents `f` writes.
-    pub fn constructed(&mut self, tag: Tag, f: impl FnOnce(&mut Writer) -> Result<()>) -> Result<()> {
+    pub fn constructed(
+        &mut self,
+        tag: Tag,
+        f: impl FnOnce(&mut Writer) -> Result<()>,
+    ) -> Result<()> {
         let mut inner = Writer::new();
         f(&mut inner)?;
         push_header(&mut self.buf, tag.constructed(), inner.buf.len());
@@ -722,10 +858,20 @@ impl Writer {
         self.primitive(tag, &v.to_wire());
     }
 
-    pub fn string(&mut self, tag: Tag, kind: StrKind, s: &str, what: &'static str, cap: usize) -> Result<()> {
+    pub fn string(
+        &mut self,
+        tag: Tag,
+        kind: StrKind,
+        s: &str,
+        what: &'static str,
+        cap: usize,
+    ) -> Result<()> {
         let octets = kind.encode(s, what)?;
         if octets.len() > cap {
-            return Err(Error::unencodable(what, format!("{} octets exceed the cap of {cap}", octets.len())));
+            return Err(Error::unencodable(
+                what,
+                format!("{} octets exceed the cap of {cap}", octets.len()),
+            ));
         }
         self.primitive(tag, &octets);
         Ok(())
@@ -752,7 +898,9 @@ mod tests {
     #[test]
     fn indefinite_lengths_and_constructed_strings() {
         // [0] { OCTET STRING (constructed, indefinite) { "ab" "c" } } with indefinite outer.
-        let input = [0xa0, 0x80, 0x24, 0x80, 0x04, 0x02, b'a', b'b', 0x04, 0x01, b'c', 0, 0, 0, 0];
+        let input = [
+            0xa0, 0x80, 0x24, 0x80, 0x04, 0x02, b'a', b'b', 0x04, 0x01, b'c', 0, 0, 0, 0,
+        ];
         let tlv = read_single(&input, "test").unwrap();
         assert_eq!(tlv.tag, ctx_c(0));
         let mut r = tlv.reader("test").unwrap();
@@ -771,24 +919,55 @@ mod tests {
         for _ in 0..(MAX_DEPTH + 2) {
             input.extend_from_slice(&[0, 0]);
         }
-        assert_eq!(read_single(&input, "test").unwrap_err(), Error::TooDeep(MAX_DEPTH));
+        assert_eq!(
+            read_single(&input, "test").unwrap_err(),
+            Error::TooDeep(MAX_DEPTH)
+        );
     }
 
     #[test]
     fn truncation_and_bad_lengths() {
-        assert_eq!(read_single(&[0x30, 0x05, 0x02], "t").unwrap_err(), Error::Truncated("contents octets"));
-        assert!(matches!(read_single(&[0x02, 0x80, 0, 0], "t"), Err(Error::Malformed(_))));
-        assert!(matches!(read_single(&[0x30, 0x80, 0x02, 0x01, 0x01], "t"), Err(Error::Truncated(_))));
-        assert!(matches!(read_single(&[0x30, 0x85, 1, 1, 1, 1, 1], "t"), Err(Error::Malformed(_))));
+        assert_eq!(
+            read_single(&[0x30, 0x05, 0x02], "t").unwrap_err(),
+            Error::Truncated("contents octets")
+        );
+        assert!(matches!(
+            read_single(&[0x02, 0x80, 0, 0], "t"),
+            Err(Error::Malformed(_))
+        ));
+        assert!(matches!(
+            read_single(&[0x30, 0x80, 0x02, 0x01, 0x01], "t"),
+            Err(Error::Truncated(_))
+        ));
+        assert!(matches!(
+            read_single(&[0x30, 0x85, 1, 1, 1, 1, 1], "t"),
+            Err(Error::Malformed(_))
+        ));
     }
 
     #[test]
     fn integers_round_trip() {
-        for v in [0i64, 1, 127, 128, 255, 256, -1, -128, -129, i64::MAX, i64::MIN] {
+        for v in [
+            0i64,
+            1,
+            127,
+            128,
+            255,
+            256,
+            -1,
+            -128,
+            -129,
+            i64::MAX,
+            i64::MIN,
+        ] {
             let mut w = Writer::new();
             w.integer(INTEGER, v);
             let bytes = w.into_vec();
-            assert_eq!(read_single(&bytes, "i").unwrap().integer("i").unwrap(), v, "{bytes:02x?}");
+            assert_eq!(
+                read_single(&bytes, "i").unwrap().integer("i").unwrap(),
+                v,
+                "{bytes:02x?}"
+            );
         }
         let mut w = Writer::new();
         w.integer(INTEGER, 128);
@@ -813,7 +992,10 @@ mod tests {
         assert_eq!(b.len(), 9);
         assert_eq!(b.ones(), vec![0, 2, 4]);
         assert_eq!(b.to_wire(), vec![0x07, 0xa8, 0x00]);
-        assert_eq!(BitString::with_bits(8, &[0, 2, 4]).to_wire(), vec![0x00, 0xa8]);
+        assert_eq!(
+            BitString::with_bits(8, &[0, 2, 4]).to_wire(),
+            vec![0x00, 0xa8]
+        );
         assert_eq!(BitString::new().to_wire(), vec![0x00]);
         assert!(BitString::from_wire(&[0x08, 0x00], "b").is_err());
     }
@@ -821,21 +1003,44 @@ mod tests {
     #[test]
     fn utc_time_through_rasn() {
         let t = time_from_content(b"991231235959Z", "t").unwrap();
-        assert_eq!(t, chrono::Utc.with_ymd_and_hms(1999, 12, 31, 23, 59, 59).unwrap());
+        assert_eq!(
+            t,
+            chrono::Utc
+                .with_ymd_and_hms(1999, 12, 31, 23, 59, 59)
+                .unwrap()
+        );
         assert_eq!(time_to_content(&t, "t").unwrap(), b"991231235959Z");
-        let t = chrono::Utc.with_ymd_and_hms(2026, 11, 21, 23, 54, 18).unwrap();
+        let t = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 21, 23, 54, 18)
+            .unwrap();
         assert_eq!(time_to_content(&t, "t").unwrap(), b"261121235418Z");
         assert!(time_from_content(b"not a time", "t").is_err());
         let leap = time_from_content(b"991231235960Z", "t").unwrap();
-        assert_eq!(leap, chrono::Utc.with_ymd_and_hms(1999, 12, 31, 23, 59, 59).unwrap());
+        assert_eq!(
+            leap,
+            chrono::Utc
+                .with_ymd_and_hms(1999, 12, 31, 23, 59, 59)
+                .unwrap()
+        );
         assert_eq!(time_to_content(&leap, "t").unwrap(), b"991231235959Z");
         // Offsets and minute precision are accepted and normalised to UTC.
         let t = time_from_content(b"9912312359+0100", "t").unwrap();
         assert_eq!(time_to_content(&t, "t").unwrap(), b"991231225900Z");
         let far = chrono::Utc.with_ymd_and_hms(2070, 1, 1, 0, 0, 0).unwrap();
-        assert!(time_to_content(&chrono::Utc.with_ymd_and_hms(1969, 12, 31, 0, 0, 0).unwrap(), "t").is_err());
+        assert!(
+            time_to_content(
+                &chrono::Utc.with_ymd_and_hms(1969, 12, 31, 0, 0, 0).unwrap(),
+                "t"
+            )
+            .is_err()
+        );
         let t = time_from_content(b"691231235959Z", "t").unwrap();
-        assert_eq!(t, chrono::Utc.with_ymd_and_hms(2069, 12, 31, 23, 59, 59).unwrap());
+        assert_eq!(
+            t,
+            chrono::Utc
+                .with_ymd_and_hms(2069, 12, 31, 23, 59, 59)
+                .unwrap()
+        );
         assert!(time_to_content(&far, "t").is_err());
     }
 

@@ -81,19 +81,30 @@ impl Credentials {
 
     fn write(&self, w: &mut Writer) -> Result<()> {
         match self {
-            Credentials::Simple(Password::Ia5(s)) => {
-                w.string(ber::IA5_STRING, StrKind::Ia5, s, "password", MAX_PASSWORD_LEN)
-            }
+            Credentials::Simple(Password::Ia5(s)) => w.string(
+                ber::IA5_STRING,
+                StrKind::Ia5,
+                s,
+                "password",
+                MAX_PASSWORD_LEN,
+            ),
             Credentials::Simple(Password::Octets(b)) => {
                 if b.len() > MAX_PASSWORD_LEN {
-                    return Err(Error::unencodable("password", format!("more than {MAX_PASSWORD_LEN} octets")));
+                    return Err(Error::unencodable(
+                        "password",
+                        format!("more than {MAX_PASSWORD_LEN} octets"),
+                    ));
                 }
                 w.primitive(ber::OCTET_STRING, b);
                 Ok(())
             }
             Credentials::Strong(c) | Credentials::Protected(c) => {
                 check_opaque(c, "credentials")?;
-                let n = if matches!(self, Credentials::Strong(_)) { 0 } else { 1 };
+                let n = if matches!(self, Credentials::Strong(_)) {
+                    0
+                } else {
+                    1
+                };
                 w.constructed(ctx_c(n), |w| {
                     w.raw(c);
                     Ok(())
@@ -105,9 +116,15 @@ impl Credentials {
     fn read(t: &Tlv<'_>) -> Result<Credentials> {
         let what = "credentials";
         if t.tag.is(ber::IA5_STRING) {
-            Ok(Credentials::Simple(Password::Ia5(t.string(StrKind::Ia5, "password", MAX_PASSWORD_LEN)?)))
+            Ok(Credentials::Simple(Password::Ia5(t.string(
+                StrKind::Ia5,
+                "password",
+                MAX_PASSWORD_LEN,
+            )?)))
         } else if t.tag.is(ber::OCTET_STRING) {
-            Ok(Credentials::Simple(Password::Octets(t.octets("password", MAX_PASSWORD_LEN)?.into_owned())))
+            Ok(Credentials::Simple(Password::Octets(
+                t.octets("password", MAX_PASSWORD_LEN)?.into_owned(),
+            )))
         } else if t.tag.is(Tag::context(0)) || t.tag.is(Tag::context(1)) {
             let mut r = t.reader(what)?;
             while r.next_tlv()?.is_some() {}
@@ -118,7 +135,10 @@ impl Credentials {
                 Credentials::Protected(t.content.to_vec())
             })
         } else {
-            Err(Error::UnexpectedTag { context: what, found: t.tag })
+            Err(Error::UnexpectedTag {
+                context: what,
+                found: t.tag,
+            })
         }
     }
 }
@@ -220,7 +240,9 @@ impl MtaBindError {
         }
         let t = t.expect(ctx_c(18), "MTABindError")?;
         let mut r = t.reader("MTABindError")?;
-        let v = r.read("MTABindError")?.expect(ber::INTEGER, "MTABindError")?;
+        let v = r
+            .read("MTABindError")?
+            .expect(ber::INTEGER, "MTABindError")?;
         r.finish("MTABindError")?;
         Ok(MtaBindError(v.unsigned("MTABindError", 256)? as u16))
     }
@@ -254,7 +276,11 @@ fn untag(bytes: &[u8], tag: u32, what: &'static str) -> Result<Vec<u8>> {
 /// NULL, else the `[0]`, `[1]`, `[2]` members.
 type AuthMembers<'a> = Option<(MtaName, Credentials, Option<Vec<u8>>)>;
 
-fn read_auth<'a>(bytes: &'a [u8], what: &'static str, allow_security_context: bool) -> Result<AuthMembers<'a>> {
+fn read_auth<'a>(
+    bytes: &'a [u8],
+    what: &'static str,
+    allow_security_context: bool,
+) -> Result<AuthMembers<'a>> {
     check_len(bytes)?;
     let t = ber::read_single(bytes, what)?;
     if t.tag.is(ber::NULL) {
@@ -278,13 +304,25 @@ fn read_auth<'a>(bytes: &'a [u8], what: &'static str, allow_security_context: bo
             check_opaque(m.content, "security-context")?;
             set_once(&mut sc, m.content.to_vec(), "security-context")?;
         } else {
-            return Err(Error::UnexpectedTag { context: what, found: m.tag });
+            return Err(Error::UnexpectedTag {
+                context: what,
+                found: m.tag,
+            });
         }
     }
-    Ok(Some((name.ok_or(Error::Missing("mta name"))?, creds.ok_or(Error::Missing("credentials"))?, sc)))
+    Ok(Some((
+        name.ok_or(Error::Missing("mta name"))?,
+        creds.ok_or(Error::Missing("credentials"))?,
+        sc,
+    )))
 }
 
-fn write_auth(w: &mut Writer, name: &MtaName, creds: &Credentials, sc: Option<&Vec<u8>>) -> Result<()> {
+fn write_auth(
+    w: &mut Writer,
+    name: &MtaName,
+    creds: &Credentials,
+    sc: Option<&Vec<u8>>,
+) -> Result<()> {
     w.constructed(ctx_c(1), |w| {
         name.write(w, Tag::context(0))?;
         w.constructed(ctx_c(1), |w| creds.write(w))?;
@@ -323,9 +361,16 @@ impl MtaBindArgument {
                 w.primitive(ber::NULL, &[]);
                 Ok(())
             }
-            MtaBindArgument::Authenticated { initiator_name, initiator_credentials, security_context } => {
-                write_auth(w, initiator_name, initiator_credentials, security_context.as_ref())
-            }
+            MtaBindArgument::Authenticated {
+                initiator_name,
+                initiator_credentials,
+                security_context,
+            } => write_auth(
+                w,
+                initiator_name,
+                initiator_credentials,
+                security_context.as_ref(),
+            ),
         }
     }
 
@@ -345,7 +390,11 @@ impl MtaBindArgument {
         Ok(match read_auth(bytes, "MTABindArgument", true)? {
             None => MtaBindArgument::Unauthenticated,
             Some((initiator_name, initiator_credentials, security_context)) => {
-                MtaBindArgument::Authenticated { initiator_name, initiator_credentials, security_context }
+                MtaBindArgument::Authenticated {
+                    initiator_name,
+                    initiator_credentials,
+                    security_context,
+                }
             }
         })
     }
@@ -386,9 +435,10 @@ impl MtaBindResult {
                 w.primitive(ber::NULL, &[]);
                 Ok(())
             }
-            MtaBindResult::Authenticated { responder_name, responder_credentials } => {
-                write_auth(w, responder_name, responder_credentials, None)
-            }
+            MtaBindResult::Authenticated {
+                responder_name,
+                responder_credentials,
+            } => write_auth(w, responder_name, responder_credentials, None),
         }
     }
 
@@ -405,9 +455,10 @@ impl MtaBindResult {
     pub fn decode(bytes: &[u8]) -> Result<MtaBindResult> {
         Ok(match read_auth(bytes, "MTABindResult", false)? {
             None => MtaBindResult::Unauthenticated,
-            Some((responder_name, responder_credentials, _)) => {
-                MtaBindResult::Authenticated { responder_name, responder_credentials }
-            }
+            Some((responder_name, responder_credentials, _)) => MtaBindResult::Authenticated {
+                responder_name,
+                responder_credentials,
+            },
         })
     }
 
@@ -451,7 +502,10 @@ impl BindPdu {
         if t.tag.is(Tag::context(17)) {
             return MtaBindResult::decode_ro(bytes).map(BindPdu::Result);
         }
-        Err(Error::UnexpectedTag { context: "bind PDU", found: t.tag })
+        Err(Error::UnexpectedTag {
+            context: "bind PDU",
+            found: t.tag,
+        })
     }
 
     /// Encodes with the RO bind tag (`[16]`, `[17]` or `[18]`).
@@ -476,15 +530,27 @@ mod tests {
         want.extend_from_slice(&[0xa1, 0x0b, 0x16, 0x09]);
         want.extend_from_slice(b"excalibur");
         assert_eq!(arg.encode_ro_tagged().unwrap(), want);
-        assert_eq!(MtaBindError::AUTHENTICATION_ERROR.encode_ro_tagged(), [0xb2, 0x03, 0x02, 0x01, 0x02]);
-        assert_eq!(MtaBindArgument::Unauthenticated.encode_ro_tagged().unwrap(), [0xb0, 0x02, 0x05, 0x00]);
+        assert_eq!(
+            MtaBindError::AUTHENTICATION_ERROR.encode_ro_tagged(),
+            [0xb2, 0x03, 0x02, 0x01, 0x02]
+        );
+        assert_eq!(
+            MtaBindArgument::Unauthenticated.encode_ro_tagged().unwrap(),
+            [0xb0, 0x02, 0x05, 0x00]
+        );
     }
 
     #[test]
     fn error_with_and_without_ro_tag() {
-        for bytes in [&[0xb2u8, 0x03, 0x02, 0x01, 0x00][..], &[0x02, 0x01, 0x00][..]] {
+        for bytes in [
+            &[0xb2u8, 0x03, 0x02, 0x01, 0x00][..],
+            &[0x02, 0x01, 0x00][..],
+        ] {
             assert_eq!(MtaBindError::decode_ro(bytes).unwrap(), MtaBindError::BUSY);
-            assert_eq!(BindPdu::decode_ro(bytes).unwrap(), BindPdu::Error(MtaBindError::BUSY));
+            assert_eq!(
+                BindPdu::decode_ro(bytes).unwrap(),
+                BindPdu::Error(MtaBindError::BUSY)
+            );
         }
         assert!(MtaBindError::decode_ro(&[0x02, 0x02, 0x01, 0x01]).is_err());
     }

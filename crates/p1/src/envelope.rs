@@ -52,7 +52,10 @@ impl ContentType {
         match self {
             ContentType::BuiltIn(n) => {
                 if *n > 32767 {
-                    return Err(Error::unencodable("built-in content type", "above ub-built-in-content-type"));
+                    return Err(Error::unencodable(
+                        "built-in content type",
+                        "above ub-built-in-content-type",
+                    ));
                 }
                 w.integer(Tag::application(6), i64::from(*n));
                 Ok(())
@@ -63,7 +66,9 @@ impl ContentType {
 
     fn read(t: &Tlv<'_>) -> Result<ContentType> {
         if t.tag.is(Tag::application(6)) {
-            Ok(ContentType::BuiltIn(t.unsigned("built-in content type", 32767)? as u16))
+            Ok(ContentType::BuiltIn(
+                t.unsigned("built-in content type", 32767)? as u16,
+            ))
         } else {
             Ok(ContentType::Extended(t.oid("extended content type")?))
         }
@@ -219,7 +224,11 @@ impl EncodedInformationTypes {
         let mut extended_seen = false;
         while let Some(m) = r.next_tlv()? {
             if m.tag.is(Tag::context(0)) {
-                set_once(&mut built_in, m.bit_string("built-in encoded information types")?, "built-in encoded information types")?;
+                set_once(
+                    &mut built_in,
+                    m.bit_string("built-in encoded information types")?,
+                    "built-in encoded information types",
+                )?;
             } else if m.tag.is(Tag::context(4)) {
                 if extended_seen {
                     return Err(Error::Duplicate("extended encoded information types"));
@@ -228,18 +237,30 @@ impl EncodedInformationTypes {
                 let mut xr = m.reader("extended encoded information types")?;
                 while let Some(o) = xr.next_tlv()? {
                     if e.extended.len() == MAX_EXTENSIONS {
-                        return Err(Error::TooMany { what: "extended encoded information types", cap: MAX_EXTENSIONS });
+                        return Err(Error::TooMany {
+                            what: "extended encoded information types",
+                            cap: MAX_EXTENSIONS,
+                        });
                     }
-                    e.extended.push(o.expect(ber::OID, "extended encoded information type")?.oid("extended encoded information type")?);
+                    e.extended.push(
+                        o.expect(ber::OID, "extended encoded information type")?
+                            .oid("extended encoded information type")?,
+                    );
                 }
             } else if m.tag.class == ber::Class::Context {
                 if e.non_basic.len() == MAX_EXTENSIONS {
-                    return Err(Error::TooMany { what: "non-basic parameters", cap: MAX_EXTENSIONS });
+                    return Err(Error::TooMany {
+                        what: "non-basic parameters",
+                        cap: MAX_EXTENSIONS,
+                    });
                 }
                 check_opaque(m.raw, "non-basic parameters")?;
                 e.non_basic.push(m.raw.to_vec());
             } else {
-                return Err(Error::UnexpectedTag { context: what, found: m.tag });
+                return Err(Error::UnexpectedTag {
+                    context: what,
+                    found: m.tag,
+                });
             }
         }
         e.built_in = built_in.ok_or(Error::Missing("built-in encoded information types"))?;
@@ -259,7 +280,11 @@ pub enum RoutingAction {
 
 impl RoutingAction {
     fn read(t: &Tlv<'_>) -> Result<RoutingAction> {
-        Ok(if t.unsigned("routing-action", 1)? == 0 { RoutingAction::Relayed } else { RoutingAction::Rerouted })
+        Ok(if t.unsigned("routing-action", 1)? == 0 {
+            RoutingAction::Relayed
+        } else {
+            RoutingAction::Rerouted
+        })
     }
     fn code(self) -> i64 {
         match self {
@@ -299,7 +324,11 @@ impl AdditionalActions {
     /// Takes `m` if it is one of the additional-action members; returns whether it was.
     fn take(&mut self, m: &Tlv<'_>) -> Result<bool> {
         if m.tag.is(Tag::context(1)) {
-            set_once(&mut self.deferred_time, m.utc_time("deferred-time")?, "deferred-time")?;
+            set_once(
+                &mut self.deferred_time,
+                m.utc_time("deferred-time")?,
+                "deferred-time",
+            )?;
         } else if m.tag.is(Tag::application(5)) {
             set_once(
                 &mut self.converted_encoded_information_types,
@@ -358,12 +387,22 @@ impl TraceInformationElement {
 }
 
 /// Writes `TraceInformation` (APPLICATION 9) — at least one element.
-pub(crate) fn write_trace(w: &mut Writer, trace: &[TraceInformationElement], what: &'static str) -> Result<()> {
+pub(crate) fn write_trace(
+    w: &mut Writer,
+    trace: &[TraceInformationElement],
+    what: &'static str,
+) -> Result<()> {
     if trace.is_empty() {
-        return Err(Error::unencodable(what, "trace information needs at least one element"));
+        return Err(Error::unencodable(
+            what,
+            "trace information needs at least one element",
+        ));
     }
     if trace.len() > MAX_TRACE_ELEMENTS {
-        return Err(Error::unencodable(what, format!("more than {MAX_TRACE_ELEMENTS} elements")));
+        return Err(Error::unencodable(
+            what,
+            format!("more than {MAX_TRACE_ELEMENTS} elements"),
+        ));
     }
     w.constructed(app_c(9), |w| {
         for e in trace {
@@ -391,11 +430,21 @@ pub(crate) fn read_trace(t: &Tlv<'_>) -> Result<Vec<TraceInformationElement>> {
     let mut out = Vec::new();
     while let Some(e) = r.next_tlv()? {
         if out.len() == MAX_TRACE_ELEMENTS {
-            return Err(Error::TooMany { what: "trace elements", cap: MAX_TRACE_ELEMENTS });
+            return Err(Error::TooMany {
+                what: "trace elements",
+                cap: MAX_TRACE_ELEMENTS,
+            });
         }
-        let mut er = e.expect(ber::SEQUENCE, "TraceInformationElement")?.reader("TraceInformationElement")?;
-        let gdi = GlobalDomainIdentifier::read(&er.read("global-domain-identifier")?.expect(app_c(3), "TraceInformationElement")?)?;
-        let dsi = er.read("domain-supplied-information")?.expect(ber::SET, "TraceInformationElement")?;
+        let mut er = e
+            .expect(ber::SEQUENCE, "TraceInformationElement")?
+            .reader("TraceInformationElement")?;
+        let gdi = GlobalDomainIdentifier::read(
+            &er.read("global-domain-identifier")?
+                .expect(app_c(3), "TraceInformationElement")?,
+        )?;
+        let dsi = er
+            .read("domain-supplied-information")?
+            .expect(ber::SET, "TraceInformationElement")?;
         er.finish("TraceInformationElement")?;
         let mut dr = dsi.reader("DomainSuppliedInformation")?;
         let (mut arrival, mut action, mut attempted) = (None, None, None);
@@ -406,9 +455,16 @@ pub(crate) fn read_trace(t: &Tlv<'_>) -> Result<Vec<TraceInformationElement>> {
             } else if m.tag.is(Tag::context(2)) {
                 set_once(&mut action, RoutingAction::read(&m)?, "routing-action")?;
             } else if m.tag.is(Tag::application(3)) {
-                set_once(&mut attempted, GlobalDomainIdentifier::read(&m)?, "attempted-domain")?;
+                set_once(
+                    &mut attempted,
+                    GlobalDomainIdentifier::read(&m)?,
+                    "attempted-domain",
+                )?;
             } else if !additional.take(&m)? {
-                return Err(Error::UnexpectedTag { context: "DomainSuppliedInformation", found: m.tag });
+                return Err(Error::UnexpectedTag {
+                    context: "DomainSuppliedInformation",
+                    found: m.tag,
+                });
             }
         }
         out.push(TraceInformationElement {
@@ -466,7 +522,11 @@ pub struct InternalTraceInformationElement {
 
 impl InternalTraceInformationElement {
     /// An element saying `mta` in `domain` relayed the message that arrived at `arrival_time`.
-    pub fn relayed(domain: GlobalDomainIdentifier, mta: MtaName, arrival_time: Time) -> InternalTraceInformationElement {
+    pub fn relayed(
+        domain: GlobalDomainIdentifier,
+        mta: MtaName,
+        arrival_time: Time,
+    ) -> InternalTraceInformationElement {
         InternalTraceInformationElement {
             global_domain_identifier: domain,
             mta_name: mta,
@@ -500,7 +560,9 @@ impl InternalTraceInformationElement {
     fn read(t: &Tlv<'_>) -> Result<InternalTraceInformationElement> {
         let what = "InternalTraceInformationElement";
         let mut r = t.expect(ber::SEQUENCE, what)?.reader(what)?;
-        let gdi = GlobalDomainIdentifier::read(&r.read("global-domain-identifier")?.expect(app_c(3), what)?)?;
+        let gdi = GlobalDomainIdentifier::read(
+            &r.read("global-domain-identifier")?.expect(app_c(3), what)?,
+        )?;
         let mta = MtaName::read(&r.read("mta-name")?.expect(ber::IA5_STRING, what)?)?;
         let msi = r.read("mta-supplied-information")?.expect(ber::SET, what)?;
         r.finish(what)?;
@@ -513,11 +575,22 @@ impl InternalTraceInformationElement {
             } else if m.tag.is(Tag::context(2)) {
                 set_once(&mut action, RoutingAction::read(&m)?, "routing-action")?;
             } else if m.tag.is(ber::IA5_STRING) {
-                set_once(&mut attempted, Attempted::Mta(MtaName::read(&m)?), "attempted")?;
+                set_once(
+                    &mut attempted,
+                    Attempted::Mta(MtaName::read(&m)?),
+                    "attempted",
+                )?;
             } else if m.tag.is(Tag::application(3)) {
-                set_once(&mut attempted, Attempted::Domain(GlobalDomainIdentifier::read(&m)?), "attempted")?;
+                set_once(
+                    &mut attempted,
+                    Attempted::Domain(GlobalDomainIdentifier::read(&m)?),
+                    "attempted",
+                )?;
             } else if !additional.take(&m)? {
-                return Err(Error::UnexpectedTag { context: "MTASuppliedInformation", found: m.tag });
+                return Err(Error::UnexpectedTag {
+                    context: "MTASuppliedInformation",
+                    found: m.tag,
+                });
             }
         }
         Ok(InternalTraceInformationElement {
@@ -597,8 +670,12 @@ impl ExtensionField {
     fn write(&self, w: &mut Writer, conformance: Conformance) -> Result<()> {
         w.constructed(ber::SEQUENCE, |w| {
             match (&self.extension_type, conformance) {
-                (ExtensionType::Standard(n), Conformance::Implicit) => w.integer(Tag::context(0), i64::from(*n)),
-                (ExtensionType::Private(oid), Conformance::Implicit) => w.oid(Tag::context(3), oid, "private extension")?,
+                (ExtensionType::Standard(n), Conformance::Implicit) => {
+                    w.integer(Tag::context(0), i64::from(*n))
+                }
+                (ExtensionType::Private(oid), Conformance::Implicit) => {
+                    w.oid(Tag::context(3), oid, "private extension")?
+                }
                 (ExtensionType::Standard(n), _) => w.constructed(ctx_c(0), |w| {
                     w.integer(ber::INTEGER, i64::from(*n));
                     Ok(())
@@ -610,7 +687,10 @@ impl ExtensionField {
             if let ExtensionType::Standard(n) = self.extension_type
                 && n > 256
             {
-                return Err(Error::unencodable("extension type", "above ub-extension-types (256)"));
+                return Err(Error::unencodable(
+                    "extension type",
+                    "above ub-extension-types (256)",
+                ));
             }
             if !self.criticality.is_empty() {
                 w.bit_string(Tag::context(1), &self.criticality);
@@ -626,7 +706,10 @@ impl ExtensionField {
                 }
                 ExtensionValue::InternalTrace(elements) => {
                     if elements.is_empty() || elements.len() > MAX_TRACE_ELEMENTS {
-                        return Err(Error::unencodable("internal-trace-information", "needs 1..=512 elements"));
+                        return Err(Error::unencodable(
+                            "internal-trace-information",
+                            "needs 1..=512 elements",
+                        ));
                     }
                     w.constructed(ctx_c(2), |w| {
                         w.constructed(ber::SEQUENCE, |w| {
@@ -647,7 +730,9 @@ impl ExtensionField {
         let ty = r.read("extension type")?;
         let extension_type = match (ty.tag.class, ty.tag.number, ty.tag.constructed) {
             // X.411 (1992) on: [0] IMPLICIT INTEGER, [3] IMPLICIT OBJECT IDENTIFIER.
-            (ber::Class::Context, 0, false) => ExtensionType::Standard(ty.unsigned("standard extension", 256)? as u16),
+            (ber::Class::Context, 0, false) => {
+                ExtensionType::Standard(ty.unsigned("standard extension", 256)? as u16)
+            }
             (ber::Class::Context, 3, false) => ExtensionType::Private(ty.oid("private extension")?),
             // X.411 (1988): [0] { INTEGER | OBJECT IDENTIFIER }.
             (ber::Class::Context, 0, true) => {
@@ -659,10 +744,18 @@ impl ExtensionField {
                 } else if inner.tag.is(ber::OID) {
                     ExtensionType::Private(inner.oid("private extension")?)
                 } else {
-                    return Err(Error::UnexpectedTag { context: "extension type", found: inner.tag });
+                    return Err(Error::UnexpectedTag {
+                        context: "extension type",
+                        found: inner.tag,
+                    });
                 }
             }
-            _ => return Err(Error::UnexpectedTag { context: "extension type", found: ty.tag }),
+            _ => {
+                return Err(Error::UnexpectedTag {
+                    context: "extension type",
+                    found: ty.tag,
+                });
+            }
         };
         let criticality = match r.optional(Tag::context(1))? {
             Some(c) => c.bit_string("criticality")?,
@@ -673,13 +766,18 @@ impl ExtensionField {
             Some(v) => {
                 let mut vr = v.reader("extension value")?;
                 if extension_type == ExtensionType::INTERNAL_TRACE_INFORMATION {
-                    let seq = vr.read("internal-trace-information")?.expect(ber::SEQUENCE, "internal-trace-information")?;
+                    let seq = vr
+                        .read("internal-trace-information")?
+                        .expect(ber::SEQUENCE, "internal-trace-information")?;
                     vr.finish("internal-trace-information")?;
                     let mut sr = seq.reader("internal-trace-information")?;
                     let mut elements = Vec::new();
                     while let Some(e) = sr.next_tlv()? {
                         if elements.len() == MAX_TRACE_ELEMENTS {
-                            return Err(Error::TooMany { what: "internal trace elements", cap: MAX_TRACE_ELEMENTS });
+                            return Err(Error::TooMany {
+                                what: "internal trace elements",
+                                cap: MAX_TRACE_ELEMENTS,
+                            });
                         }
                         elements.push(InternalTraceInformationElement::read(&e)?);
                     }
@@ -695,17 +793,29 @@ impl ExtensionField {
             }
         };
         r.finish(what)?;
-        Ok(ExtensionField { extension_type, criticality, value })
+        Ok(ExtensionField {
+            extension_type,
+            criticality,
+            value,
+        })
     }
 }
 
 /// Writes `tag { ExtensionField ... }` unless the set is empty or conformance says none.
-pub(crate) fn write_extensions(w: &mut Writer, tag: u32, exts: &[ExtensionField], conformance: Conformance) -> Result<()> {
+pub(crate) fn write_extensions(
+    w: &mut Writer,
+    tag: u32,
+    exts: &[ExtensionField],
+    conformance: Conformance,
+) -> Result<()> {
     if exts.is_empty() || conformance == Conformance::NoExtensions {
         return Ok(());
     }
     if exts.len() > MAX_EXTENSIONS {
-        return Err(Error::unencodable("extensions", format!("more than {MAX_EXTENSIONS} fields")));
+        return Err(Error::unencodable(
+            "extensions",
+            format!("more than {MAX_EXTENSIONS} fields"),
+        ));
     }
     w.constructed(ctx_c(tag), |w| {
         for e in exts {
@@ -723,7 +833,10 @@ pub(crate) fn read_extensions(t: &Tlv<'_>, out: &mut Vec<ExtensionField>) -> Res
     let mut r = t.reader("extensions")?;
     while let Some(e) = r.next_tlv()? {
         if out.len() == MAX_EXTENSIONS {
-            return Err(Error::TooMany { what: "extension fields", cap: MAX_EXTENSIONS });
+            return Err(Error::TooMany {
+                what: "extension fields",
+                cap: MAX_EXTENSIONS,
+            });
         }
         out.push(ExtensionField::read(&e)?);
     }
@@ -765,7 +878,10 @@ impl PerRecipientFields {
     fn write(&self, w: &mut Writer, conformance: Conformance) -> Result<()> {
         w.constructed(ber::SET, |w| {
             self.recipient_name.write(w, app_c(0))?;
-            w.integer(Tag::context(0), i64::from(self.originally_specified_recipient_number));
+            w.integer(
+                Tag::context(0),
+                i64::from(self.originally_specified_recipient_number),
+            );
             w.bit_string(Tag::context(1), &self.per_recipient_indicators.0);
             if let Some(c) = self.explicit_conversion {
                 w.integer(Tag::context(2), i64::from(c));
@@ -783,21 +899,36 @@ impl PerRecipientFields {
             if m.tag.is(Tag::application(0)) {
                 set_once(&mut name, OrName::read(&m)?, "recipient-name")?;
             } else if m.tag.is(Tag::context(0)) {
-                let n = m.unsigned("originally-specified-recipient-number", MAX_RECIPIENTS as u32)? as u16;
+                let n = m.unsigned(
+                    "originally-specified-recipient-number",
+                    MAX_RECIPIENTS as u32,
+                )? as u16;
                 set_once(&mut number, n, "originally-specified-recipient-number")?;
             } else if m.tag.is(Tag::context(1)) {
-                set_once(&mut pri, PerRecipientIndicators(m.bit_string("per-recipient-indicators")?), "per-recipient-indicators")?;
+                set_once(
+                    &mut pri,
+                    PerRecipientIndicators(m.bit_string("per-recipient-indicators")?),
+                    "per-recipient-indicators",
+                )?;
             } else if m.tag.is(Tag::context(2)) {
-                set_once(&mut conv, m.unsigned("explicit-conversion", 256)? as u16, "explicit-conversion")?;
+                set_once(
+                    &mut conv,
+                    m.unsigned("explicit-conversion", 256)? as u16,
+                    "explicit-conversion",
+                )?;
             } else if m.tag.is(Tag::context(3)) {
                 read_extensions(&m, &mut extensions)?;
             } else {
-                return Err(Error::UnexpectedTag { context: what, found: m.tag });
+                return Err(Error::UnexpectedTag {
+                    context: what,
+                    found: m.tag,
+                });
             }
         }
         Ok(PerRecipientFields {
             recipient_name: name.ok_or(Error::Missing("recipient-name"))?,
-            originally_specified_recipient_number: number.ok_or(Error::Missing("originally-specified-recipient-number"))?,
+            originally_specified_recipient_number: number
+                .ok_or(Error::Missing("originally-specified-recipient-number"))?,
             per_recipient_indicators: pri.ok_or(Error::Missing("per-recipient-indicators"))?,
             explicit_conversion: conv,
             extensions,
@@ -805,9 +936,17 @@ impl PerRecipientFields {
     }
 }
 
-pub(crate) fn write_recipients(w: &mut Writer, tag: u32, recips: &[PerRecipientFields], conformance: Conformance) -> Result<()> {
+pub(crate) fn write_recipients(
+    w: &mut Writer,
+    tag: u32,
+    recips: &[PerRecipientFields],
+    conformance: Conformance,
+) -> Result<()> {
     if recips.is_empty() || recips.len() > MAX_RECIPIENTS {
-        return Err(Error::unencodable("per-recipient-fields", format!("needs 1..={MAX_RECIPIENTS} recipients")));
+        return Err(Error::unencodable(
+            "per-recipient-fields",
+            format!("needs 1..={MAX_RECIPIENTS} recipients"),
+        ));
     }
     w.constructed(ctx_c(tag), |w| {
         for p in recips {
@@ -822,7 +961,10 @@ pub(crate) fn read_recipients(t: &Tlv<'_>) -> Result<Vec<PerRecipientFields>> {
     let mut out = Vec::new();
     while let Some(p) = r.next_tlv()? {
         if out.len() == MAX_RECIPIENTS {
-            return Err(Error::TooMany { what: "recipients", cap: MAX_RECIPIENTS });
+            return Err(Error::TooMany {
+                what: "recipients",
+                cap: MAX_RECIPIENTS,
+            });
         }
         out.push(PerRecipientFields::read(&p)?);
     }
@@ -916,7 +1058,13 @@ impl MessageTransferEnvelope {
             }
             self.content_type.write(w)?;
             if let Some(c) = &self.content_identifier {
-                w.string(Tag::application(10), StrKind::Printable, c, "content-identifier", MAX_STRING_LEN)?;
+                w.string(
+                    Tag::application(10),
+                    StrKind::Printable,
+                    c,
+                    "content-identifier",
+                    MAX_STRING_LEN,
+                )?;
             }
             if self.priority != Priority::Normal {
                 w.integer(Tag::application(7), self.priority.code());
@@ -952,11 +1100,18 @@ impl MessageTransferEnvelope {
             if m.tag.is(Tag::application(7)) {
                 set_once(&mut priority, Priority::read(&m)?, "priority")?;
             } else if m.tag.is(Tag::context(0)) {
-                set_once(&mut deferred, m.utc_time("deferred-delivery-time")?, "deferred-delivery-time")?;
+                set_once(
+                    &mut deferred,
+                    m.utc_time("deferred-delivery-time")?,
+                    "deferred-delivery-time",
+                )?;
             } else if m.tag.is(Tag::context(2)) {
                 set_once(&mut recips, read_recipients(&m)?, "per-recipient-fields")?;
             } else {
-                return Err(Error::UnexpectedTag { context: what, found: m.tag });
+                return Err(Error::UnexpectedTag {
+                    context: what,
+                    found: m.tag,
+                });
             }
         }
         Ok(MessageTransferEnvelope {
@@ -998,18 +1153,38 @@ impl CommonFields {
         } else if tag.is(Tag::application(0)) {
             set_once(&mut self.originator, OrName::read(m)?, "originator-name")?;
         } else if tag.is(Tag::application(5)) {
-            set_once(&mut self.oeit, EncodedInformationTypes::read(m)?, "original-encoded-information-types")?;
+            set_once(
+                &mut self.oeit,
+                EncodedInformationTypes::read(m)?,
+                "original-encoded-information-types",
+            )?;
         } else if ContentType::is_content_type_tag(tag) {
-            set_once(&mut self.content_type, ContentType::read(m)?, "content-type")?;
+            set_once(
+                &mut self.content_type,
+                ContentType::read(m)?,
+                "content-type",
+            )?;
         } else if tag.is(Tag::application(10)) {
-            set_once(&mut self.content_identifier, m.string(StrKind::Printable, "content-identifier", MAX_STRING_LEN)?, "content-identifier")?;
+            set_once(
+                &mut self.content_identifier,
+                m.string(StrKind::Printable, "content-identifier", MAX_STRING_LEN)?,
+                "content-identifier",
+            )?;
         } else if tag.is(Tag::application(8)) {
-            set_once(&mut self.pmi, PerMessageIndicators(m.bit_string("per-message-indicators")?), "per-message-indicators")?;
+            set_once(
+                &mut self.pmi,
+                PerMessageIndicators(m.bit_string("per-message-indicators")?),
+                "per-message-indicators",
+            )?;
         } else if tag.is(Tag::context(1)) {
             let mut pr = m.reader("per-domain-bilateral-information")?;
             while pr.next_tlv()?.is_some() {}
             check_opaque(m.content, "per-domain-bilateral-information")?;
-            set_once(&mut self.pdbi, m.content.to_vec(), "per-domain-bilateral-information")?;
+            set_once(
+                &mut self.pdbi,
+                m.content.to_vec(),
+                "per-domain-bilateral-information",
+            )?;
         } else if tag.is(Tag::application(9)) {
             set_once(&mut self.trace, read_trace(m)?, "trace-information")?;
         } else if tag.is(Tag::context(3)) {

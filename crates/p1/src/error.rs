@@ -97,11 +97,17 @@ impl Error {
     }
 
     pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Error {
-        Error::InvalidValue { what, reason: reason.into() }
+        Error::InvalidValue {
+            what,
+            reason: reason.into(),
+        }
     }
 
     pub(crate) fn unencodable(what: &'static str, reason: impl Into<String>) -> Error {
-        Error::Unencodable { what, reason: reason.into() }
+        Error::Unencodable {
+            what,
+            reason: reason.into(),
+        }
     }
 }
 

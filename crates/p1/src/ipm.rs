@@ -40,7 +40,13 @@ impl IpmIdentifier {
             if let Some(u) = &self.user {
                 u.write(w, app_c(0))?;
             }
-            w.string(ber::PRINTABLE_STRING, StrKind::Printable, &self.user_relative_identifier, "user-relative-identifier", MAX_STRING_LEN)
+            w.string(
+                ber::PRINTABLE_STRING,
+                StrKind::Printable,
+                &self.user_relative_identifier,
+                "user-relative-identifier",
+                MAX_STRING_LEN,
+            )
         })
     }
 
@@ -52,12 +58,26 @@ impl IpmIdentifier {
             if m.tag.is(Tag::application(0)) {
                 set_once(&mut user, OrName::read(&m)?, "user")?;
             } else if m.tag.is(ber::PRINTABLE_STRING) {
-                set_once(&mut local, m.string(StrKind::Printable, "user-relative-identifier", MAX_STRING_LEN)?, "user-relative-identifier")?;
+                set_once(
+                    &mut local,
+                    m.string(
+                        StrKind::Printable,
+                        "user-relative-identifier",
+                        MAX_STRING_LEN,
+                    )?,
+                    "user-relative-identifier",
+                )?;
             } else {
-                return Err(Error::UnexpectedTag { context: what, found: m.tag });
+                return Err(Error::UnexpectedTag {
+                    context: what,
+                    found: m.tag,
+                });
             }
         }
-        Ok(IpmIdentifier { user, user_relative_identifier: local.ok_or(Error::Missing("user-relative-identifier"))? })
+        Ok(IpmIdentifier {
+            user,
+            user_relative_identifier: local.ok_or(Error::Missing("user-relative-identifier"))?,
+        })
     }
 }
 
@@ -75,7 +95,10 @@ pub struct OrDescriptor {
 
 impl From<OrName> for OrDescriptor {
     fn from(n: OrName) -> OrDescriptor {
-        OrDescriptor { formal_name: Some(n), ..OrDescriptor::default() }
+        OrDescriptor {
+            formal_name: Some(n),
+            ..OrDescriptor::default()
+        }
     }
 }
 
@@ -86,10 +109,19 @@ impl OrDescriptor {
                 n.write(w, app_c(0))?;
             }
             if let Some(s) = &self.free_form_name {
-                w.primitive(Tag::context(0), &lossy_eight_bit(s, MAX_STRING_LEN, "free-form-name")?);
+                w.primitive(
+                    Tag::context(0),
+                    &lossy_eight_bit(s, MAX_STRING_LEN, "free-form-name")?,
+                );
             }
             if let Some(s) = &self.telephone_number {
-                w.string(Tag::context(1), StrKind::Printable, s, "telephone-number", MAX_STRING_LEN)?;
+                w.string(
+                    Tag::context(1),
+                    StrKind::Printable,
+                    s,
+                    "telephone-number",
+                    MAX_STRING_LEN,
+                )?;
             }
             Ok(())
         })
@@ -103,11 +135,22 @@ impl OrDescriptor {
             if m.tag.is(Tag::application(0)) {
                 set_once(&mut d.formal_name, OrName::read(&m)?, "formal-name")?;
             } else if m.tag.is(Tag::context(0)) {
-                set_once(&mut d.free_form_name, m.string(StrKind::EightBit, "free-form-name", MAX_STRING_LEN)?, "free-form-name")?;
+                set_once(
+                    &mut d.free_form_name,
+                    m.string(StrKind::EightBit, "free-form-name", MAX_STRING_LEN)?,
+                    "free-form-name",
+                )?;
             } else if m.tag.is(Tag::context(1)) {
-                set_once(&mut d.telephone_number, m.string(StrKind::Printable, "telephone-number", MAX_STRING_LEN)?, "telephone-number")?;
+                set_once(
+                    &mut d.telephone_number,
+                    m.string(StrKind::Printable, "telephone-number", MAX_STRING_LEN)?,
+                    "telephone-number",
+                )?;
             } else {
-                return Err(Error::UnexpectedTag { context: what, found: m.tag });
+                return Err(Error::UnexpectedTag {
+                    context: what,
+                    found: m.tag,
+                });
             }
         }
         Ok(d)
@@ -131,7 +174,10 @@ pub struct RecipientSpecifier {
 
 impl From<OrName> for RecipientSpecifier {
     fn from(n: OrName) -> RecipientSpecifier {
-        RecipientSpecifier { recipient: n.into(), ..RecipientSpecifier::default() }
+        RecipientSpecifier {
+            recipient: n.into(),
+            ..RecipientSpecifier::default()
+        }
     }
 }
 
@@ -162,16 +208,29 @@ impl RecipientSpecifier {
         let (mut recipient, mut nr, mut rr, mut ext) = (None, None, None, None);
         while let Some(m) = r.next_tlv()? {
             match (m.tag.class, m.tag.number) {
-                (ber::Class::Context, 0) => set_once(&mut recipient, OrDescriptor::read(&m)?, "recipient")?,
-                (ber::Class::Context, 1) => set_once(&mut nr, m.bit_string("notification-requests")?, "notification-requests")?,
-                (ber::Class::Context, 2) => set_once(&mut rr, m.boolean("reply-requested")?, "reply-requested")?,
+                (ber::Class::Context, 0) => {
+                    set_once(&mut recipient, OrDescriptor::read(&m)?, "recipient")?
+                }
+                (ber::Class::Context, 1) => set_once(
+                    &mut nr,
+                    m.bit_string("notification-requests")?,
+                    "notification-requests",
+                )?,
+                (ber::Class::Context, 2) => {
+                    set_once(&mut rr, m.boolean("reply-requested")?, "reply-requested")?
+                }
                 (ber::Class::Context, 3) => {
                     let mut xr = m.reader("recipient-extensions")?;
                     while xr.next_tlv()?.is_some() {}
                     check_opaque(m.content, "recipient-extensions")?;
                     set_once(&mut ext, m.content.to_vec(), "recipient-extensions")?;
                 }
-                _ => return Err(Error::UnexpectedTag { context: what, found: m.tag }),
+                _ => {
+                    return Err(Error::UnexpectedTag {
+                        context: what,
+                        found: m.tag,
+                    });
+                }
             }
         }
         Ok(RecipientSpecifier {
@@ -212,7 +271,10 @@ fn write_descriptors(w: &mut Writer, tag: u32, v: &[OrDescriptor]) -> Result<()>
         return Ok(());
     }
     if v.len() > MAX_BODY_PARTS {
-        return Err(Error::unencodable("heading", format!("more than {MAX_BODY_PARTS} entries in a field")));
+        return Err(Error::unencodable(
+            "heading",
+            format!("more than {MAX_BODY_PARTS} entries in a field"),
+        ));
     }
     w.constructed(ctx_c(tag), |w| {
         for d in v {
@@ -227,7 +289,10 @@ fn write_recipients(w: &mut Writer, tag: u32, v: &[RecipientSpecifier]) -> Resul
         return Ok(());
     }
     if v.len() > MAX_BODY_PARTS {
-        return Err(Error::unencodable("heading", format!("more than {MAX_BODY_PARTS} recipients in a field")));
+        return Err(Error::unencodable(
+            "heading",
+            format!("more than {MAX_BODY_PARTS} recipients in a field"),
+        ));
     }
     w.constructed(ctx_c(tag), |w| {
         for r in v {
@@ -237,12 +302,19 @@ fn write_recipients(w: &mut Writer, tag: u32, v: &[RecipientSpecifier]) -> Resul
     })
 }
 
-fn read_list<T>(t: &Tlv<'_>, what: &'static str, f: impl Fn(&Tlv<'_>) -> Result<T>) -> Result<Vec<T>> {
+fn read_list<T>(
+    t: &Tlv<'_>,
+    what: &'static str,
+    f: impl Fn(&Tlv<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
     let mut r = t.reader(what)?;
     let mut out = Vec::new();
     while let Some(m) = r.next_tlv()? {
         if out.len() == MAX_BODY_PARTS {
-            return Err(Error::TooMany { what, cap: MAX_BODY_PARTS });
+            return Err(Error::TooMany {
+                what,
+                cap: MAX_BODY_PARTS,
+            });
         }
         out.push(f(&m)?);
     }
@@ -251,9 +323,15 @@ fn read_list<T>(t: &Tlv<'_>, what: &'static str, f: impl Fn(&Tlv<'_>) -> Result<
 
 /// Maps text onto octets U+0000..U+00FF, `?` for anything above, capped at `cap` octets.
 fn lossy_eight_bit(s: &str, cap: usize, what: &'static str) -> Result<Vec<u8>> {
-    let out: Vec<u8> = s.chars().map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?')).collect();
+    let out: Vec<u8> = s
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+        .collect();
     if out.len() > cap {
-        return Err(Error::unencodable(what, format!("{} octets exceed the cap of {cap}", out.len())));
+        return Err(Error::unencodable(
+            what,
+            format!("{} octets exceed the cap of {cap}", out.len()),
+        ));
     }
     Ok(out)
 }
@@ -299,7 +377,10 @@ impl Heading {
                 continue;
             }
             if m.tag.class != ber::Class::Context || m.tag.number > 15 {
-                return Err(Error::UnexpectedTag { context: what, found: m.tag });
+                return Err(Error::UnexpectedTag {
+                    context: what,
+                    found: m.tag,
+                });
             }
             let n = m.tag.number as usize;
             if seen[n] {
@@ -309,9 +390,17 @@ impl Heading {
             match n {
                 0 => h.originator = Some(OrDescriptor::read(&m)?),
                 1 => h.authorizing_users = read_list(&m, "authorizing-users", OrDescriptor::read)?,
-                2 => h.primary_recipients = read_list(&m, "primary-recipients", RecipientSpecifier::read)?,
-                3 => h.copy_recipients = read_list(&m, "copy-recipients", RecipientSpecifier::read)?,
-                4 => h.blind_copy_recipients = read_list(&m, "blind-copy-recipients", RecipientSpecifier::read)?,
+                2 => {
+                    h.primary_recipients =
+                        read_list(&m, "primary-recipients", RecipientSpecifier::read)?
+                }
+                3 => {
+                    h.copy_recipients = read_list(&m, "copy-recipients", RecipientSpecifier::read)?
+                }
+                4 => {
+                    h.blind_copy_recipients =
+                        read_list(&m, "blind-copy-recipients", RecipientSpecifier::read)?
+                }
                 5 => h.replied_to_ipm = Some(IpmIdentifier::read(&m)?),
                 8 => h.subject = Some(read_subject(&m)?),
                 _ => {
@@ -338,11 +427,15 @@ fn read_subject(m: &Tlv<'_>) -> Result<String> {
     let inner = r.read("subject")?;
     r.finish("subject")?;
     if inner.tag.class != ber::Class::Universal {
-        return Err(Error::UnexpectedTag { context: "subject", found: inner.tag });
+        return Err(Error::UnexpectedTag {
+            context: "subject",
+            found: inner.tag,
+        });
     }
     if inner.tag.number == 12 {
         let octets = inner.octets("subject", MAX_STRING_LEN)?;
-        return String::from_utf8(octets.into_owned()).map_err(|_| Error::invalid("subject", "invalid UTF-8"));
+        return String::from_utf8(octets.into_owned())
+            .map_err(|_| Error::invalid("subject", "invalid UTF-8"));
     }
     inner.string(StrKind::EightBit, "subject", MAX_STRING_LEN)
 }
@@ -393,9 +486,15 @@ impl BodyPart {
     /// A text body part: ia5-text when `text` is 7-bit, else UTF-8 general text.
     pub fn text(text: &str) -> BodyPart {
         if text.is_ascii() {
-            BodyPart::Ia5Text { repertoire: Repertoire::Ia5, text: text.to_string() }
+            BodyPart::Ia5Text {
+                repertoire: Repertoire::Ia5,
+                text: text.to_string(),
+            }
         } else {
-            BodyPart::GeneralText { character_sets: vec![CHARSET_UTF8], data: text.as_bytes().to_vec() }
+            BodyPart::GeneralText {
+                character_sets: vec![CHARSET_UTF8],
+                data: text.as_bytes().to_vec(),
+            }
         }
     }
 
@@ -404,7 +503,10 @@ impl BodyPart {
     pub fn as_text(&self) -> Option<String> {
         match self {
             BodyPart::Ia5Text { text, .. } => Some(text.clone()),
-            BodyPart::GeneralText { character_sets, data } => {
+            BodyPart::GeneralText {
+                character_sets,
+                data,
+            } => {
                 if character_sets.iter().any(|c| UTF8_CHARSETS.contains(c)) {
                     Some(String::from_utf8_lossy(data).into_owned())
                 } else {
@@ -426,9 +528,16 @@ impl BodyPart {
                 })?;
                 w.string(ber::IA5_STRING, StrKind::Ia5, text, "ia5-text", MAX_PDU_LEN)
             }),
-            BodyPart::GeneralText { character_sets, data } => w.constructed(ctx_c(15), |w| {
+            BodyPart::GeneralText {
+                character_sets,
+                data,
+            } => w.constructed(ctx_c(15), |w| {
                 w.constructed(ctx_c(0), |w| {
-                    w.oid(ber::OID, &Oid(ID_EP_GENERAL_TEXT.to_vec()), "id-ep-general-text")?;
+                    w.oid(
+                        ber::OID,
+                        &Oid(ID_EP_GENERAL_TEXT.to_vec()),
+                        "id-ep-general-text",
+                    )?;
                     w.constructed(ctx_c(0), |w| {
                         w.constructed(ber::SET, |w| {
                             for c in character_sets {
@@ -439,7 +548,11 @@ impl BodyPart {
                     })
                 })?;
                 w.constructed(ber::EXTERNAL, |w| {
-                    w.oid(ber::OID, &Oid(ID_ET_GENERAL_TEXT.to_vec()), "id-et-general-text")?;
+                    w.oid(
+                        ber::OID,
+                        &Oid(ID_ET_GENERAL_TEXT.to_vec()),
+                        "id-et-general-text",
+                    )?;
                     w.constructed(ctx_c(0), |w| {
                         w.primitive(ber::GENERAL_STRING, data);
                         Ok(())
@@ -495,10 +608,16 @@ fn read_general_text(t: &Tlv<'_>) -> Result<Option<BodyPart>> {
     let data = r.read("data")?;
     r.finish(what)?;
     if !data.tag.is(ber::EXTERNAL) {
-        return Err(Error::UnexpectedTag { context: what, found: data.tag });
+        return Err(Error::UnexpectedTag {
+            context: what,
+            found: data.tag,
+        });
     }
     let mut dr = data.reader(what)?;
-    let oid = dr.read("data type")?.expect(ber::OID, what)?.oid("data type")?;
+    let oid = dr
+        .read("data type")?
+        .expect(ber::OID, what)?
+        .oid("data type")?;
     if oid.0 != ID_ET_GENERAL_TEXT {
         return Ok(None);
     }
@@ -508,7 +627,10 @@ fn read_general_text(t: &Tlv<'_>) -> Result<Option<BodyPart>> {
     let text = vr.read("general text")?;
     vr.finish(what)?;
     if text.tag.class != ber::Class::Universal {
-        return Err(Error::UnexpectedTag { context: "general text", found: text.tag });
+        return Err(Error::UnexpectedTag {
+            context: "general text",
+            found: text.tag,
+        });
     }
     let data = text.octets("general text", MAX_PDU_LEN)?.into_owned();
     let mut character_sets = Vec::new();
@@ -521,10 +643,14 @@ fn read_general_text(t: &Tlv<'_>) -> Result<Option<BodyPart>> {
         let set = vr.read("GeneralTextParameters")?.expect(ber::SET, what)?;
         vr.finish(what)?;
         character_sets = read_list(&set, "character set registrations", |m| {
-            Ok(m.expect(ber::INTEGER, "CharacterSetRegistration")?.unsigned("CharacterSetRegistration", 32767)? as u16)
+            Ok(m.expect(ber::INTEGER, "CharacterSetRegistration")?
+                .unsigned("CharacterSetRegistration", 32767)? as u16)
         })?;
     }
-    Ok(Some(BodyPart::GeneralText { character_sets, data }))
+    Ok(Some(BodyPart::GeneralText {
+        character_sets,
+        data,
+    }))
 }
 
 /// `IPM ::= SEQUENCE { heading Heading, body Body }` (X.420 §7), carried as
@@ -571,7 +697,10 @@ impl Ipm {
     /// Errors: [`Error::Unencodable`] for non-7-bit IA5 text or a value over its cap.
     pub fn encode(&self) -> Result<Vec<u8>> {
         if self.body.len() > MAX_BODY_PARTS {
-            return Err(Error::unencodable("body", format!("more than {MAX_BODY_PARTS} body parts")));
+            return Err(Error::unencodable(
+                "body",
+                format!("more than {MAX_BODY_PARTS} body parts"),
+            ));
         }
         let mut w = Writer::new();
         w.constructed(ctx_c(0), |w| {

@@ -26,6 +26,28 @@
 //!
 //! Caps on lengths, nesting and counts are in [`limits`]; every decoder enforces them.
 //! There is one error type, [`Error`].
+//!
+//! ```
+//! use mtalab_p1::chrono::{TimeZone, Utc};
+//! use mtalab_p1::*;
+//!
+//! let from = OrName::parse_mnemonic("c=US;a= ;p=ExchangeORG;o=SiteA;s=Smith;g=John")?;
+//! let to = OrName::parse_mnemonic("c=US;a= ;p=ExchangeORG;o=SiteB;s=Doe;g=Jane")?;
+//! let domain = GlobalDomainIdentifier::parse_mnemonic("c=US;a= ;p=ExchangeORG")?;
+//! let now = Utc.with_ymd_and_hms(1999, 12, 31, 23, 59, 59).unwrap();
+//! let id = MtsIdentifier { global_domain_identifier: domain.clone(), local_identifier: "SITEA/0012".into() };
+//! let ipm = Ipm::text(IpmIdentifier::default(), from.clone(), vec![to.clone()], vec![], "Hello", "Hi\r\n");
+//! let envelope = MessageTransferEnvelope::new(id, from, vec![to], TraceInformationElement::relayed(domain, now));
+//! let apdu = MtsApdu::Message(Message { envelope, content: ipm.encode()? });
+//!
+//! let wire = apdu.encode(Conformance::Explicit1988)?;
+//! let MtsApdu::Message(back) = MtsApdu::decode(&wire)? else { unreachable!() };
+//! assert_eq!(Ipm::decode(&back.content)?.heading.subject.as_deref(), Some("Hello"));
+//!
+//! let bind = MtaBindArgument::simple("EXCH1", "secret").encode_ro_tagged()?;
+//! assert_eq!(BindPdu::decode_ro(&bind)?, BindPdu::Argument(MtaBindArgument::simple("EXCH1", "secret")));
+//! # Ok::<(), Error>(())
+//! ```
 
 #![forbid(unsafe_code)]
 
@@ -40,23 +62,26 @@ pub mod limits;
 pub mod mnemonic;
 
 pub use address::{
-    CountryName, DomainDefinedAttribute, DomainName, ExtensionAttribute, GlobalDomainIdentifier, MtaName,
-    MtsIdentifier, OrAddress, OrName, PersonalName,
+    CountryName, DomainDefinedAttribute, DomainName, ExtensionAttribute, GlobalDomainIdentifier,
+    MtaName, MtsIdentifier, OrAddress, OrName, PersonalName,
 };
 pub use apdu::{
     LastTraceInformation, Message, MtsApdu, NonDeliveryDiagnosticCode, NonDeliveryReasonCode,
-    PerRecipientReportFields, ProbeTransferEnvelope, RecipientOutcome, Report, ReportTransferContent,
-    ReportTransferEnvelope, ReportType, TypeOfMtsUser,
+    PerRecipientReportFields, ProbeTransferEnvelope, RecipientOutcome, Report,
+    ReportTransferContent, ReportTransferEnvelope, ReportType, TypeOfMtsUser,
 };
 pub use ber::{BitString, Oid, Time};
 pub use bind::{BindPdu, Credentials, MtaBindArgument, MtaBindError, MtaBindResult, Password};
 pub use chrono;
 pub use envelope::{
-    AdditionalActions, Attempted, Conformance, ContentType, DomainSuppliedInformation, EncodedInformationTypes,
-    ExtensionField, ExtensionType, ExtensionValue, InternalTraceInformationElement, MessageTransferEnvelope,
-    MtaSuppliedInformation, PerMessageIndicators, PerRecipientFields, PerRecipientIndicators, Priority,
-    RoutingAction, TraceInformationElement,
+    AdditionalActions, Attempted, Conformance, ContentType, DomainSuppliedInformation,
+    EncodedInformationTypes, ExtensionField, ExtensionType, ExtensionValue,
+    InternalTraceInformationElement, MessageTransferEnvelope, MtaSuppliedInformation,
+    PerMessageIndicators, PerRecipientFields, PerRecipientIndicators, Priority, RoutingAction,
+    TraceInformationElement,
 };
 pub use error::{Error, Result};
-pub use ipm::{BodyPart, Heading, Ipm, IpmIdentifier, OrDescriptor, RecipientSpecifier, Repertoire};
+pub use ipm::{
+    BodyPart, Heading, Ipm, IpmIdentifier, OrDescriptor, RecipientSpecifier, Repertoire,
+};
 pub use mnemonic::{escape_printable, unescape_printable};

@@ -45,8 +45,8 @@ use nom::sequence::preceded;
 use nom::{IResult, Parser};
 
 use crate::address::{
-    CountryName, DomainDefinedAttribute, DomainName, ExtensionAttribute, GlobalDomainIdentifier, OrAddress,
-    OrName, PersonalName,
+    CountryName, DomainDefinedAttribute, DomainName, ExtensionAttribute, GlobalDomainIdentifier,
+    OrAddress, OrName, PersonalName,
 };
 use crate::ber::is_printable_char;
 use crate::error::{Error, Result};
@@ -64,10 +64,15 @@ fn key(input: &str) -> IResult<&str, &str> {
     take_while1(|c: char| c.is_ascii_alphanumeric() || c == '-').parse(input)
 }
 
-fn value<'a>(sep: char) -> impl Parser<&'a str, Output = String, Error = nom::error::Error<&'a str>> {
+fn value<'a>(
+    sep: char,
+) -> impl Parser<&'a str, Output = String, Error = nom::error::Error<&'a str>> {
     fold_many0(
         alt((
-            map(take_while1(move |c: char| c != sep && c != '$'), str::to_string),
+            map(
+                take_while1(move |c: char| c != sep && c != '$'),
+                str::to_string,
+            ),
             map(preceded(char('$'), anychar), |c: char| c.to_string()),
         )),
         String::new,
@@ -95,16 +100,23 @@ fn attribute(sep: char, input: &str) -> IResult<&str, (String, Option<String>, S
 }
 
 fn err(offset: usize, reason: impl Into<String>) -> Error {
-    Error::Mnemonic { offset, reason: reason.into() }
+    Error::Mnemonic {
+        offset,
+        reason: reason.into(),
+    }
 }
 
 /// Splits the text into raw attributes.
 fn lex(text: &str) -> Result<Vec<RawAttr>> {
     if text.len() > MAX_MNEMONIC_LEN {
-        return Err(err(MAX_MNEMONIC_LEN, format!("text longer than {MAX_MNEMONIC_LEN} octets")));
+        return Err(err(
+            MAX_MNEMONIC_LEN,
+            format!("text longer than {MAX_MNEMONIC_LEN} octets"),
+        ));
     }
     let mut input = text;
-    if let Ok((rest, _)) = tag_no_case::<&str, &str, nom::error::Error<&str>>("X400:").parse(input) {
+    if let Ok((rest, _)) = tag_no_case::<&str, &str, nom::error::Error<&str>>("X400:").parse(input)
+    {
         input = rest;
     }
     let sep = if let Some(rest) = input.strip_prefix('/') {
@@ -122,13 +134,21 @@ fn lex(text: &str) -> Result<Vec<RawAttr>> {
         let start = offset_of(input);
         let (rest, (key, dda_type, value)) =
             attribute(sep, input).map_err(|_| err(start, "expected KEY=VALUE"))?;
-        attrs.push(RawAttr { offset: start, key, dda_type, value });
+        attrs.push(RawAttr {
+            offset: start,
+            key,
+            dda_type,
+            value,
+        });
         if rest.is_empty() {
             break;
         }
         let mut chars = rest.chars();
         if chars.next() != Some(sep) {
-            return Err(err(offset_of(rest), format!("expected {sep:?} between attributes")));
+            return Err(err(
+                offset_of(rest),
+                format!("expected {sep:?} between attributes"),
+            ));
         }
         input = chars.as_str();
         if input.is_empty() {
@@ -141,10 +161,16 @@ fn lex(text: &str) -> Result<Vec<RawAttr>> {
 fn check_printable(a: &RawAttr, min: usize, max: usize) -> Result<String> {
     let n = a.value.chars().count();
     if n < min || n > max {
-        return Err(err(a.offset, format!("{}= must hold {min}..={max} characters, not {n}", a.key)));
+        return Err(err(
+            a.offset,
+            format!("{}= must hold {min}..={max} characters, not {n}", a.key),
+        ));
     }
     if let Some(c) = a.value.chars().find(|c| !is_printable_char(*c)) {
-        return Err(err(a.offset, format!("{c:?} in {}= is not a PrintableString character", a.key)));
+        return Err(err(
+            a.offset,
+            format!("{c:?} in {}= is not a PrintableString character", a.key),
+        ));
     }
     Ok(a.value.clone())
 }
@@ -193,7 +219,12 @@ impl OrAddress {
                     if a.domain_defined_attributes.len() == MAX_DOMAIN_DEFINED_ATTRIBUTES {
                         return Err(err(at.offset, "more than 4 domain-defined attributes"));
                     }
-                    let ty_attr = RawAttr { offset: at.offset, key: "dda type".into(), dda_type: None, value: ty.clone() };
+                    let ty_attr = RawAttr {
+                        offset: at.offset,
+                        key: "dda type".into(),
+                        dda_type: None,
+                        value: ty.clone(),
+                    };
                     a.domain_defined_attributes.push(DomainDefinedAttribute {
                         attribute_type: check_printable(&ty_attr, 1, 8)?,
                         value: check_printable(at, 1, 128)?,
@@ -224,28 +255,50 @@ impl OrAddress {
                 ("cn", None) => put(&mut cn, check_printable(at, 1, 64)?, at)?,
                 ("x121", None) => put(&mut a.network_address, check_numeric(at, 1, 16)?, at)?,
                 ("t-id", None) => put(&mut a.terminal_identifier, check_printable(at, 1, 24)?, at)?,
-                ("n-id", None) => put(&mut a.numeric_user_identifier, check_numeric(at, 1, 32)?, at)?,
+                ("n-id", None) => put(
+                    &mut a.numeric_user_identifier,
+                    check_numeric(at, 1, 32)?,
+                    at,
+                )?,
                 (k, _) => return Err(err(at.offset, format!("unknown attribute key {k:?}"))),
             }
         }
         let present = ous.iter().take_while(|o| o.is_some()).count();
         if ous[present..].iter().any(Option::is_some) {
-            let at = attrs.iter().find(|at| at.key.starts_with("ou")).map_or(0, |at| at.offset);
-            return Err(err(at, format!("ou{} given without ou{}", present + 2, present + 1)));
+            let at = attrs
+                .iter()
+                .find(|at| at.key.starts_with("ou"))
+                .map_or(0, |at| at.offset);
+            return Err(err(
+                at,
+                format!("ou{} given without ou{}", present + 2, present + 1),
+            ));
         }
         a.organizational_units = ous.into_iter().flatten().collect();
         match s {
             Some(surname) => {
-                a.personal_name = Some(PersonalName { surname, given_name: g, initials: i, generation_qualifier: q })
+                a.personal_name = Some(PersonalName {
+                    surname,
+                    given_name: g,
+                    initials: i,
+                    generation_qualifier: q,
+                })
             }
             None if g.is_some() || i.is_some() || q.is_some() => {
-                let at = attrs.iter().find(|at| matches!(at.key.as_str(), "g" | "i" | "q")).map_or(0, |at| at.offset);
-                return Err(err(at, "given name, initials or generation qualifier without a surname (s=)"));
+                let at = attrs
+                    .iter()
+                    .find(|at| matches!(at.key.as_str(), "g" | "i" | "q"))
+                    .map_or(0, |at| at.offset);
+                return Err(err(
+                    at,
+                    "given name, initials or generation qualifier without a surname (s=)",
+                ));
             }
             None => {}
         }
         if let Some(cn) = cn {
-            a.extension_attributes.push(ExtensionAttribute::CommonName(cn));
+            a.extension_attributes
+                .push(ExtensionAttribute::CommonName(cn));
         }
         Ok(a)
     }
@@ -347,9 +400,16 @@ impl GlobalDomainIdentifier {
         let (Some(country), Some(admd)) = (a.country.clone(), a.admd.clone()) else {
             return Err(err(0, "a global domain identifier needs c= and a="));
         };
-        let gdi = GlobalDomainIdentifier { country, admd, prmd: a.prmd.clone() };
+        let gdi = GlobalDomainIdentifier {
+            country,
+            admd,
+            prmd: a.prmd.clone(),
+        };
         if a != gdi.to_or_address() {
-            return Err(err(0, "a global domain identifier holds only c=, a= and p="));
+            return Err(err(
+                0,
+                "a global domain identifier holds only c=, a= and p=",
+            ));
         }
         Ok(gdi)
     }

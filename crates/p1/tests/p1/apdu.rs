@@ -3,10 +3,11 @@
 use mtalab_p1::chrono::{TimeZone, Utc};
 use mtalab_p1::{
     BitString, Conformance, ContentType, Error, ExtensionField, ExtensionType, ExtensionValue,
-    GlobalDomainIdentifier, InternalTraceInformationElement, Ipm, IpmIdentifier, Message, MessageTransferEnvelope,
-    MtaName, MtsApdu, MtsIdentifier, NonDeliveryDiagnosticCode, NonDeliveryReasonCode, Oid, OrName,
-    PerMessageIndicators, PerRecipientFields, ProbeTransferEnvelope, RecipientOutcome, Report, ReportType, Time,
-    TraceInformationElement, TypeOfMtsUser,
+    GlobalDomainIdentifier, InternalTraceInformationElement, Ipm, IpmIdentifier, Message,
+    MessageTransferEnvelope, MtaName, MtsApdu, MtsIdentifier, NonDeliveryDiagnosticCode,
+    NonDeliveryReasonCode, Oid, OrName, PerMessageIndicators, PerRecipientFields,
+    ProbeTransferEnvelope, RecipientOutcome, Report, ReportType, Time, TraceInformationElement,
+    TypeOfMtsUser,
 };
 
 pub fn t(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Time {
@@ -23,24 +24,39 @@ pub fn sample_message() -> Message {
         OrName::parse_mnemonic("c=US;a= ;p=ExchangeORG;o=SiteB;s=Doe;g=Jane").unwrap(),
         OrName::parse_mnemonic("c=US;a= ;p=ExchangeORG;o=SiteB;s=Roe;g=Rick").unwrap(),
     ];
-    let id = MtsIdentifier { global_domain_identifier: gdi("ExchangeORG"), local_identifier: "SITEA/0001".into() };
+    let id = MtsIdentifier {
+        global_domain_identifier: gdi("ExchangeORG"),
+        local_identifier: "SITEA/0001".into(),
+    };
     let arrival = t(1999, 12, 31, 23, 59, 59);
-    let mut env =
-        MessageTransferEnvelope::new(id, from.clone(), to.clone(), TraceInformationElement::relayed(gdi("ExchangeORG"), arrival));
-    env.extensions.push(ExtensionField::internal_trace(vec![InternalTraceInformationElement::relayed(
-        gdi("ExchangeORG"),
-        MtaName("EXCH1".into()),
-        arrival,
-    )]));
+    let mut env = MessageTransferEnvelope::new(
+        id,
+        from.clone(),
+        to.clone(),
+        TraceInformationElement::relayed(gdi("ExchangeORG"), arrival),
+    );
+    env.extensions.push(ExtensionField::internal_trace(vec![
+        InternalTraceInformationElement::relayed(
+            gdi("ExchangeORG"),
+            MtaName("EXCH1".into()),
+            arrival,
+        ),
+    ]));
     let ipm = Ipm::text(
-        IpmIdentifier { user: None, user_relative_identifier: "0001".into() },
+        IpmIdentifier {
+            user: None,
+            user_relative_identifier: "0001".into(),
+        },
         from,
         to,
         vec![],
         "Hello",
         "Body\r\n",
     );
-    Message { envelope: env, content: ipm.encode().unwrap() }
+    Message {
+        envelope: env,
+        content: ipm.encode().unwrap(),
+    }
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -55,9 +71,17 @@ fn internal_trace_extension_type_in_both_forms() {
     let none = apdu.encode(Conformance::NoExtensions).unwrap();
     // `[3] { SEQUENCE { type ...` — the 1988 explicit type vs the implicit one; the
     // explicit envelope is the one the capture shows going to PP (`a3 42 30 40 a0 03 ...`).
-    assert!(contains(&explicit, &[0xa3, 0x42, 0x30, 0x40, 0xa0, 0x03, 0x02, 0x01, 0x26, 0xa2, 0x39]));
+    assert!(contains(
+        &explicit,
+        &[
+            0xa3, 0x42, 0x30, 0x40, 0xa0, 0x03, 0x02, 0x01, 0x26, 0xa2, 0x39
+        ]
+    ));
     assert!(!contains(&explicit, &[0x80, 0x01, 0x26]));
-    assert!(contains(&implicit, &[0xa3, 0x40, 0x30, 0x3e, 0x80, 0x01, 0x26, 0xa2, 0x39]));
+    assert!(contains(
+        &implicit,
+        &[0xa3, 0x40, 0x30, 0x3e, 0x80, 0x01, 0x26, 0xa2, 0x39]
+    ));
     assert!(!contains(&none, &[0x02, 0x01, 0x26]) && !contains(&none, &[0x80, 0x01, 0x26]));
     assert_eq!(implicit.len() + 2, explicit.len());
     // Both decode to the same value.
@@ -65,7 +89,9 @@ fn internal_trace_extension_type_in_both_forms() {
     let b = MtsApdu::decode(&implicit).unwrap();
     assert_eq!(a, apdu);
     assert_eq!(b, apdu);
-    let MtsApdu::Message(m) = MtsApdu::decode(&none).unwrap() else { panic!() };
+    let MtsApdu::Message(m) = MtsApdu::decode(&none).unwrap() else {
+        panic!()
+    };
     assert!(m.envelope.extensions.is_empty());
     assert!(m.envelope.internal_trace().is_none());
 }
@@ -87,10 +113,23 @@ fn private_and_opaque_extensions_both_forms() {
     let explicit = apdu.encode(Conformance::Explicit1988).unwrap();
     let implicit = apdu.encode(Conformance::Implicit).unwrap();
     // [0] { OID } versus [3] IMPLICIT OID; criticality [1] for-transfer.
-    assert!(contains(&explicit, &[0xa0, 0x09, 0x06, 0x07, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x14, 0x03, 0x81, 0x02, 0x06, 0x40]));
-    assert!(contains(&implicit, &[0x83, 0x07, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x14, 0x03, 0x81, 0x02, 0x06, 0x40]));
+    assert!(contains(
+        &explicit,
+        &[
+            0xa0, 0x09, 0x06, 0x07, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x14, 0x03, 0x81, 0x02, 0x06,
+            0x40
+        ]
+    ));
+    assert!(contains(
+        &implicit,
+        &[
+            0x83, 0x07, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x14, 0x03, 0x81, 0x02, 0x06, 0x40
+        ]
+    ));
     for bytes in [explicit, implicit] {
-        let MtsApdu::Message(d) = MtsApdu::decode(&bytes).unwrap() else { panic!() };
+        let MtsApdu::Message(d) = MtsApdu::decode(&bytes).unwrap() else {
+            panic!()
+        };
         assert!(d.envelope.extensions[1].critical_for_transfer());
         assert_eq!(MtsApdu::Message(d), apdu);
     }
@@ -98,17 +137,28 @@ fn private_and_opaque_extensions_both_forms() {
 
 #[test]
 fn extension_type_of_another_shape_is_refused() {
-    let explicit = MtsApdu::Message(sample_message()).encode(Conformance::Explicit1988).unwrap();
+    let explicit = MtsApdu::Message(sample_message())
+        .encode(Conformance::Explicit1988)
+        .unwrap();
     // `[0] { OCTET STRING }` is neither `[0] { INTEGER }` nor `[0] { OBJECT IDENTIFIER }`.
     let bad = explicit_with(&explicit, &[0xa0, 0x03, 0x04, 0x01, 0x26]);
-    assert!(matches!(MtsApdu::decode(&bad), Err(Error::UnexpectedTag { context: "extension type", .. })));
+    assert!(matches!(
+        MtsApdu::decode(&bad),
+        Err(Error::UnexpectedTag {
+            context: "extension type",
+            ..
+        })
+    ));
     // `[1]` primitive in the type position.
     let bad = explicit_with(&explicit, &[0xa1, 0x03, 0x02, 0x01, 0x26]);
     assert!(MtsApdu::decode(&bad).is_err());
 }
 
 fn explicit_with(bytes: &[u8], replacement: &[u8]) -> Vec<u8> {
-    let pos = bytes.windows(5).position(|w| w == [0xa0, 0x03, 0x02, 0x01, 0x26]).unwrap();
+    let pos = bytes
+        .windows(5)
+        .position(|w| w == [0xa0, 0x03, 0x02, 0x01, 0x26])
+        .unwrap();
     let mut out = bytes.to_vec();
     out.splice(pos..pos + 5, replacement.iter().copied());
     out
@@ -117,8 +167,12 @@ fn explicit_with(bytes: &[u8], replacement: &[u8]) -> Vec<u8> {
 #[test]
 fn non_delivery_report_generation() {
     let mut subject = sample_message();
-    subject.envelope.per_message_indicators = PerMessageIndicators::new(&[PerMessageIndicators::CONTENT_RETURN_REQUEST]);
-    let report_id = MtsIdentifier { global_domain_identifier: gdi("ExchangeORG"), local_identifier: "SITEB/0099".into() };
+    subject.envelope.per_message_indicators =
+        PerMessageIndicators::new(&[PerMessageIndicators::CONTENT_RETURN_REQUEST]);
+    let report_id = MtsIdentifier {
+        global_domain_identifier: gdi("ExchangeORG"),
+        local_identifier: "SITEB/0099".into(),
+    };
     let report = Report::generate(
         &subject,
         report_id.clone(),
@@ -136,20 +190,42 @@ fn non_delivery_report_generation() {
     )
     .unwrap();
     assert!(report.is_non_delivery());
-    let bytes = MtsApdu::Report(report.clone()).encode(Conformance::Explicit1988).unwrap();
+    let bytes = MtsApdu::Report(report.clone())
+        .encode(Conformance::Explicit1988)
+        .unwrap();
     assert_eq!(bytes[0], 0xa1, "report [1]");
     // last-trace-information [3] { [0] time, [1] { non-delivery [1] { [0] 1, [1] 0 } } }
-    assert!(contains(&bytes, &[0xa1, 0x08, 0xa1, 0x06, 0x80, 0x01, 0x01, 0x81, 0x01, 0x00]));
-    let MtsApdu::Report(got) = MtsApdu::decode(&bytes).unwrap() else { panic!() };
+    assert!(contains(
+        &bytes,
+        &[0xa1, 0x08, 0xa1, 0x06, 0x80, 0x01, 0x01, 0x81, 0x01, 0x00]
+    ));
+    let MtsApdu::Report(got) = MtsApdu::decode(&bytes).unwrap() else {
+        panic!()
+    };
     assert_eq!(got, report);
     assert_eq!(got.envelope.report_identifier, report_id);
-    assert_eq!(got.envelope.report_destination_name, subject.envelope.originator_name);
-    assert_eq!(got.content.subject_identifier, subject.envelope.message_identifier);
-    assert_eq!(got.content.subject_intermediate_trace_information, subject.envelope.trace_information);
+    assert_eq!(
+        got.envelope.report_destination_name,
+        subject.envelope.originator_name
+    );
+    assert_eq!(
+        got.content.subject_identifier,
+        subject.envelope.message_identifier
+    );
+    assert_eq!(
+        got.content.subject_intermediate_trace_information,
+        subject.envelope.trace_information
+    );
     assert_eq!(got.content.content_type, Some(ContentType::P2_1988));
-    assert_eq!(got.content.returned_content.as_deref(), Some(&subject.content[..]));
+    assert_eq!(
+        got.content.returned_content.as_deref(),
+        Some(&subject.content[..])
+    );
     let p = &got.content.per_recipient_fields[0];
-    assert_eq!(p.actual_recipient_name.to_mnemonic(), "c=US;a= ;p=ExchangeORG;o=SiteB;s=Roe;g=Rick");
+    assert_eq!(
+        p.actual_recipient_name.to_mnemonic(),
+        "c=US;a= ;p=ExchangeORG;o=SiteB;s=Roe;g=Rick"
+    );
     assert_eq!(p.originally_specified_recipient_number, 2);
     assert_eq!(p.supplementary_information.as_deref(), Some("no such user"));
     assert_eq!(
@@ -166,7 +242,10 @@ fn delivery_report_generation() {
     let subject = sample_message();
     let report = Report::generate(
         &subject,
-        MtsIdentifier { global_domain_identifier: gdi("ExchangeORG"), local_identifier: "SITEB/0100".into() },
+        MtsIdentifier {
+            global_domain_identifier: gdi("ExchangeORG"),
+            local_identifier: "SITEB/0100".into(),
+        },
         gdi("ExchangeORG"),
         t(2000, 1, 1, 0, 0, 5),
         t(2000, 1, 1, 0, 0, 6),
@@ -192,21 +271,46 @@ fn delivery_report_generation() {
     .unwrap();
     assert!(!report.is_non_delivery());
     assert!(report.content.returned_content.is_none());
-    let bytes = MtsApdu::Report(report.clone()).encode(Conformance::Implicit).unwrap();
+    let bytes = MtsApdu::Report(report.clone())
+        .encode(Conformance::Implicit)
+        .unwrap();
     // report-type [1] { delivery [0] { [0] "000101000005Z" } } — type-of-MTS-user public
     // is the default and left out; ms (2) is written.
     assert!(contains(&bytes, b"\xa1\x11\xa0\x0f\x80\x0d000101000005Z"));
-    assert!(contains(&bytes, b"\xa1\x14\xa0\x12\x80\x0d000101000006Z\x81\x01\x02"));
+    assert!(contains(
+        &bytes,
+        b"\xa1\x14\xa0\x12\x80\x0d000101000006Z\x81\x01\x02"
+    ));
     assert_eq!(MtsApdu::decode(&bytes).unwrap(), MtsApdu::Report(report));
 
-    assert!(Report::generate(&subject, subject.envelope.message_identifier.clone(), gdi("X"), t(2000, 1, 1, 0, 0, 0), t(2000, 1, 1, 0, 0, 0), &[]).is_err());
+    assert!(
+        Report::generate(
+            &subject,
+            subject.envelope.message_identifier.clone(),
+            gdi("X"),
+            t(2000, 1, 1, 0, 0, 0),
+            t(2000, 1, 1, 0, 0, 0),
+            &[]
+        )
+        .is_err()
+    );
     let out_of_range = RecipientOutcome {
         recipient: 5,
-        report_type: ReportType::NonDelivery { reason: NonDeliveryReasonCode::TRANSFER_FAILURE, diagnostic: None },
+        report_type: ReportType::NonDelivery {
+            reason: NonDeliveryReasonCode::TRANSFER_FAILURE,
+            diagnostic: None,
+        },
         supplementary_information: None,
     };
     assert!(matches!(
-        Report::generate(&subject, subject.envelope.message_identifier.clone(), gdi("X"), t(2000, 1, 1, 0, 0, 0), t(2000, 1, 1, 0, 0, 0), &[out_of_range]),
+        Report::generate(
+            &subject,
+            subject.envelope.message_identifier.clone(),
+            gdi("X"),
+            t(2000, 1, 1, 0, 0, 0),
+            t(2000, 1, 1, 0, 0, 0),
+            &[out_of_range]
+        ),
         Err(Error::Unencodable { .. })
     ));
 }
@@ -225,9 +329,14 @@ fn probe_decodes() {
         per_domain_bilateral_information: None,
         trace_information: m.envelope.trace_information.clone(),
         extensions: vec![],
-        per_recipient_fields: vec![PerRecipientFields::new(m.envelope.per_recipient_fields[0].recipient_name.clone(), 1)],
+        per_recipient_fields: vec![PerRecipientFields::new(
+            m.envelope.per_recipient_fields[0].recipient_name.clone(),
+            1,
+        )],
     };
-    let bytes = MtsApdu::Probe(probe.clone()).encode(Conformance::Explicit1988).unwrap();
+    let bytes = MtsApdu::Probe(probe.clone())
+        .encode(Conformance::Explicit1988)
+        .unwrap();
     // probe [2] IMPLICIT SET: starts `a2`, holds `46 01 02` and content-length `80 02 10 00`.
     assert_eq!(bytes[0], 0xa2);
     assert!(contains(&bytes, &[0x46, 0x01, 0x02]));
@@ -254,32 +363,54 @@ fn external_wrapping() {
 
 #[test]
 fn refusals() {
-    let good = MtsApdu::Message(sample_message()).encode(Conformance::Explicit1988).unwrap();
+    let good = MtsApdu::Message(sample_message())
+        .encode(Conformance::Explicit1988)
+        .unwrap();
     // Wrong choice tag, primitive form, trailing octets, truncation.
     let mut wrong = good.clone();
     wrong[0] = 0xa3;
-    assert!(matches!(MtsApdu::decode(&wrong), Err(Error::UnexpectedTag { context: "MTS-APDU", .. })));
+    assert!(matches!(
+        MtsApdu::decode(&wrong),
+        Err(Error::UnexpectedTag {
+            context: "MTS-APDU",
+            ..
+        })
+    ));
     let mut extra = good.clone();
     extra.push(0);
     assert_eq!(MtsApdu::decode(&extra), Err(Error::Trailing("MTS-APDU")));
-    assert!(matches!(MtsApdu::decode(&good[..good.len() - 1]), Err(Error::Truncated(_))));
+    assert!(matches!(
+        MtsApdu::decode(&good[..good.len() - 1]),
+        Err(Error::Truncated(_))
+    ));
     // Deep nesting is capped before it can exhaust the stack.
     let mut deep = vec![0xa0, 0x80];
     for _ in 0..100_000 {
         deep.extend_from_slice(&[0x30, 0x80]);
     }
-    assert_eq!(MtsApdu::decode(&deep), Err(Error::TooDeep(mtalab_p1::limits::MAX_DEPTH)));
+    assert_eq!(
+        MtsApdu::decode(&deep),
+        Err(Error::TooDeep(mtalab_p1::limits::MAX_DEPTH))
+    );
 
     // Encoding refuses what cannot go out.
     let mut m = sample_message();
     m.envelope.per_recipient_fields.clear();
-    assert!(matches!(MtsApdu::Message(m).encode(Conformance::Implicit), Err(Error::Unencodable { .. })));
+    assert!(matches!(
+        MtsApdu::Message(m).encode(Conformance::Implicit),
+        Err(Error::Unencodable { .. })
+    ));
     let mut m = sample_message();
     m.envelope.trace_information.clear();
-    assert!(matches!(MtsApdu::Message(m).encode(Conformance::Implicit), Err(Error::Unencodable { .. })));
+    assert!(matches!(
+        MtsApdu::Message(m).encode(Conformance::Implicit),
+        Err(Error::Unencodable { .. })
+    ));
     let mut m = sample_message();
     m.envelope.deferred_delivery_time = Some(t(2070, 1, 1, 0, 0, 0));
-    let e = MtsApdu::Message(m).encode(Conformance::Implicit).unwrap_err();
+    let e = MtsApdu::Message(m)
+        .encode(Conformance::Implicit)
+        .unwrap_err();
     assert!(!e.is_peer_fault());
     assert!(e.to_string().contains("UTCTime window"), "{e}");
 }

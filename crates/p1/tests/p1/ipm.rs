@@ -12,7 +12,10 @@ fn text_message_keeps_subject_originator_recipients_and_body() {
     let to = vec![name("c=US;a= ;p=ExchangeORG;o=SiteB;s=Doe;g=Jane")];
     let cc = vec![name("c=US;a= ;p=ExchangeORG;o=SiteC;s=Roe;g=Rick")];
     let ipm = Ipm::text(
-        IpmIdentifier { user: Some(from.clone()), user_relative_identifier: "ABC123".into() },
+        IpmIdentifier {
+            user: Some(from.clone()),
+            user_relative_identifier: "ABC123".into(),
+        },
         from.clone(),
         to.clone(),
         cc.clone(),
@@ -26,17 +29,39 @@ fn text_message_keeps_subject_originator_recipients_and_body() {
     let back = Ipm::decode(&bytes).unwrap();
     assert_eq!(back, ipm);
     let h = &back.heading;
-    assert_eq!(h.originator.as_ref().unwrap().formal_name.as_ref(), Some(&from));
-    assert_eq!(h.primary_recipients, vec![RecipientSpecifier::from(to[0].clone())]);
-    assert_eq!(h.copy_recipients[0].recipient.formal_name.as_ref(), Some(&cc[0]));
+    assert_eq!(
+        h.originator.as_ref().unwrap().formal_name.as_ref(),
+        Some(&from)
+    );
+    assert_eq!(
+        h.primary_recipients,
+        vec![RecipientSpecifier::from(to[0].clone())]
+    );
+    assert_eq!(
+        h.copy_recipients[0].recipient.formal_name.as_ref(),
+        Some(&cc[0])
+    );
     assert_eq!(h.subject.as_deref(), Some("Quarterly report"));
     assert_eq!(back.body_text(), "Hello Jane,\r\nsee attached.\r\n");
-    assert!(matches!(back.body[0], BodyPart::Ia5Text { repertoire: Repertoire::Ia5, .. }));
+    assert!(matches!(
+        back.body[0],
+        BodyPart::Ia5Text {
+            repertoire: Repertoire::Ia5,
+            ..
+        }
+    ));
 }
 
 #[test]
 fn utf8_body_goes_as_general_text() {
-    let ipm = Ipm::text(IpmIdentifier::default(), name("s=A"), vec![name("s=B")], vec![], "Grüße €", "Grüße aus Köln — €5\r\n");
+    let ipm = Ipm::text(
+        IpmIdentifier::default(),
+        name("s=A"),
+        vec![name("s=B")],
+        vec![],
+        "Grüße €",
+        "Grüße aus Köln — €5\r\n",
+    );
     let bytes = ipm.encode().unwrap();
     let back = Ipm::decode(&bytes).unwrap();
     assert_eq!(back.body_text(), "Grüße aus Köln — €5\r\n");
@@ -47,7 +72,11 @@ fn utf8_body_goes_as_general_text() {
     // The subject is a TeletexString: Latin-1 survives, the euro sign does not.
     assert_eq!(back.heading.subject.as_deref(), Some("Grüße ?"));
     // id-et-general-text 2.6.1.4.11 and GeneralString data.
-    assert!(bytes.windows(6).any(|w| w == [0x06, 0x04, 0x56, 0x01, 0x04, 0x0b]));
+    assert!(
+        bytes
+            .windows(6)
+            .any(|w| w == [0x06, 0x04, 0x56, 0x01, 0x04, 0x0b])
+    );
 }
 
 #[test]
@@ -70,8 +99,8 @@ fn pp_content_vector() {
 fn tolerated_and_kept_forms() {
     // Implicit subject `88`, an importance field [12] and an unknown g3 body part [3].
     let bytes = [
-        0xa0, 0x18, 0x31, 0x0c, 0x6b, 0x03, 0x13, 0x01, b'1', 0x88, 0x02, b'H', b'i', 0x8c, 0x01, 0x02, 0x30, 0x08,
-        0xa3, 0x06, 0x31, 0x00, 0x30, 0x02, 0x03, 0x00,
+        0xa0, 0x18, 0x31, 0x0c, 0x6b, 0x03, 0x13, 0x01, b'1', 0x88, 0x02, b'H', b'i', 0x8c, 0x01,
+        0x02, 0x30, 0x08, 0xa3, 0x06, 0x31, 0x00, 0x30, 0x02, 0x03, 0x00,
     ];
     let ipm = Ipm::decode(&bytes).unwrap();
     assert_eq!(ipm.heading.subject.as_deref(), Some("Hi"));
@@ -89,5 +118,8 @@ fn ipn_is_out_of_scope() {
     assert!(e.to_string().contains("IPN"), "{e}");
     assert!(Ipm::decode(&[0xa2, 0x00]).is_err());
     // Missing this-IPM.
-    assert_eq!(Ipm::decode(&[0xa0, 0x04, 0x31, 0x00, 0x30, 0x00]), Err(Error::Missing("this-IPM")));
+    assert_eq!(
+        Ipm::decode(&[0xa0, 0x04, 0x31, 0x00, 0x30, 0x00]),
+        Err(Error::Missing("this-IPM"))
+    );
 }

@@ -1,8 +1,8 @@
 //! Table-driven vectors for the mnemonic O/R address form.
 
 use mtalab_p1::{
-    CountryName, DomainDefinedAttribute, DomainName, Error, ExtensionAttribute, GlobalDomainIdentifier, OrAddress,
-    PersonalName, escape_printable, unescape_printable,
+    CountryName, DomainDefinedAttribute, DomainName, Error, ExtensionAttribute,
+    GlobalDomainIdentifier, OrAddress, PersonalName, escape_printable, unescape_printable,
 };
 
 fn exchange_user(site: &str, s: &str, g: &str) -> OrAddress {
@@ -11,7 +11,11 @@ fn exchange_user(site: &str, s: &str, g: &str) -> OrAddress {
         admd: Some(DomainName::Printable(" ".into())),
         prmd: Some(DomainName::Printable("ExchangeORG".into())),
         organization: Some(site.into()),
-        personal_name: Some(PersonalName { surname: s.into(), given_name: Some(g.into()), ..PersonalName::default() }),
+        personal_name: Some(PersonalName {
+            surname: s.into(),
+            given_name: Some(g.into()),
+            ..PersonalName::default()
+        }),
         ..OrAddress::default()
     }
 }
@@ -36,16 +40,43 @@ fn canonical_texts_parse_and_print_back() {
         terminal_identifier: Some("T1".into()),
         numeric_user_identifier: Some("999".into()),
         domain_defined_attributes: vec![
-            DomainDefinedAttribute { attribute_type: "RFC-822".into(), value: "john(a)example.com".into() },
-            DomainDefinedAttribute { attribute_type: "ID".into(), value: "003749395".into() },
+            DomainDefinedAttribute {
+                attribute_type: "RFC-822".into(),
+                value: "john(a)example.com".into(),
+            },
+            DomainDefinedAttribute {
+                attribute_type: "ID".into(),
+                value: "003749395".into(),
+            },
         ],
     };
     let cases: Vec<(&str, OrAddress)> = vec![
         // DESIGN §3 site addressing: `a= ` (one space) is the no-ADMD ADMD.
-        ("c=US;a= ;p=ExchangeORG;o=SiteA;s=Smith;g=John", exchange_user("SiteA", "Smith", "John")),
-        ("c=US", OrAddress { country: Some(CountryName::Iso3166Alpha2("US".into())), ..OrAddress::default() }),
-        ("a=", OrAddress { admd: Some(DomainName::Printable(String::new())), ..OrAddress::default() }),
-        ("o=a=b", OrAddress { organization: Some("a=b".into()), ..OrAddress::default() }),
+        (
+            "c=US;a= ;p=ExchangeORG;o=SiteA;s=Smith;g=John",
+            exchange_user("SiteA", "Smith", "John"),
+        ),
+        (
+            "c=US",
+            OrAddress {
+                country: Some(CountryName::Iso3166Alpha2("US".into())),
+                ..OrAddress::default()
+            },
+        ),
+        (
+            "a=",
+            OrAddress {
+                admd: Some(DomainName::Printable(String::new())),
+                ..OrAddress::default()
+            },
+        ),
+        (
+            "o=a=b",
+            OrAddress {
+                organization: Some("a=b".into()),
+                ..OrAddress::default()
+            },
+        ),
         (
             "c=310;a=0012;p=42;o=Org;ou1=A;ou2=B;ou3=C;ou4=D;s=Smith;g=John;i=JQ;q=Jr;cn=John Smith;x121=12345;t-id=T1;n-id=999;dda:RFC-822=john(a)example.com;dda:ID=003749395",
             full,
@@ -58,7 +89,10 @@ fn canonical_texts_parse_and_print_back() {
         assert_eq!(got.to_string(), text);
         assert_eq!(text.parse::<OrAddress>().unwrap(), got);
         // And through BER.
-        assert_eq!(OrAddress::decode_ber(&got.encode_ber().unwrap()).unwrap(), got);
+        assert_eq!(
+            OrAddress::decode_ber(&got.encode_ber().unwrap()).unwrap(),
+            got
+        );
     }
 }
 
@@ -67,13 +101,25 @@ fn accepted_variants_normalise() {
     // (input, canonical output)
     let cases = [
         // Upper-case keys and a trailing separator (Exchange migration files).
-        ("C=US;A= ;P=NWTraders;G=Joe;S=Parkes;", "c=US;a= ;p=NWTraders;s=Parkes;g=Joe"),
+        (
+            "C=US;A= ;P=NWTraders;G=Joe;S=Parkes;",
+            "c=US;a= ;p=NWTraders;s=Parkes;g=Joe",
+        ),
         // The slash form of the MS Mail gateway and Exchange migration, `$/` escaping `/`.
-        ("/C=US/A=TELENET/P=ABC/O=P$/Q/G=JOHN/S=STEEL", "c=US;a=TELENET;p=ABC;o=P/Q;s=STEEL;g=JOHN"),
+        (
+            "/C=US/A=TELENET/P=ABC/O=P$/Q/G=JOHN/S=STEEL",
+            "c=US;a=TELENET;p=ABC;o=P/Q;s=STEEL;g=JOHN",
+        ),
         // A proxy-address type prefix and the one-off `dda\:` spelling (KB Q147413).
-        ("X400:c=us;a= ;p=xyz;o=abc;dda\\:id=003749395", "c=us;a= ;p=xyz;o=abc;dda:id=003749395"),
+        (
+            "X400:c=us;a= ;p=xyz;o=abc;dda\\:id=003749395",
+            "c=us;a= ;p=xyz;o=abc;dda:id=003749395",
+        ),
         // Attribute order does not matter.
-        ("g=John;s=Smith;o=SiteA;p=ExchangeORG;a= ;c=US", "c=US;a= ;p=ExchangeORG;o=SiteA;s=Smith;g=John"),
+        (
+            "g=John;s=Smith;o=SiteA;p=ExchangeORG;a= ;c=US",
+            "c=US;a= ;p=ExchangeORG;o=SiteA;s=Smith;g=John",
+        ),
     ];
     for (input, canonical) in cases {
         let a = OrAddress::parse_mnemonic(input).unwrap_or_else(|e| panic!("{input}: {e}"));
@@ -93,7 +139,11 @@ fn errors_name_the_offset_and_reason() {
         ("c=US;g=John", 5, "without a surname"),
         ("c=US;ou2=B", 5, "ou2 given without ou1"),
         ("c=US;s=", 5, "s= must hold 1..=40 characters, not 0"),
-        ("c=US;s=Sm@th", 5, "'@' in s= is not a PrintableString character"),
+        (
+            "c=US;s=Sm@th",
+            5,
+            "'@' in s= is not a PrintableString character",
+        ),
         ("c=US;o=Ünicode", 5, "is not a PrintableString character"),
         ("c=US;p=ABCDEFGHIJKLMNOPQ", 5, "p= must hold 1..=16"),
         ("c=US;x121=12a", 5, "x121= must be digits"),
@@ -101,21 +151,40 @@ fn errors_name_the_offset_and_reason() {
         ("c=US;s", 5, "expected KEY=VALUE"),
         ("c=US;dda=X", 5, "expected KEY=VALUE"),
         ("c=US;s=X$", 8, "expected ';' between attributes"),
-        ("dda:A=1;dda:B=2;dda:C=3;dda:D=4;dda:E=5", 32, "more than 4 domain-defined attributes"),
+        (
+            "dda:A=1;dda:B=2;dda:C=3;dda:D=4;dda:E=5",
+            32,
+            "more than 4 domain-defined attributes",
+        ),
         ("dda:ABCDEFGHI=1", 0, "dda type= must hold 1..=8"),
     ];
     for (input, offset, reason) in cases {
         match OrAddress::parse_mnemonic(input) {
-            Err(Error::Mnemonic { offset: o, reason: r }) => {
+            Err(Error::Mnemonic {
+                offset: o,
+                reason: r,
+            }) => {
                 assert_eq!(o, offset, "{input}: {r}");
-                assert!(r.contains(reason), "{input}: {r:?} does not contain {reason:?}");
+                assert!(
+                    r.contains(reason),
+                    "{input}: {r:?} does not contain {reason:?}"
+                );
             }
             other => panic!("{input}: {other:?}"),
         }
     }
     let long = format!("o={}", "x".repeat(3000));
-    assert!(matches!(OrAddress::parse_mnemonic(&long), Err(Error::Mnemonic { .. })));
-    assert!(!Error::Mnemonic { offset: 0, reason: String::new() }.is_peer_fault());
+    assert!(matches!(
+        OrAddress::parse_mnemonic(&long),
+        Err(Error::Mnemonic { .. })
+    ));
+    assert!(
+        !Error::Mnemonic {
+            offset: 0,
+            reason: String::new()
+        }
+        .is_peer_fault()
+    );
 }
 
 #[test]

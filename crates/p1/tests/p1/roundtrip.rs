@@ -3,30 +3,44 @@
 
 use mtalab_p1::chrono::{TimeZone, Utc};
 use mtalab_p1::{
-    BindPdu, Conformance, CountryName, Credentials, DomainDefinedAttribute, DomainName, ExtensionAttribute,
-    ExtensionField, GlobalDomainIdentifier, InternalTraceInformationElement, Ipm, Message, MessageTransferEnvelope,
-    MtaBindArgument, MtaBindError, MtaBindResult, MtaName, MtsApdu, MtsIdentifier, NonDeliveryDiagnosticCode,
-    NonDeliveryReasonCode, OrAddress, OrName, Password, PerMessageIndicators, PersonalName, Priority,
-    RecipientOutcome, Report, ReportType, Time, TraceInformationElement, TypeOfMtsUser,
+    BindPdu, Conformance, CountryName, Credentials, DomainDefinedAttribute, DomainName,
+    ExtensionAttribute, ExtensionField, GlobalDomainIdentifier, InternalTraceInformationElement,
+    Ipm, Message, MessageTransferEnvelope, MtaBindArgument, MtaBindError, MtaBindResult, MtaName,
+    MtsApdu, MtsIdentifier, NonDeliveryDiagnosticCode, NonDeliveryReasonCode, OrAddress, OrName,
+    Password, PerMessageIndicators, PersonalName, Priority, RecipientOutcome, Report, ReportType,
+    Time, TraceInformationElement, TypeOfMtsUser,
 };
 use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
 
-const PRINTABLE: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:=?";
+const PRINTABLE: &str =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:=?";
 
 fn printable(min: usize, max: usize) -> impl Strategy<Value = String> {
-    vec(proptest::sample::select(PRINTABLE.chars().collect::<Vec<_>>()), min..=max).prop_map(|v| v.into_iter().collect())
+    vec(
+        proptest::sample::select(PRINTABLE.chars().collect::<Vec<_>>()),
+        min..=max,
+    )
+    .prop_map(|v| v.into_iter().collect())
 }
 
 fn digits(min: usize, max: usize) -> impl Strategy<Value = String> {
-    vec(proptest::sample::select(('0'..='9').collect::<Vec<_>>()), min..=max).prop_map(|v| v.into_iter().collect())
+    vec(
+        proptest::sample::select(('0'..='9').collect::<Vec<_>>()),
+        min..=max,
+    )
+    .prop_map(|v| v.into_iter().collect())
 }
 
 /// As the mnemonic parser builds it: numeric iff non-empty and all digits.
 fn domain(min: usize) -> impl Strategy<Value = DomainName> {
     printable(min, 16).prop_map(|s| {
-        if !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) { DomainName::Numeric(s) } else { DomainName::Printable(s) }
+        if !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) {
+            DomainName::Numeric(s)
+        } else {
+            DomainName::Printable(s)
+        }
     })
 }
 
@@ -38,43 +52,76 @@ fn country() -> impl Strategy<Value = CountryName> {
 }
 
 fn personal_name() -> impl Strategy<Value = PersonalName> {
-    (printable(1, 40), option::of(printable(1, 16)), option::of(printable(1, 5)), option::of(printable(1, 3))).prop_map(
-        |(surname, given_name, initials, generation_qualifier)| PersonalName {
-            surname,
-            given_name,
-            initials,
-            generation_qualifier,
-        },
+    (
+        printable(1, 40),
+        option::of(printable(1, 16)),
+        option::of(printable(1, 5)),
+        option::of(printable(1, 3)),
     )
+        .prop_map(
+            |(surname, given_name, initials, generation_qualifier)| PersonalName {
+                surname,
+                given_name,
+                initials,
+                generation_qualifier,
+            },
+        )
 }
 
 /// O/R addresses the mnemonic form can express.
 fn mnemonic_address() -> impl Strategy<Value = OrAddress> {
     (
-        (option::of(country()), option::of(prop_oneof![Just(DomainName::Printable(" ".into())), domain(0)])),
-        (option::of(domain(1)), option::of(printable(1, 64)), vec(printable(1, 32), 0..=4)),
+        (
+            option::of(country()),
+            option::of(prop_oneof![
+                Just(DomainName::Printable(" ".into())),
+                domain(0)
+            ]),
+        ),
+        (
+            option::of(domain(1)),
+            option::of(printable(1, 64)),
+            vec(printable(1, 32), 0..=4),
+        ),
         (option::of(personal_name()), option::of(printable(1, 64))),
-        (option::of(digits(1, 16)), option::of(printable(1, 24)), option::of(digits(1, 32))),
+        (
+            option::of(digits(1, 16)),
+            option::of(printable(1, 24)),
+            option::of(digits(1, 32)),
+        ),
         vec(
-            ("[A-Za-z0-9 '()+,./:?-]{1,8}", printable(1, 128))
-                .prop_map(|(attribute_type, value)| DomainDefinedAttribute { attribute_type, value }),
+            ("[A-Za-z0-9 '()+,./:?-]{1,8}", printable(1, 128)).prop_map(
+                |(attribute_type, value)| DomainDefinedAttribute {
+                    attribute_type,
+                    value,
+                },
+            ),
             0..=4,
         ),
     )
-        .prop_map(|((country, admd), (prmd, organization, ous), (pn, cn), (x121, tid, nid), ddas)| OrAddress {
-            country,
-            admd,
-            network_address: x121,
-            terminal_identifier: tid,
-            prmd,
-            organization,
-            numeric_user_identifier: nid,
-            personal_name: pn,
-            organizational_units: ous,
-            domain_defined_attributes: ddas,
-            extension_attributes: cn.map(ExtensionAttribute::CommonName).into_iter().collect(),
+        .prop_map(
+            |((country, admd), (prmd, organization, ous), (pn, cn), (x121, tid, nid), ddas)| {
+                OrAddress {
+                    country,
+                    admd,
+                    network_address: x121,
+                    terminal_identifier: tid,
+                    prmd,
+                    organization,
+                    numeric_user_identifier: nid,
+                    personal_name: pn,
+                    organizational_units: ous,
+                    domain_defined_attributes: ddas,
+                    extension_attributes: cn
+                        .map(ExtensionAttribute::CommonName)
+                        .into_iter()
+                        .collect(),
+                }
+            },
+        )
+        .prop_filter("an address needs at least one attribute", |a| {
+            *a != OrAddress::default()
         })
-        .prop_filter("an address needs at least one attribute", |a| *a != OrAddress::default())
 }
 
 /// O/R names with what only the binary form holds: opaque extension attributes and a
@@ -86,7 +133,10 @@ fn binary_name() -> impl Strategy<Value = OrName> {
             (2u32..=256, printable(0, 20)).prop_map(|(t, s)| {
                 let mut value = vec![0x13, s.len() as u8];
                 value.extend_from_slice(s.as_bytes());
-                ExtensionAttribute::Other { attribute_type: t, value }
+                ExtensionAttribute::Other {
+                    attribute_type: t,
+                    value,
+                }
             }),
             0..3,
         ),
@@ -94,7 +144,10 @@ fn binary_name() -> impl Strategy<Value = OrName> {
     )
         .prop_map(|(mut address, extra, directory_name)| {
             address.extension_attributes.extend(extra);
-            OrName { address, directory_name }
+            OrName {
+                address,
+                directory_name,
+            }
         })
 }
 
@@ -104,14 +157,22 @@ fn time() -> impl Strategy<Value = Time> {
 }
 
 fn gdi() -> impl Strategy<Value = GlobalDomainIdentifier> {
-    (country(), domain(0), option::of(domain(1))).prop_map(|(country, admd, prmd)| GlobalDomainIdentifier { country, admd, prmd })
+    (country(), domain(0), option::of(domain(1))).prop_map(|(country, admd, prmd)| {
+        GlobalDomainIdentifier {
+            country,
+            admd,
+            prmd,
+        }
+    })
 }
 
 fn mts_identifier() -> impl Strategy<Value = MtsIdentifier> {
-    (gdi(), "[ -~]{1,32}").prop_map(|(global_domain_identifier, local_identifier)| MtsIdentifier {
-        global_domain_identifier,
-        local_identifier,
-    })
+    (gdi(), "[ -~]{1,32}").prop_map(
+        |(global_domain_identifier, local_identifier)| MtsIdentifier {
+            global_domain_identifier,
+            local_identifier,
+        },
+    )
 }
 
 fn mta_name() -> impl Strategy<Value = MtaName> {
@@ -121,29 +182,56 @@ fn mta_name() -> impl Strategy<Value = MtaName> {
 fn message() -> impl Strategy<Value = Message> {
     (
         (mts_identifier(), binary_name(), vec(binary_name(), 1..4)),
-        (vec((gdi(), time()), 1..4), option::of(vec((gdi(), mta_name(), time()), 1..3))),
-        (prop_oneof![Just(Priority::Normal), Just(Priority::NonUrgent), Just(Priority::Urgent)], vec(0usize..8, 0..3)),
+        (
+            vec((gdi(), time()), 1..4),
+            option::of(vec((gdi(), mta_name(), time()), 1..3)),
+        ),
+        (
+            prop_oneof![
+                Just(Priority::Normal),
+                Just(Priority::NonUrgent),
+                Just(Priority::Urgent)
+            ],
+            vec(0usize..8, 0..3),
+        ),
         (option::of("[A-Za-z0-9]{1,16}"), vec(any::<u8>(), 0..200)),
     )
-        .prop_map(|((id, from, to), (trace, internal), (priority, pmi), (cid, content))| {
-            let mut trace = trace.into_iter().map(|(g, t)| TraceInformationElement::relayed(g, t));
-            let mut env = MessageTransferEnvelope::new(id, from, to.into_iter().collect(), trace.next().unwrap());
-            env.trace_information.extend(trace);
-            if let Some(it) = internal {
-                env.extensions.push(ExtensionField::internal_trace(
-                    it.into_iter().map(|(g, m, t)| InternalTraceInformationElement::relayed(g, m, t)).collect(),
-                ));
-            }
-            env.priority = priority;
-            env.per_message_indicators = PerMessageIndicators::new(&pmi);
-            env.content_identifier = cid;
-            Message { envelope: env, content }
-        })
+        .prop_map(
+            |((id, from, to), (trace, internal), (priority, pmi), (cid, content))| {
+                let mut trace = trace
+                    .into_iter()
+                    .map(|(g, t)| TraceInformationElement::relayed(g, t));
+                let mut env = MessageTransferEnvelope::new(
+                    id,
+                    from,
+                    to.into_iter().collect(),
+                    trace.next().unwrap(),
+                );
+                env.trace_information.extend(trace);
+                if let Some(it) = internal {
+                    env.extensions.push(ExtensionField::internal_trace(
+                        it.into_iter()
+                            .map(|(g, m, t)| InternalTraceInformationElement::relayed(g, m, t))
+                            .collect(),
+                    ));
+                }
+                env.priority = priority;
+                env.per_message_indicators = PerMessageIndicators::new(&pmi);
+                env.content_identifier = cid;
+                Message {
+                    envelope: env,
+                    content,
+                }
+            },
+        )
 }
 
 fn outcome() -> impl Strategy<Value = ReportType> {
     prop_oneof![
-        (time(), 0u16..7).prop_map(|(t, u)| ReportType::Delivery { message_delivery_time: t, type_of_mts_user: TypeOfMtsUser(u) }),
+        (time(), 0u16..7).prop_map(|(t, u)| ReportType::Delivery {
+            message_delivery_time: t,
+            type_of_mts_user: TypeOfMtsUser(u)
+        }),
         (0u16..9, option::of(0u16..79)).prop_map(|(r, d)| ReportType::NonDelivery {
             reason: NonDeliveryReasonCode(r),
             diagnostic: d.map(NonDeliveryDiagnosticCode),
@@ -162,14 +250,25 @@ fn credentials() -> impl Strategy<Value = Credentials> {
 fn bind_pdu() -> impl Strategy<Value = BindPdu> {
     prop_oneof![
         Just(BindPdu::Argument(MtaBindArgument::Unauthenticated)),
-        (mta_name(), credentials(), option::of(Just(vec![0x31, 0x00]))).prop_map(|(n, c, sc)| BindPdu::Argument(
-            MtaBindArgument::Authenticated { initiator_name: n, initiator_credentials: c, security_context: sc }
-        )),
+        (
+            mta_name(),
+            credentials(),
+            option::of(Just(vec![0x31, 0x00]))
+        )
+            .prop_map(
+                |(n, c, sc)| BindPdu::Argument(MtaBindArgument::Authenticated {
+                    initiator_name: n,
+                    initiator_credentials: c,
+                    security_context: sc
+                })
+            ),
         Just(BindPdu::Result(MtaBindResult::Unauthenticated)),
-        (mta_name(), credentials()).prop_map(|(n, c)| BindPdu::Result(MtaBindResult::Authenticated {
-            responder_name: n,
-            responder_credentials: c
-        })),
+        (mta_name(), credentials()).prop_map(|(n, c)| BindPdu::Result(
+            MtaBindResult::Authenticated {
+                responder_name: n,
+                responder_credentials: c
+            }
+        )),
         (0u16..=256).prop_map(|c| BindPdu::Error(MtaBindError(c))),
     ]
 }

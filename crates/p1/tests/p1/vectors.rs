@@ -3,8 +3,8 @@
 
 use mtalab_p1::{
     BindPdu, Conformance, ContentType, CountryName, Credentials, DomainName, ExtensionType, Ipm,
-    Message, MtaBindArgument, MtaBindError, MtaBindResult, MtsApdu, OrName, Password, PerRecipientIndicators,
-    RoutingAction,
+    Message, MtaBindArgument, MtaBindError, MtaBindResult, MtsApdu, OrName, Password,
+    PerRecipientIndicators, RoutingAction,
 };
 
 use crate::wire::{self, El};
@@ -39,16 +39,26 @@ fn x400ping_bind_argument_and_result() {
     assert_eq!(&arg_bytes[..4], &[0xb0, 0x24, 0xa1, 0x22]);
     let arg = MtaBindArgument::decode_ro(&arg_bytes).unwrap();
     match &arg {
-        MtaBindArgument::Authenticated { initiator_name, initiator_credentials, security_context } => {
+        MtaBindArgument::Authenticated {
+            initiator_name,
+            initiator_credentials,
+            security_context,
+        } => {
             assert_eq!(initiator_name.as_str(), "percival.smhs.co.uk");
-            assert_eq!(initiator_credentials, &Credentials::Simple(Password::Ia5("excalibur".into())));
+            assert_eq!(
+                initiator_credentials,
+                &Credentials::Simple(Password::Ia5("excalibur".into()))
+            );
             assert!(security_context.is_none());
         }
         other => panic!("unexpected {other:?}"),
     }
     // Re-encoding gives the captured octets back.
     assert_eq!(arg.encode_ro_tagged().unwrap(), arg_bytes);
-    assert_eq!(BindPdu::decode_ro(&arg_bytes).unwrap(), BindPdu::Argument(arg));
+    assert_eq!(
+        BindPdu::decode_ro(&arg_bytes).unwrap(),
+        BindPdu::Argument(arg)
+    );
 
     let ac = session_user_data(frame_payload(&frames[3].1), 0xc1);
     let res_bytes = bind_value(&ac, 0xb1);
@@ -67,12 +77,23 @@ fn pp_bind_with_octet_string_passwords() {
     let client = wire::clients(&segs, 102)[0];
     let up = wire::tpkts(&wire::stream(&segs, client, 102));
     let down = wire::tpkts(&wire::stream(&segs, 102, client));
-    let arg = MtaBindArgument::decode_ro(&bind_value(&session_user_data(&up[1], 0xc1), 0xb0)).unwrap();
+    let arg =
+        MtaBindArgument::decode_ro(&bind_value(&session_user_data(&up[1], 0xc1), 0xb0)).unwrap();
     assert_eq!(arg, MtaBindArgument::simple("EXCH1", "secret"));
-    let res = MtaBindResult::decode_ro(&bind_value(&session_user_data(&down[1], 0xc1), 0xb1)).unwrap();
-    let MtaBindResult::Authenticated { responder_name, responder_credentials } = &res else { panic!("{res:?}") };
+    let res =
+        MtaBindResult::decode_ro(&bind_value(&session_user_data(&down[1], 0xc1), 0xb1)).unwrap();
+    let MtaBindResult::Authenticated {
+        responder_name,
+        responder_credentials,
+    } = &res
+    else {
+        panic!("{res:?}")
+    };
     assert_eq!(responder_name.as_str(), "PPMTA");
-    assert_eq!(responder_credentials, &Credentials::Simple(Password::Octets(b"pppass".to_vec())));
+    assert_eq!(
+        responder_credentials,
+        &Credentials::Simple(Password::Octets(b"pppass".to_vec()))
+    );
     assert!(responder_credentials.password().unwrap().matches("pppass"));
     // The octet-string form re-encodes as such (`04 06 ...`).
     assert!(res.encode().unwrap().windows(2).any(|w| w == [0x04, 0x06]));
@@ -80,10 +101,21 @@ fn pp_bind_with_octet_string_passwords() {
     // Second association: PP initiates towards TCP 10102 with an OCTET STRING password.
     let client = wire::clients(&segs, 10102)[0];
     let up = wire::tpkts(&wire::stream(&segs, client, 10102));
-    let arg = MtaBindArgument::decode_ro(&bind_value(&session_user_data(&up[1], 0xc1), 0xb0)).unwrap();
-    let MtaBindArgument::Authenticated { initiator_name, initiator_credentials, .. } = &arg else { panic!() };
+    let arg =
+        MtaBindArgument::decode_ro(&bind_value(&session_user_data(&up[1], 0xc1), 0xb0)).unwrap();
+    let MtaBindArgument::Authenticated {
+        initiator_name,
+        initiator_credentials,
+        ..
+    } = &arg
+    else {
+        panic!()
+    };
     assert_eq!(initiator_name.as_str(), "PPMTA");
-    assert_eq!(initiator_credentials.password(), Some(&Password::Octets(b"pppass".to_vec())));
+    assert_eq!(
+        initiator_credentials.password(),
+        Some(&Password::Octets(b"pppass".to_vec()))
+    );
 }
 
 /// The PP refusal frame from vectors/README.md: session RF whose Reason Code carries a CPR
@@ -95,7 +127,10 @@ const PP_REFUSAL: &str = "0300008102f0800c78011a0907040545584348310b0f170d393931
 fn pp_refusal_bind_error_without_ro_tag() {
     let frame = wire::hex(PP_REFUSAL);
     let rf = session_user_data(frame_payload(&frame), 0x32);
-    assert_eq!(rf[0], 2, "reason: rejection by the called SS-user with user data");
+    assert_eq!(
+        rf[0], 2,
+        "reason: rejection by the called SS-user with user data"
+    );
     let rtorj = wire::find(&rf[1..], 0xb2).expect("RTORJ");
     let user_data_rj = wire::child(&rtorj, 0xa1);
     let error = wire::children(user_data_rj.content)[0].raw;
@@ -114,7 +149,8 @@ fn transfers(file: &str, server_port: u16) -> Vec<(Vec<u8>, MtsApdu)> {
     wire::clients(&segs, server_port)
         .into_iter()
         .map(|client| {
-            let rttr: Vec<u8> = wire::rttr_segments(&wire::stream(&segs, client, server_port)).concat();
+            let rttr: Vec<u8> =
+                wire::rttr_segments(&wire::stream(&segs, client, server_port)).concat();
             let (pcid, apdu) = MtsApdu::decode_external(&rttr).unwrap();
             assert_eq!(pcid, 5, "indirect-reference of id-as-mtse");
             (rttr, apdu)
@@ -149,20 +185,41 @@ fn pp_accepted_and_relayed_message() {
         assert_eq!(gdi.admd, DomainName::Printable(" ".into()));
         assert_eq!(gdi.prmd, Some(DomainName::Printable("ExchangeORG".into())));
         assert_eq!(e.message_identifier.local_identifier, "SITEA/0012");
-        assert_eq!(e.originator_name.to_mnemonic(), "c=US;a= ;p=ExchangeORG;o=SiteA;ou1=Recipients;s=Smith;g=John");
+        assert_eq!(
+            e.originator_name.to_mnemonic(),
+            "c=US;a= ;p=ExchangeORG;o=SiteA;ou1=Recipients;s=Smith;g=John"
+        );
         assert_eq!(e.content_type, ContentType::P2_1988);
         assert_eq!(e.per_recipient_fields.len(), 1);
         let r = &e.per_recipient_fields[0];
-        assert_eq!(r.recipient_name, OrName::parse_mnemonic("c=US;a= ;p=ExchangeORG;o=SiteB;s=Doe;g=Jane").unwrap());
+        assert_eq!(
+            r.recipient_name,
+            OrName::parse_mnemonic("c=US;a= ;p=ExchangeORG;o=SiteB;s=Doe;g=Jane").unwrap()
+        );
         assert_eq!(r.originally_specified_recipient_number, 1);
-        assert!(r.per_recipient_indicators.get(PerRecipientIndicators::RESPONSIBILITY));
-        assert!(r.per_recipient_indicators.get(PerRecipientIndicators::ORIGINATOR_NON_DELIVERY_REPORT));
+        assert!(
+            r.per_recipient_indicators
+                .get(PerRecipientIndicators::RESPONSIBILITY)
+        );
+        assert!(
+            r.per_recipient_indicators
+                .get(PerRecipientIndicators::ORIGINATOR_NON_DELIVERY_REPORT)
+        );
         let first = &e.trace_information[0];
         assert_eq!(first.global_domain_identifier, gdi.clone());
-        assert_eq!(first.domain_supplied_information.arrival_time.to_rfc3339(), "1999-12-31T23:59:59+00:00");
-        assert_eq!(first.domain_supplied_information.routing_action, RoutingAction::Relayed);
+        assert_eq!(
+            first.domain_supplied_information.arrival_time.to_rfc3339(),
+            "1999-12-31T23:59:59+00:00"
+        );
+        assert_eq!(
+            first.domain_supplied_information.routing_action,
+            RoutingAction::Relayed
+        );
         // Internal trace in the 1988 explicit extension-type form.
-        assert_eq!(e.extensions[0].extension_type, ExtensionType::INTERNAL_TRACE_INFORMATION);
+        assert_eq!(
+            e.extensions[0].extension_type,
+            ExtensionType::INTERNAL_TRACE_INFORMATION
+        );
         let it = e.internal_trace().expect("internal trace");
         assert_eq!(it[0].mta_name.as_str(), "EXCH1");
         // Content is the same IPM on both legs.
@@ -178,17 +235,37 @@ fn pp_accepted_and_relayed_message() {
     let e = &m_out.envelope;
     assert_eq!(e.trace_information.len(), 2);
     let pp = &e.trace_information[1];
-    assert_eq!(pp.global_domain_identifier.prmd, Some(DomainName::Printable("PPDOM".into())));
-    assert_eq!(pp.domain_supplied_information.arrival_time.to_rfc3339(), "2026-11-21T23:54:18+00:00");
+    assert_eq!(
+        pp.global_domain_identifier.prmd,
+        Some(DomainName::Printable("PPDOM".into()))
+    );
+    assert_eq!(
+        pp.domain_supplied_information.arrival_time.to_rfc3339(),
+        "2026-11-21T23:54:18+00:00"
+    );
     let it = e.internal_trace().unwrap();
-    assert_eq!(it.iter().map(|i| i.mta_name.as_str()).collect::<Vec<_>>(), ["EXCH1", "pp.test"]);
+    assert_eq!(
+        it.iter().map(|i| i.mta_name.as_str()).collect::<Vec<_>>(),
+        ["EXCH1", "pp.test"]
+    );
     // PP added original-encoded-information-types (empty built-in set) and sent nine
     // per-recipient indicator bits.
-    assert!(e.original_encoded_information_types.as_ref().unwrap().built_in.is_empty());
-    assert_eq!(e.per_recipient_fields[0].per_recipient_indicators.0.len(), 9);
+    assert!(
+        e.original_encoded_information_types
+            .as_ref()
+            .unwrap()
+            .built_in
+            .is_empty()
+    );
+    assert_eq!(
+        e.per_recipient_fields[0].per_recipient_indicators.0.len(),
+        9
+    );
 
     // The definite-length leg re-encodes octet for octet in the 1988 conformance mode.
-    let reencoded = in_apdu.encode_external(5, Conformance::Explicit1988).unwrap();
+    let reencoded = in_apdu
+        .encode_external(5, Conformance::Explicit1988)
+        .unwrap();
     assert_eq!(&reencoded, in_bytes);
     // Both legs survive decode → encode → decode in every conformance mode.
     for apdu in [in_apdu, out_apdu] {
@@ -206,7 +283,10 @@ fn pp_checkpointed_three_kilobyte_message() {
     let client = wire::clients(&segs, 102)[0];
     let segments = wire::rttr_segments(&wire::stream(&segs, client, 102));
     // Checkpoint size 1 KiB: three full segments and the rest.
-    assert_eq!(segments.iter().map(Vec::len).collect::<Vec<_>>()[..3], [1024, 1024, 1024]);
+    assert_eq!(
+        segments.iter().map(Vec::len).collect::<Vec<_>>()[..3],
+        [1024, 1024, 1024]
+    );
     let (pcid, apdu) = MtsApdu::decode_external(&segments.concat()).unwrap();
     assert_eq!(pcid, 5);
     let m = message(&apdu);
@@ -217,6 +297,13 @@ fn pp_checkpointed_three_kilobyte_message() {
     assert_eq!(text.len(), 3000);
     // Lines 00000..=00090 of 33 octets, cut at 3000 octets.
     assert_eq!(text.lines().count(), 91);
-    assert!(text.ends_with("Line 00090 of a long test body"), "{:?}", &text[text.len() - 40..]);
-    assert!(text.starts_with("Line 00000 of a long test body.\r\nLine 00001 of"), "{text:.60}");
+    assert!(
+        text.ends_with("Line 00090 of a long test body"),
+        "{:?}",
+        &text[text.len() - 40..]
+    );
+    assert!(
+        text.starts_with("Line 00000 of a long test body.\r\nLine 00001 of"),
+        "{text:.60}"
+    );
 }

@@ -5,13 +5,17 @@
 use std::path::PathBuf;
 
 pub fn data(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 pub fn hex(s: &str) -> Vec<u8> {
     let s: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
-    (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap()).collect()
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
 }
 
 /// The frames of a `.txt` vector: (`C` or `S`, octets).
@@ -92,7 +96,10 @@ pub fn tcp_segments(file: &[u8]) -> Vec<Segment> {
 pub fn stream(segs: &[Segment], src_port: u16, dst_port: u16) -> Vec<u8> {
     let mut out = Vec::new();
     let mut next: Option<u32> = None;
-    for s in segs.iter().filter(|s| s.src_port == src_port && s.dst_port == dst_port && !s.payload.is_empty()) {
+    for s in segs
+        .iter()
+        .filter(|s| s.src_port == src_port && s.dst_port == dst_port && !s.payload.is_empty())
+    {
         let start = next.unwrap_or(s.seq);
         let skip = start.wrapping_sub(s.seq) as usize;
         if skip >= s.payload.len() {
@@ -136,7 +143,11 @@ pub fn cotp_dt_data(tpdu: &[u8]) -> Option<&[u8]> {
 
 /// Session length octets (X.225 §8.2.5): one octet, or 0xff and two octets.
 fn session_len(b: &[u8]) -> (usize, usize) {
-    if b[0] == 0xff { (usize::from(u16::from_be_bytes([b[1], b[2]])), 3) } else { (usize::from(b[0]), 1) }
+    if b[0] == 0xff {
+        (usize::from(u16::from_be_bytes([b[1], b[2]])), 3)
+    } else {
+        (usize::from(b[0]), 1)
+    }
 }
 
 /// The value of parameter `code` of the SPDU starting `spdu`, with its SI.
@@ -176,16 +187,31 @@ pub fn element(input: &[u8]) -> (El<'_>, &[u8]) {
             let (_, rest) = element(&input[pos..]);
             pos = input.len() - rest.len();
         }
-        let el = El { tag, content: &input[2..pos], raw: &input[..pos + 2], indefinite: true };
+        let el = El {
+            tag,
+            content: &input[2..pos],
+            raw: &input[..pos + 2],
+            indefinite: true,
+        };
         return (el, &input[pos + 2..]);
     }
     let (len, h) = if l < 0x80 {
         (usize::from(l), 2)
     } else {
         let n = usize::from(l & 0x7f);
-        (input[2..2 + n].iter().fold(0usize, |a, b| (a << 8) | usize::from(*b)), 2 + n)
+        (
+            input[2..2 + n]
+                .iter()
+                .fold(0usize, |a, b| (a << 8) | usize::from(*b)),
+            2 + n,
+        )
     };
-    let el = El { tag, content: &input[h..h + len], raw: &input[..h + len], indefinite: false };
+    let el = El {
+        tag,
+        content: &input[h..h + len],
+        raw: &input[..h + len],
+        indefinite: false,
+    };
     (el, &input[h + len..])
 }
 
@@ -237,7 +263,9 @@ pub fn octets(el: &El<'_>) -> Vec<u8> {
 pub fn rttr_segments(stream: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for tpdu in tpkts(stream) {
-        let Some(spdus) = cotp_dt_data(&tpdu) else { continue };
+        let Some(spdus) = cotp_dt_data(&tpdu) else {
+            continue;
+        };
         if spdus.starts_with(&[0x01, 0x00, 0x01, 0x00]) {
             let (user_data, _) = element(&spdus[4..]);
             let pdv = child(&user_data, 0x30);
