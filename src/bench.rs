@@ -29,6 +29,10 @@ pub enum BenchCmd {
     /// next to a private Postfix instance on the same machine. Needs Postfix's smtp-source
     /// and smtp-sink (`apt-get install postfix`); the Postfix side needs root.
     Relay(RelayArgs),
+    /// The X.400 path against the SMTP path in one run: P1 messages/s over one association
+    /// and over Threshold-driven associations, the SMTP relay of the same payload, and
+    /// associations opened and bound per second.
+    P1(crate::bench_p1::P1Args),
 }
 
 /// Options of `bench relay`.
@@ -64,6 +68,10 @@ pub struct RelayArgs {
 /// Run a benchmark subcommand.
 pub async fn run(cmd: BenchCmd) -> anyhow::Result<ExitCode> {
     match cmd {
+        BenchCmd::P1(a) => tokio::select! {
+            r = crate::bench_p1::run(a) => r,
+            _ = mtalab_lab::wait_for_signal() => bail!("interrupted"),
+        },
         BenchCmd::Relay(a) => {
             // Dropping the benchmark future on ^C stops every process it started and removes
             // its directory.

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bench_p1;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -53,6 +54,14 @@ enum Cmd {
     /// Do nothing until SIGTERM/SIGINT (the client hosts of a docker lab).
     #[command(hide = true)]
     Idle,
+    /// Run `mtalab ARGS…` as a child that can be stopped, killed and started again by
+    /// signals while this process (a container's first) stays up.
+    #[command(hide = true)]
+    Supervise {
+        /// The mtalab command line to run, e.g. `server --config /lab/server.toml`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
+    },
     /// Serve a lab's DNS zones (started by `lab up`; rarely run by hand).
     Dns {
         /// Zones file (JSON, as rendered by the lab).
@@ -281,6 +290,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             mtalab_lab::wait_for_signal().await;
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Supervise { args } => mtalab_lab::docker::supervise::supervise(args).await,
         Cmd::Bench { cmd } => bench::run(cmd).await,
     }
 }

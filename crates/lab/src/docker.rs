@@ -20,6 +20,7 @@ pub mod cli;
 pub mod compose;
 pub mod faults;
 pub mod hostnet;
+pub mod supervise;
 pub mod yaml;
 
 use std::collections::BTreeMap;
@@ -206,23 +207,20 @@ impl DockerLab {
     /// container is healthy. On failure everything is removed again.
     pub async fn up(scenario_path: &Path, sc: &Scenario, dir: &Path, opts: &DockerOptions) -> anyhow::Result<DockerLab> {
         let dc = Docker::detect()?;
-        if dir.join("state.json").exists() {
-            let old = LabState::read(dir)?;
-            if old.backend == "docker" {
-                let old_d = DockerState::read(dir).ok();
-                if let Some(d) = &old_d
-                    && !cli::project_containers(&d.project)?.is_empty()
-                {
-                    bail!("a docker lab is already up in {} (run `mtalab lab down --dir {}` first)", dir.display(), dir.display());
-                }
-                let _ = down(dir);
-            } else {
-                let alive = old.servers.iter().filter_map(|s| s.pid).chain(old.dns_pid).any(|p| Path::new(&format!("/proc/{p}")).exists());
-                if alive {
-                    bail!("a {} lab may be running in {} (run `mtalab lab down --dir {}` first)", old.backend, dir.display(), dir.display());
-                }
-                let _ = crate::local::down(dir);
+        if dir.join("docker.json").exists() {
+            // docker.json is written first: it is there whenever anything of a docker lab may be.
+            let old = DockerState::read(dir)?;
+            if !cli::project_containers(&old.project)?.is_empty() {
+                bail!("a docker lab is already up in {} (run `mtalab lab down --dir {}` first)", dir.display(), dir.display());
             }
+            let _ = down(dir);
+        } else if dir.join("state.json").exists() {
+            let old = LabState::read(dir)?;
+            let alive = old.servers.iter().filter_map(|s| s.pid).chain(old.dns_pid).any(|p| Path::new(&format!("/proc/{p}")).exists());
+            if alive {
+                bail!("a {} lab may be running in {} (run `mtalab lab down --dir {}` first)", old.backend, dir.display(), dir.display());
+            }
+            let _ = crate::local::down(dir);
         }
         if !cli::image_exists(&opts.image) {
             bail!("image {} is not built: build it with `testnet/image/build.sh` (no registry is used; nothing is pulled)", opts.image);
@@ -331,8 +329,27 @@ impl DockerLab {
             }
         }
         self.docker.write(&self.state.dir)?;
+        let ids: Vec<String> = self.docker.containers.values().cloned().collect();
+        self.drop_default_routes(ids).await;
         let keys: Vec<String> = self.docker.services.iter().map(|s| s.key.clone()).collect();
         self.wait_healthy(&keys, HEALTH_TIMEOUT).await
+    }
+
+    /// Leave these containers with their scenario's routes only ([`hostnet::drop_default_route`]).
+    async fn drop_default_routes(&self, ids: Vec<String>) {
+        let r = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let cond = inspect(&ids.iter().map(String::as_str).collect::<Vec<_>>())?;
+            for c in cond.values().filter(|c| c.pid != 0) {
+                hostnet::drop_default_route(c.pid)?;
+            }
+            Ok(())
+        })
+        .await;
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("  warning: containers keep docker's default route through the host (where it is dropped): {e:#}"),
+            Err(e) => eprintln!("  warning: {e}"),
+        }
     }
 
     fn container(&self, key: &str) -> anyhow::Result<&str> {
@@ -392,23 +409,47 @@ impl DockerLab {
             .with_context(|| format!("unknown server {name}"))
     }
 
-    /// Stop a server's container: `docker stop` (SIGTERM, graceful) or `docker kill`
-    /// (SIGKILL, a crash).
+    /// Stop a server — gracefully (SIGTERM) or as a crash (SIGKILL) — while its host, the
+    /// container, stays up ([`supervise`]); returns once its admin API no longer answers.
     pub async fn stop_server(&mut self, name: &str, hard: bool) -> anyhow::Result<()> {
         let key = self.server_key(name)?;
         let id = self.container(&key)?.to_string();
-        let args: Vec<String> = if hard { vec!["kill".into(), "-s".into(), "KILL".into(), id] } else { vec!["stop".into(), "-t".into(), "10".into(), id] };
-        cli::run_async(cli::docker(args)).await?;
+        let url = format!("{}/health", self.state.admin_url(name).context("unknown server")?);
+        cli::run_async(cli::docker(["kill", "-s", if hard { "HUP" } else { "USR2" }, &id])).await?;
+        let start = Instant::now();
+        while health(Some(&url), None).await {
+            if start.elapsed() > Duration::from_secs(15) {
+                bail!("server {name} still answers 15 s after it was told to stop");
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
         self.set_pid(&key, None);
         write_state(&self.state)
     }
 
-    /// Start a stopped server's container and wait until it is healthy.
+    /// Start a stopped server again in its container and wait until it is healthy.
     pub async fn start_server(&mut self, name: &str) -> anyhow::Result<()> {
         let key = self.server_key(name)?;
         let id = self.container(&key)?.to_string();
-        cli::run_async(cli::docker(["start".to_string(), id])).await?;
-        self.wait_healthy(&[key], Duration::from_secs(30)).await
+        let url = format!("{}/health", self.state.admin_url(name).context("unknown server")?);
+        let start = Instant::now();
+        let mut asked = Duration::ZERO;
+        cli::run_async(cli::docker(["kill", "-s", "USR1", &id])).await?;
+        while !health(Some(&url), None).await {
+            if start.elapsed() > Duration::from_secs(30) {
+                bail!("server {name} not healthy 30 s after it was started:\n{}", logs_tail(&id));
+            }
+            // Asking again is harmless (a running server is left alone).
+            if start.elapsed() > asked + Duration::from_secs(3) {
+                asked = start.elapsed();
+                cli::run_async(cli::docker(["kill", "-s", "USR1", &id])).await?;
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        let batch = vec![id.clone()];
+        let cond = tokio::task::spawn_blocking(move || inspect(&batch.iter().map(String::as_str).collect::<Vec<_>>())).await??;
+        self.set_pid(&key, cond.get(&id).map(|c| c.pid).filter(|p| *p != 0));
+        write_state(&self.state)
     }
 
     /// Send one message for a `send` step from inside the lab: `mtalab send` runs in the
@@ -506,19 +547,17 @@ impl DockerLab {
                 let (key, net, addr) = self.link(&l.server, l.network.as_deref())?;
                 let id = self.container(&key)?.to_string();
                 cli::run_async(cli::docker(["network", "connect", "--ip", &addr.to_string(), &net, &id])).await?;
+                self.drop_default_routes(vec![id]).await;
                 Ok(format!("{} connected to {net} again as {addr}", l.server))
             }
             Step::Netem(n) => {
                 let (key, _net, addr) = self.link(&n.server, n.network.as_deref())?;
-                let pid = self
-                    .state
-                    .servers
-                    .iter()
-                    .find(|s| self.docker.services.iter().any(|x| x.key == key && x.name == s.name))
-                    .and_then(|s| s.pid)
-                    .with_context(|| format!("server {} is not running", n.server))?;
+                let id = self.container(&key)?.to_string();
                 let (delay, loss) = (n.delay_ms, n.loss_pct);
                 let r = tokio::task::spawn_blocking(move || -> anyhow::Result<(String, Option<String>)> {
+                    // The container's first process: its namespace is the host's, whether the
+                    // server runs or not.
+                    let pid = inspect(&[id.as_str()])?.get(&id).map(|c| c.pid).filter(|p| *p != 0).context("the container is not running")?;
                     let iface = faults::interface_of(pid, addr)?;
                     let skipped = faults::netem(pid, &iface, delay, loss)?;
                     Ok((iface, skipped))

@@ -5,6 +5,8 @@
 //! - [`render`]: server configs and DNS zones rendered from a scenario.
 //! - [`dns`]: the lab's authoritative DNS server (hickory-server).
 //! - [`local`]: the local backend (child processes on loopback; no root, no Docker).
+//! - [`docker`]: the docker backend (a compose project: containers on the scenario's own
+//!   networks and addresses, real routes, captures per network; docs/DOCKER.md).
 //! - [`runner`]: steps, expectations, live progress and the report.
 //! - [`capture`]: packet capture of a lab's traffic (tcpdump).
 #![forbid(unsafe_code)]

@@ -366,17 +366,26 @@ async fn attempt(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
         let (outs, err, delay) = deliver_x400(ctx, &entry, &data, ci, &indices).await;
         results.extend(outs);
         if let Some(e) = err {
+            let deferred = e.ends_with("waiting for the connector's open retry timer");
             transient = Some(e);
             retry_delay = retry_delay.max(delay);
             if let Some(en) = ctx.entries.lock().expect("entries lock").get_mut(&job.id) {
-                *en.mta_retries.entry(ci).or_insert(0) += 1;
+                if !deferred {
+                    *en.mta_retries.entry(ci).or_insert(0) += 1;
+                }
                 en.retry_delay = retry_delay;
             }
         }
     }
 
-    // Record outcomes durably before acting on them.
-    if !results.is_empty() {
+    // Record outcomes durably before acting on them — except when every recipient was
+    // delivered at this first attempt: then the message is simply removed next, and a crash
+    // before that removal delivers it again (a duplicate, never a loss), as Postfix does.
+    let first_time_all_delivered = entry.attempts == 0
+        && entry.outcomes.iter().all(Option::is_none)
+        && results.len() == entry.outcomes.len()
+        && results.iter().all(|(_, o)| matches!(o, Outcome::Delivered { .. }));
+    if !results.is_empty() && !first_time_all_delivered {
         let c = ctx.clone();
         let id = job.id.clone();
         let lines: Vec<LogLine> = results
@@ -463,6 +472,9 @@ async fn deliver_x400(ctx: &Arc<Ctx>, entry: &Entry, data: &Arc<Vec<u8>>, ci: us
         ),
         Err(crate::mta::outbound::TransferError::Open(why)) => (vec![], Some(format!("{}: {why}", c.name)), Some(ctx.scaled(c.overrides.open_interval))),
         Err(crate::mta::outbound::TransferError::Transfer(why)) => (vec![], Some(format!("{}: {why}", c.name)), Some(ctx.scaled(c.overrides.transfer_interval))),
+        Err(crate::mta::outbound::TransferError::Deferred(left)) => {
+            (vec![], Some(format!("{}: waiting for the connector's open retry timer", c.name)), Some(left + Duration::from_millis(10)))
+        }
     }
 }
 

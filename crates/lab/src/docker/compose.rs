@@ -8,7 +8,8 @@
 //!   the loopback interface on the local backend (a `net-a-b-c` /24 when they fit in one).
 //!   Each network's bridge carries the host's end of it at the highest free address (the
 //!   host reaches the lab's containers through it; nothing in the lab routes through it).
-//! - One service per server (`mtalab server`), one for the lab DNS (`mtalab dns`) and one
+//! - One service per server (`mtalab server`, under `mtalab supervise` so that the server
+//!   can stop and start while its container stays up), one for the lab DNS (`mtalab dns`) and one
 //!   per client host (`mtalab idle`, used to send mail from its address), each with fixed
 //!   addresses on its networks and a healthcheck. Servers with static routes get
 //!   `cap_add: [NET_ADMIN]` and apply the routes at start; servers on several networks get
@@ -269,7 +270,10 @@ pub fn render(sc: &Scenario, opts: &ComposeOptions) -> anyhow::Result<Project> {
         services.push(ServicePlan { key, role: Role::Host, name: h.name.clone(), address: h.address, attachments: attach(vec![("LAN".into(), h.address)])?, net_admin: false });
     }
 
+    // Compose reads a short-syntax volume source as a path only when it starts with `.` or
+    // `/`; anything else would name a volume.
     let files_dir = opts.files_dir.trim_end_matches('/');
+    let files_dir = if files_dir.starts_with('.') || files_dir.starts_with('/') { files_dir.to_string() } else { format!("./{files_dir}") };
     let mut svc_yaml = Vec::new();
     let mut volumes = Vec::new();
     for s in &services {
@@ -279,7 +283,7 @@ pub fn render(sc: &Scenario, opts: &ComposeOptions) -> anyhow::Result<Project> {
                 let vol = format!("{}-data", s.key);
                 volumes.push((vol.clone(), Yaml::Map(vec![])));
                 (
-                    vec!["server".to_string(), "--config".into(), CONFIG_PATH.into()],
+                    vec!["supervise".to_string(), "server".into(), "--config".into(), CONFIG_PATH.into()],
                     vec![format!("{files_dir}/servers/{}/server.toml:{CONFIG_PATH}:ro", s.name), format!("{vol}:{DATA_DIR}")],
                     vec!["CMD".to_string(), "/mtalab".into(), "health".into(), "--url".into(), format!("http://{}:{}/health", s.address, PORTS.admin)],
                 )

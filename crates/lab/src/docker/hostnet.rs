@@ -1,5 +1,6 @@
 //! The host's side of a docker lab's networks: refusing subnets the host already routes,
-//! the per-bridge filter rules, and packet captures on the bridges.
+//! the per-bridge filter rules, the containers' routing tables, and packet captures on the
+//! bridges.
 //!
 //! Filter rules (iptables, inserted when the lab comes up and deleted when it goes down):
 //! - `INPUT -i <bridge> -m conntrack ! --ctstate ESTABLISHED,RELATED -j DROP`: containers
@@ -101,6 +102,27 @@ pub fn unguard(bridge: &str) {
             }
         }
     }
+}
+
+/// Delete the default route in the network namespace of process `pid` (a container's first
+/// process). Docker gives containers one through the host's end of a bridge even on internal
+/// networks, where the host then drops what they send; without it a container has the routes
+/// of its scenario only (its networks and its static routes), and a destination it has no
+/// route to is unreachable at once. Returns whether there was one.
+pub fn drop_default_route(pid: u32) -> anyhow::Result<bool> {
+    let out = Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-n", "ip", "-4", "route", "del", "default"])
+        .stdin(Stdio::null())
+        .output()
+        .context("running nsenter and ip (util-linux, iproute2) to remove docker's default route")?;
+    if out.status.success() {
+        return Ok(true);
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    if err.contains("No such process") || err.contains("not found") {
+        return Ok(false);
+    }
+    bail!("removing the default route in process {pid}'s namespace: {}", err.trim())
 }
 
 /// A running tcpdump on one lab network's bridge.

@@ -48,6 +48,10 @@ pub enum TransferError {
     /// The association broke during the transfer.
     #[error("{0}")]
     Transfer(String),
+    /// The connector's Open Retry timer is running: the message waits this long (it does
+    /// not count as an open attempt of the message).
+    #[error("waiting for the open retry timer of the connector")]
+    Deferred(Duration),
 }
 
 fn octets(s: &str) -> Vec<u8> {
@@ -277,6 +281,13 @@ async fn transfer_inner(ctx: &Arc<Ctx>, m: &crate::mta::Mta, ci: usize, c: &X400
         let (mut conn, opened, reused) = match m.pool.take(ci, generation, lifetime) {
             Some((conn, opened)) => (conn, opened, true),
             None => {
+                let retry_left = {
+                    let st = m.state.lock().expect("mta state");
+                    st[ci].retry_until_ms.map(|t| t - chrono::Utc::now().timestamp_millis()).filter(|ms| *ms > 0)
+                };
+                if let Some(ms) = retry_left {
+                    return Err(TransferError::Deferred(Duration::from_millis(ms as u64)));
+                }
                 let may_open = {
                     let mut st = m.state.lock().expect("mta state");
                     let s = &mut st[ci];

@@ -1,0 +1,263 @@
+//! `mtalab bench p1`: the X.400 path against the SMTP path, in one run.
+//!
+//! Two servers on loopback: A (IMS + MTA) and B (IMS + MTA, mailbox `User1@b.test`). N
+//! messages of `--size` octets are submitted to A over SMTP by `--sessions` concurrent
+//! clients; A forwards them to B, which delivers them into its Maildir. The rate is N divided
+//! by the time from the first submission to the last message in B's mailbox. Three ways
+//! from A to B are measured:
+//!
+//! - `x400-1`: P1 over an X.400 connector with a Threshold no queue reaches (one association);
+//! - `x400-threshold`: the same connector with Threshold `--threshold` (a new association per
+//!   that many waiting transfers, at most 10);
+//! - `smtp`: the IMS's E-Mail Domain route to B's IMS (SMTP relay of the same payload).
+//!
+//! Then the association set-up rate: associations opened, bound (MTABind) and released per
+//! second against B's MTA, one at a time.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use mtalab_osi::association::{Association, AssociationConfig, Event};
+use mtalab_p1::MtaBindArgument;
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+/// Options of `bench p1`.
+#[derive(Args)]
+pub struct P1Args {
+    /// Messages per run.
+    #[arg(long, default_value_t = 2000)]
+    pub messages: u32,
+    /// Message body size, octets.
+    #[arg(long, default_value_t = 4096)]
+    pub size: usize,
+    /// Concurrent SMTP submission sessions.
+    #[arg(long, default_value_t = 20)]
+    pub sessions: u32,
+    /// Threshold of the multi-association run.
+    #[arg(long, default_value_t = 10)]
+    pub threshold: u32,
+    /// Associations to open for the set-up rate.
+    #[arg(long, default_value_t = 300)]
+    pub associations: u32,
+    /// Directory for the servers' data (default $TMPDIR or /tmp).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+const A: Ipv4Addr = Ipv4Addr::new(127, 88, 0, 1);
+const B: Ipv4Addr = Ipv4Addr::new(127, 88, 0, 2);
+const SMTP: u16 = 2525;
+const ADMIN: u16 = 2526;
+const P1: u16 = 2528;
+
+fn server_config(name: &str, ip: Ipv4Addr, peer: Ipv4Addr, peer_name: &str, route: &str, threshold: u32, data: &Path) -> String {
+    let (ims_route, space) = match route {
+        "smtp" => (format!("[[ims.email_domains]]\ndomain = \"{0}.test\"\nhosts = [\"{peer}\"]\n", peer_name.to_ascii_lowercase()), String::new()),
+        _ => (
+            String::new(),
+            format!("address_space = [{{ type = \"SMTP\", address = \"{}.test\", cost = 1 }}]\n", peer_name.to_ascii_lowercase()),
+        ),
+    };
+    format!(
+        r#"[organization]
+name = "Bench"
+[site]
+name = "{name}"
+[server]
+name = "{name}"
+data_dir = {data:?}
+[site_addressing]
+smtp = "@{lname}.test"
+x400 = {{ c = "US", p = "Bench", o = "{name}" }}
+[[recipients]]
+alias = "User1"
+given = "User"
+surname = "One"
+[ims]
+listen = "{ip}:{SMTP}"
+remote_port = {SMTP}
+relay_from = ["127.0.0.0/8"]
+max_message_size = 104857600
+{ims_route}
+[mta]
+listen = "{ip}:{P1}"
+remote_port = {P1}
+password = "pw{name}"
+[[mta.connectors]]
+name = "to {peer_name}"
+remote_mta_name = "{peer_name}"
+remote_mta_password = "pw{peer_name}"
+stack_address = "{peer}"
+{space}[mta.connectors.override]
+threshold = {threshold}
+[admin]
+listen = "{ip}:{ADMIN}"
+[registry."MSExchangeMTA\\Parameters\\to {peer_name}"]
+"Stack IP Address Override" = "{ip}"
+"#,
+        lname = name.to_ascii_lowercase(),
+        data = data.display().to_string(),
+    )
+}
+
+struct Server {
+    child: Child,
+}
+
+impl Server {
+    async fn start(dir: &Path, name: &str, config: &str, ip: Ipv4Addr) -> anyhow::Result<Server> {
+        std::fs::create_dir_all(dir)?;
+        mtalab_server::config::Config::parse(config).map_err(|e| anyhow::anyhow!("bench config: {e}"))?;
+        let cfg = dir.join(format!("{name}.toml"));
+        std::fs::write(&cfg, config)?;
+        let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
+        let child = Command::new(std::env::current_exe()?)
+            .arg("server")
+            .arg("--config")
+            .arg(&cfg)
+            .env("MTALAB_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()?;
+        let url = format!("http://{ip}:{ADMIN}/health");
+        let t = Instant::now();
+        while mtalab_lab::http_get_json::<Value>(&url).await.is_err() {
+            if t.elapsed() > Duration::from_secs(20) {
+                bail!("server {name} did not start");
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        Ok(Server { child })
+    }
+
+    async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+        let _ = self.child.kill().await;
+    }
+}
+
+fn count_new(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|r| r.count()).unwrap_or(0)
+}
+
+/// One throughput run; returns messages/s.
+async fn throughput(work: &Path, route: &str, threshold: u32, a: &P1Args) -> anyhow::Result<f64> {
+    let dir = work.join(route);
+    let _ = std::fs::remove_dir_all(&dir);
+    let a_data = dir.join("a");
+    let b_data = dir.join("b");
+    let sa = Server::start(&dir, "A", &server_config("A", A, B, "B", route, threshold, &a_data), A).await?;
+    let sb = Server::start(&dir, "B", &server_config("B", B, A, "A", route, threshold, &b_data), B).await?;
+    let body = "x".repeat(75) + "\n";
+    let body: String = body.repeat(a.size.div_ceil(76));
+    let per = a.messages.div_ceil(a.sessions);
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for s in 0..a.sessions {
+        let body = body.clone();
+        let n = per.min(a.messages.saturating_sub(s * per));
+        tasks.push(tokio::spawn(async move {
+            let mut conn = mtalab_server::conn::SmtpConnection::connect(SocketAddr::from((A, SMTP)), Some(IpAddr::V4(A)), "bench", Duration::from_secs(30)).await?;
+            for i in 0..n {
+                let msg = mtalab_lab::sendmail::Outgoing { from: "User1@a.test".into(), to: vec!["User1@b.test".into()], subject: format!("bench {s}-{i}"), body: body.clone() };
+                let r = conn
+                    .send(mtalab_smtp::Transaction {
+                        from: mtalab_smtp::ReversePath::Mailbox(mtalab_smtp::Mailbox::parse("User1@a.test").expect("valid")),
+                        rcpts: vec![mtalab_smtp::Mailbox::parse("User1@b.test").expect("valid")],
+                        data: msg.render(),
+                    })
+                    .await?;
+                anyhow::ensure!(r.data.as_ref().is_some_and(|d| d.code == 250), "submission refused: {:?}", r.data);
+            }
+            conn.quit().await;
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let mailbox = b_data.join("mailboxes/User1/new");
+    loop {
+        if count_new(&mailbox) >= a.messages as usize {
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(300) {
+            bail!("{route}: only {} of {} delivered in 300 s", count_new(&mailbox), a.messages);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let opened: Value = mtalab_lab::http_get_json(&format!("http://{A}:{ADMIN}/mta")).await.unwrap_or_default();
+    tracing::info!(route, associations = %opened["connectors"][0]["state"]["opened_total"], "run done");
+    sa.stop().await;
+    sb.stop().await;
+    Ok(a.messages as f64 / secs)
+}
+
+/// Associations opened, bound and released per second against B's MTA.
+async fn setup_rate(work: &Path, a: &P1Args) -> anyhow::Result<f64> {
+    let dir = work.join("assoc");
+    let _ = std::fs::remove_dir_all(&dir);
+    let sb = Server::start(&dir, "B", &server_config("B", B, A, "A", "x400", 50, &dir.join("b")), B).await?;
+    let bind = MtaBindArgument::simple("A", "pwA").encode().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let t0 = Instant::now();
+    for _ in 0..a.associations {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::from((A, 0)))?;
+        let stream = socket.connect(SocketAddr::from((B, P1))).await?;
+        let assoc = Association::initiator(AssociationConfig::default(), bind.clone(), std::time::Instant::now()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut conn = mtalab_server::mta::assoc::Conn::new(stream, assoc, SocketAddr::from((B, P1)));
+        match conn.next_event(Duration::from_secs(10), "bind").await? {
+            Event::AssociateConfirm(_) => {}
+            other => bail!("association not confirmed: {other:?}"),
+        }
+        conn.release(Duration::from_secs(10)).await;
+    }
+    let rate = a.associations as f64 / t0.elapsed().as_secs_f64();
+    sb.stop().await;
+    Ok(rate)
+}
+
+/// Run `bench p1`.
+pub async fn run(a: P1Args) -> anyhow::Result<ExitCode> {
+    let base = a.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let work = base.join(format!("mtalab-bench-p1-{}", std::process::id()));
+    let result = async {
+        let x1 = throughput(&work, "x400-1", 1_000_000, &a).await.context("X.400, one association")?;
+        let xt = throughput(&work, "x400-threshold", a.threshold, &a).await.context("X.400, Threshold associations")?;
+        let smtp = throughput(&work, "smtp", 50, &a).await.context("SMTP relay")?;
+        let assoc = setup_rate(&work, &a).await.context("association set-up")?;
+        anyhow::Ok((x1, xt, smtp, assoc))
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&work);
+    let (x1, xt, smtp, assoc) = result?;
+    if a.json {
+        println!(
+            "{}",
+            json!({"messages": a.messages, "size": a.size, "sessions": a.sessions, "threshold": a.threshold,
+                   "x400_one_association_msgs_per_s": x1, "x400_threshold_msgs_per_s": xt, "smtp_relay_msgs_per_s": smtp,
+                   "associations_per_s": assoc})
+        );
+    } else {
+        println!("mtalab bench p1: {} messages of {} octets, {} submission sessions", a.messages, a.size, a.sessions);
+        println!("  {:<44} {:>10.1} msgs/s", "X.400 P1, one association", x1);
+        println!("  {:<44} {:>10.1} msgs/s", format!("X.400 P1, Threshold {} (up to 10 associations)", a.threshold), xt);
+        println!("  {:<44} {:>10.1} msgs/s", "SMTP relay (IMS to IMS)", smtp);
+        println!("  {:<44} {:>10.1} /s", "associations opened, bound and released", assoc);
+    }
+    Ok(ExitCode::SUCCESS)
+}
