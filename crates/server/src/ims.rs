@@ -142,23 +142,12 @@ async fn decide(ctx: &Arc<Ctx>, s: &mut ServerSession, peer: SocketAddr, ev: Ser
                 p1_apdu: false,
             };
             let data = with_received(&ctx.hostname, &format!("{} [{}]", envelope.helo, peer.ip()), &env, &data);
-            let c = ctx.clone();
-            let env2 = env.clone();
-            let data = Arc::new(data);
-            let d2 = data.clone();
-            match tokio::task::spawn_blocking(move || c.queue.commit(&env2, &d2)).await {
-                Ok(Ok(())) => {
-                    let id = env.id.clone();
-                    crate::delivery::submit(ctx, env, Some(data));
-                    s.accept(Some(&format!("OK queued as {id}")));
-                }
-                Ok(Err(e)) => {
+            let id = env.id.clone();
+            match crate::delivery::enqueue(ctx, env, data).await {
+                Ok(()) => s.accept(Some(&format!("OK queued as {id}"))),
+                Err(e) => {
                     tracing::error!(error = %e, "queue commit failed");
                     s.reject(Reply::enhanced(451, 4, 3, 0, "local error: cannot store the message, try again later"));
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "queue commit task failed");
-                    s.reject(Reply::enhanced(451, 4, 3, 0, "local error, try again later"));
                 }
             }
         }
