@@ -446,8 +446,8 @@ impl DockerLab {
             }
             tokio::time::sleep(Duration::from_millis(30)).await;
         }
-        let batch = vec![id.clone()];
-        let cond = tokio::task::spawn_blocking(move || inspect(&batch.iter().map(String::as_str).collect::<Vec<_>>())).await??;
+        let one = id.clone();
+        let cond = tokio::task::spawn_blocking(move || inspect(&[one.as_str()])).await??;
         self.set_pid(&key, cond.get(&id).map(|c| c.pid).filter(|p| *p != 0));
         write_state(&self.state)
     }

@@ -65,7 +65,9 @@ impl Docker {
         if output(Command::new("docker").args(["compose", "version"])).is_ok_and(|o| o.status.success()) {
             return Ok(Docker { compose: vec!["docker".into(), "compose".into()] });
         }
-        if output(Command::new("docker-compose").arg("version")).is_ok_and(|o| o.status.success()) {
+        // Found on PATH is enough: starting the Python v1 only to ask its version takes longer
+        // than Docker takes to start a container.
+        if in_path("docker-compose") {
             return Ok(Docker { compose: vec!["docker-compose".into()] });
         }
         bail!("the docker backend needs Docker Compose: neither `docker compose` nor `docker-compose` works here")
@@ -86,6 +88,13 @@ impl Docker {
         c.args(&self.compose[1..]).arg("-p").arg(project).arg("-f").arg(file).args(args);
         c
     }
+}
+
+/// Whether an executable of this name is on `PATH`.
+fn in_path(name: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| std::fs::metadata(d.join(name)).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)))
 }
 
 /// Whether an image is present locally.
