@@ -414,7 +414,7 @@ listen = "127.0.0.1:{admin_port}"
     let queue_dir = data_dir.join("queue");
     let mut last_check = Instant::now();
     loop {
-        if count_files(&queue_dir, false, Some("msg")) == 0 {
+        if count_queued(&queue_dir) == 0 {
             let q: Vec<Value> = mtalab_lab::http_get_json(&format!("{admin}/queue")).await?;
             if q.is_empty() {
                 break;
@@ -1036,6 +1036,15 @@ fn count_files(dir: &Path, recursive: bool, ext: Option<&str>) -> usize {
         }
     }
     n
+}
+
+/// Messages in an mtalab queue directory: non-empty `*.msg` files (an empty one is a slot
+/// made ahead of time, see `mtalab_server::queue`).
+fn count_queued(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    rd.flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "msg") && e.metadata().is_ok_and(|m| m.len() > 0))
+        .count()
 }
 
 fn effective_uid() -> Option<u32> {
