@@ -87,7 +87,7 @@ async fn health(State(ctx): Shared) -> Json<Value> {
 async fn queue(State(ctx): Shared) -> Json<Value> {
     let entries = ctx.entries.lock().expect("entries lock");
     let mut list: Vec<_> = entries.values().cloned().collect();
-    list.sort_by(|a, b| a.envelope.received.cmp(&b.envelope.received));
+    list.sort_by_key(|e| e.envelope.received);
     Json(json!(list))
 }
 

@@ -53,10 +53,14 @@ pub struct Entry {
     pub retry_delay: Option<Duration>,
 }
 
+/// A pool key: next-hop address and the source address bound, if any.
+type PoolKey = (SocketAddr, Option<IpAddr>);
+
 /// Idle outbound SMTP connections kept for reuse, per next-hop address.
 #[derive(Default)]
 pub struct Pool {
-    idle: Mutex<HashMap<(SocketAddr, Option<IpAddr>), Vec<(SmtpConnection, Instant)>>>,
+    /// Per key, the idle connections and when each was put back.
+    idle: Mutex<HashMap<PoolKey, Vec<(SmtpConnection, Instant)>>>,
 }
 
 /// How long an idle outbound connection is kept.
@@ -363,14 +367,13 @@ async fn attempt(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
     }
 
     for (ci, indices) in x400 {
-        let (outs, err, delay) = deliver_x400(ctx, &entry, &data, ci, &indices).await;
+        let (outs, pending) = deliver_x400(ctx, &entry, &data, ci, &indices).await;
         results.extend(outs);
-        if let Some(e) = err {
-            let deferred = e.ends_with("waiting for the connector's open retry timer");
-            transient = Some(e);
-            retry_delay = retry_delay.max(delay);
+        if let Some(p) = pending {
+            transient = Some(p.error);
+            retry_delay = retry_delay.max(p.delay);
             if let Some(en) = ctx.entries.lock().expect("entries lock").get_mut(&job.id) {
-                if !deferred {
+                if p.attempted {
                     *en.mta_retries.entry(ci).or_insert(0) += 1;
                 }
                 en.retry_delay = retry_delay;
@@ -410,11 +413,30 @@ async fn attempt(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
     }
 }
 
-/// Transfer one message's recipients over X.400 connector `ci`. Returns the outcomes, and
-/// when they stay pending the error and the delay the connector asks for.
-async fn deliver_x400(ctx: &Arc<Ctx>, entry: &Entry, data: &Arc<Vec<u8>>, ci: usize, indices: &[usize]) -> (Vec<(usize, Outcome)>, Option<String>, Option<Duration>) {
-    let Some(m) = ctx.mta.as_ref() else { return (vec![], Some("the MTA is not running".into()), None) };
-    let Some(c) = m.connector(ci) else { return (vec![], Some(format!("no connector {ci}")), None) };
+/// Why a connector's recipients stay pending after [`deliver_x400`].
+struct X400Pending {
+    /// The transient error, for the queue view and the log.
+    error: String,
+    /// How long the connector asks to wait (Open interval, Transfer interval, or what is left
+    /// of a running open retry timer), if it says.
+    delay: Option<Duration>,
+    /// False when nothing was tried because the connector's open retry timer was still
+    /// running: such a pass does not count against the message's retries (Max open retries
+    /// counts association attempts, not queue passes; DESIGN §4, connector Override tab).
+    attempted: bool,
+}
+
+impl X400Pending {
+    fn tried(error: String, delay: Option<Duration>) -> Option<X400Pending> {
+        Some(X400Pending { error, delay, attempted: true })
+    }
+}
+
+/// Transfer one message's recipients over X.400 connector `ci`. Returns the final outcomes,
+/// and when the recipients stay pending, why and for how long.
+async fn deliver_x400(ctx: &Arc<Ctx>, entry: &Entry, data: &Arc<Vec<u8>>, ci: usize, indices: &[usize]) -> (Vec<(usize, Outcome)>, Option<X400Pending>) {
+    let Some(m) = ctx.mta.as_ref() else { return (vec![], X400Pending::tried("the MTA is not running".into(), None)) };
+    let Some(c) = m.connector(ci) else { return (vec![], X400Pending::tried(format!("no connector {ci}"), None)) };
     let apdu = if entry.envelope.p1_apdu {
         data.to_vec()
     } else {
@@ -460,21 +482,22 @@ async fn deliver_x400(ctx: &Arc<Ctx>, entry: &Entry, data: &Arc<Vec<u8>>, ci: us
                     .iter()
                     .map(|&i| (i, Outcome::Failed { code: 0, status: "5.6.0".into(), diagnostic: format!("cannot convert to X.400: {why}"), remote: None }))
                     .collect();
-                return (outs, None, None);
+                return (outs, None);
             }
         }
     };
     match crate::mta::outbound::transfer(ctx, ci, apdu).await {
-        Ok(()) => (
-            indices.iter().map(|&i| (i, Outcome::Delivered { to: format!("MTA {} over {}", c.remote_mta_name, c.name) })).collect(),
-            None,
-            None,
+        Ok(()) => (indices.iter().map(|&i| (i, Outcome::Delivered { to: format!("MTA {} over {}", c.remote_mta_name, c.name) })).collect(), None),
+        Err(crate::mta::outbound::TransferError::Open(why)) => (vec![], X400Pending::tried(format!("{}: {why}", c.name), Some(ctx.scaled(c.overrides.open_interval)))),
+        Err(crate::mta::outbound::TransferError::Transfer(why)) => (vec![], X400Pending::tried(format!("{}: {why}", c.name), Some(ctx.scaled(c.overrides.transfer_interval)))),
+        Err(crate::mta::outbound::TransferError::Deferred(left)) => (
+            vec![],
+            Some(X400Pending {
+                error: format!("{}: waiting for the connector's open retry timer", c.name),
+                delay: Some(left + Duration::from_millis(10)),
+                attempted: false,
+            }),
         ),
-        Err(crate::mta::outbound::TransferError::Open(why)) => (vec![], Some(format!("{}: {why}", c.name)), Some(ctx.scaled(c.overrides.open_interval))),
-        Err(crate::mta::outbound::TransferError::Transfer(why)) => (vec![], Some(format!("{}: {why}", c.name)), Some(ctx.scaled(c.overrides.transfer_interval))),
-        Err(crate::mta::outbound::TransferError::Deferred(left)) => {
-            (vec![], Some(format!("{}: waiting for the connector's open retry timer", c.name)), Some(left + Duration::from_millis(10)))
-        }
     }
 }
 

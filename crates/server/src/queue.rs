@@ -437,7 +437,7 @@ impl Queue {
             }
             out.push(Loaded { envelope, log });
         }
-        out.sort_by(|a, b| a.envelope.received.cmp(&b.envelope.received));
+        out.sort_by_key(|l| l.envelope.received);
         Ok(out)
     }
 
