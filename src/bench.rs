@@ -915,13 +915,15 @@ fn parent_pid(pid: u32) -> Option<u32> {
 }
 
 /// utime + stime + cutime + cstime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
+/// User + system CPU time of a process so far, in USER_HZ ticks (/proc/<pid>/stat fields
+/// 14–17, children it waited for included).
+pub(crate) fn cpu_ticks(pid: u32) -> Option<u64> {
     let f = stat_fields(pid)?;
     Some(f.get(11..15)?.iter().sum())
 }
 
 /// USER_HZ, the unit of /proc/<pid>/stat times.
-fn clock_ticks_per_sec() -> f64 {
+pub(crate) fn clock_ticks_per_sec() -> f64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
         .output()

@@ -140,6 +140,11 @@ impl Server {
         Ok(Server { child })
     }
 
+    /// CPU time used so far, in ticks.
+    fn cpu(&self) -> u64 {
+        self.child.id().and_then(crate::bench::cpu_ticks).unwrap_or(0)
+    }
+
     async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
             let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
@@ -153,8 +158,19 @@ fn count_new(dir: &Path) -> usize {
     std::fs::read_dir(dir).map(|r| r.count()).unwrap_or(0)
 }
 
-/// One throughput run; returns messages/s.
-async fn throughput(work: &Path, route: &str, threshold: u32, a: &P1Args) -> anyhow::Result<f64> {
+/// One run's figures.
+#[derive(Clone, Copy)]
+struct Run {
+    /// Messages per second, first submission to last delivery.
+    rate: f64,
+    /// CPU (user + system) of server A per message, milliseconds.
+    cpu_a_ms: f64,
+    /// The same for server B.
+    cpu_b_ms: f64,
+}
+
+/// One throughput run.
+async fn throughput(work: &Path, route: &str, threshold: u32, a: &P1Args) -> anyhow::Result<Run> {
     let dir = work.join(route);
     let _ = std::fs::remove_dir_all(&dir);
     let a_data = dir.join("a");
@@ -164,6 +180,7 @@ async fn throughput(work: &Path, route: &str, threshold: u32, a: &P1Args) -> any
     let body = "x".repeat(75) + "\n";
     let body: String = body.repeat(a.size.div_ceil(76));
     let per = a.messages.div_ceil(a.sessions);
+    let (cpu_a0, cpu_b0) = (sa.cpu(), sb.cpu());
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for s in 0..a.sessions {
@@ -200,11 +217,13 @@ async fn throughput(work: &Path, route: &str, threshold: u32, a: &P1Args) -> any
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let secs = t0.elapsed().as_secs_f64();
+    let per_msg = |ticks: u64| ticks as f64 * 1000.0 / crate::bench::clock_ticks_per_sec() / a.messages as f64;
+    let (cpu_a_ms, cpu_b_ms) = (per_msg(sa.cpu().saturating_sub(cpu_a0)), per_msg(sb.cpu().saturating_sub(cpu_b0)));
     let opened: Value = mtalab_lab::http_get_json(&format!("http://{A}:{ADMIN}/mta")).await.unwrap_or_default();
     tracing::info!(route, associations = %opened["connectors"][0]["state"]["opened_total"], "run done");
     sa.stop().await;
     sb.stop().await;
-    Ok(a.messages as f64 / secs)
+    Ok(Run { rate: a.messages as f64 / secs, cpu_a_ms, cpu_b_ms })
 }
 
 /// Associations opened, bound and released per second against B's MTA.
@@ -249,15 +268,18 @@ pub async fn run(a: P1Args) -> anyhow::Result<ExitCode> {
         println!(
             "{}",
             json!({"messages": a.messages, "size": a.size, "sessions": a.sessions, "threshold": a.threshold,
-                   "x400_one_association_msgs_per_s": x1, "x400_threshold_msgs_per_s": xt, "smtp_relay_msgs_per_s": smtp,
+                   "x400_one_association_msgs_per_s": x1.rate, "x400_threshold_msgs_per_s": xt.rate, "smtp_relay_msgs_per_s": smtp.rate,
+                   "cpu_ms_per_msg": {"x400_one_association": [x1.cpu_a_ms, x1.cpu_b_ms], "x400_threshold": [xt.cpu_a_ms, xt.cpu_b_ms], "smtp_relay": [smtp.cpu_a_ms, smtp.cpu_b_ms]},
                    "associations_per_s": assoc})
         );
     } else {
         println!("mtalab bench p1: {} messages of {} octets, {} submission sessions", a.messages, a.size, a.sessions);
-        println!("  {:<44} {:>10.1} msgs/s", "X.400 P1, one association", x1);
-        println!("  {:<44} {:>10.1} msgs/s", format!("X.400 P1, Threshold {} (up to 10 associations)", a.threshold), xt);
-        println!("  {:<44} {:>10.1} msgs/s", "SMTP relay (IMS to IMS)", smtp);
-        println!("  {:<44} {:>10.1} /s", "associations opened, bound and released", assoc);
+        println!("  {:<48} {:>10} {:>14}", "", "msgs/s", "CPU ms/msg A+B");
+        let row = |name: String, r: Run| println!("  {name:<48} {:>10.1} {:>6.3}+{:<6.3}", r.rate, r.cpu_a_ms, r.cpu_b_ms);
+        row("X.400 P1, one association".into(), x1);
+        row(format!("X.400 P1, Threshold {} (up to 10 associations)", a.threshold), xt);
+        row("SMTP relay (IMS to IMS)".into(), smtp);
+        println!("  {:<48} {:>10.1} /s", "associations opened, bound and released", assoc);
     }
     Ok(ExitCode::SUCCESS)
 }

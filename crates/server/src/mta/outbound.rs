@@ -277,6 +277,12 @@ async fn transfer_inner(ctx: &Arc<Ctx>, m: &crate::mta::Mta, ci: usize, c: &X400
     let lifetime = ctx.scaled(c.overrides.lifetime);
     let mut fresh_tries = 0;
     loop {
+        // Registered before the pool is looked at, so an association put back between the
+        // look and the wait still wakes this transfer (`notify_waiters` wakes only
+        // registered waiters).
+        let put_back = m.notify.notified();
+        tokio::pin!(put_back);
+        put_back.as_mut().enable();
         let generation = m.generation.load(Ordering::SeqCst);
         let (mut conn, opened, reused) = match m.pool.take(ci, generation, lifetime) {
             Some((conn, opened)) => (conn, opened, true),
@@ -300,7 +306,7 @@ async fn transfer_inner(ctx: &Arc<Ctx>, m: &crate::mta::Mta, ci: usize, c: &X400
                     }
                 };
                 if !may_open {
-                    let _ = tokio::time::timeout(Duration::from_millis(200), m.notify.notified()).await;
+                    let _ = tokio::time::timeout(Duration::from_millis(200), put_back).await;
                     continue;
                 }
                 fresh_tries += 1;
