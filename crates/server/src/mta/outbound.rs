@@ -278,8 +278,10 @@ async fn transfer_inner(ctx: &Arc<Ctx>, m: &crate::mta::Mta, ci: usize, c: &X400
     let mut fresh_tries = 0;
     loop {
         // Registered before the pool is looked at, so an association put back between the
-        // look and the wait still wakes this transfer (`notify_waiters` wakes only
-        // registered waiters).
+        // look and the wait still wakes this transfer. One association put back (or one
+        // closed) wakes one waiting transfer (`notify_one`), not every waiting delivery
+        // worker: with 32 workers and up to 10 associations, waking all of them for each
+        // message costs more CPU than the transfer itself.
         let put_back = m.notify.notified();
         tokio::pin!(put_back);
         put_back.as_mut().enable();
@@ -314,7 +316,7 @@ async fn transfer_inner(ctx: &Arc<Ctx>, m: &crate::mta::Mta, ci: usize, c: &X400
                     Ok(conn) => (conn, Instant::now(), false),
                     Err(why) => {
                         m.state.lock().expect("mta state")[ci].open -= 1;
-                        m.notify.notify_waiters();
+                        m.notify.notify_one();
                         log_open_failed(ctx, ci, c, &why);
                         return Err(TransferError::Open(why));
                     }
@@ -331,12 +333,12 @@ async fn transfer_inner(ctx: &Arc<Ctx>, m: &crate::mta::Mta, ci: usize, c: &X400
         match r {
             Ok(()) => {
                 m.pool.put(ci, conn, opened, generation);
-                m.notify.notify_waiters();
+                m.notify.notify_one();
                 return Ok(());
             }
             Err(e) => {
                 m.state.lock().expect("mta state")[ci].open -= 1;
-                m.notify.notify_waiters();
+                m.notify.notify_one();
                 if reused && fresh_tries == 0 {
                     // The idle association died meanwhile: one more try on a fresh one.
                     tracing::debug!(connector = %c.name, error = %e, "pooled association failed; opening a new one");
