@@ -126,3 +126,37 @@ fn mail_loop_is_stopped_by_the_hop_count() {
     let raw = String::from_utf8_lossy(&a.maildir_files("User1").pop().unwrap()).into_owned();
     assert!(raw.contains("Status: 5.4.6"), "{raw}");
 }
+
+#[test]
+fn connector_retry_counts_survive_kill_9() {
+    let ip = Ipv4Addr::new(127, 77, 26, 1);
+    // An X.400 connector to an MTA that is not there: every open fails. Open interval 100 s
+    // nominal = 1 s at time_scale 0.01; after 4 open retries the message is returned.
+    let mta = r#"[mta]
+listen = "127.77.26.1:2528"
+remote_port = 2528
+password = "pwRetry"
+[[mta.connectors]]
+name = "to Nowhere"
+remote_mta_name = "Nowhere"
+remote_mta_password = "pwNowhere"
+stack_address = "127.77.26.2"
+address_space = [{ type = "SMTP", address = "nowhere.test", cost = 1 }]
+[mta.connectors.override]
+max_open_retries = 4
+open_interval = 100
+"#;
+    let mut s = TestServer::start_with("Retry", ip, "", mta);
+    send_message(s.smtp_addr(), Some(ip), "User1@retry.test", "someone@nowhere.test", "retries survive").assert_code(250);
+    let retries = |s: &TestServer| s.queue().first().and_then(|e| e["mta_retries"]["0"].as_u64());
+    assert!(wait_for(10.0, || (retries(&s)? >= 2).then_some(())).is_some(), "two open retries: {:?}", s.queue());
+    s.kill9();
+    s.spawn();
+    // The count picks up where it was: never back to 1 after the restart.
+    let after = wait_for(5.0, || retries(&s)).expect("the message is queued again with its retry count");
+    assert!(after >= 2, "retry count after the restart: {after}");
+    let ndr = wait_for(15.0, || s.mailbox("User1").into_iter().find(|m| m["subject"].as_str().is_some_and(|t| t.contains("retries survive"))));
+    assert!(ndr.is_some(), "the sender gets the message back after 4 open retries in all: {}", s.log());
+    let opens = s.get("/events?id=289").unwrap().as_array().unwrap().len();
+    assert!(opens <= 5, "open failures logged after the restart too, but no fresh set of 4: {opens}");
+}

@@ -67,10 +67,15 @@ listen = "{ip}:{ADMIN}"
 impl TestServer {
     /// Write the config into a fresh temp dir and start the server.
     pub fn start(name: &str, ip: Ipv4Addr, extra_ims: &str) -> TestServer {
+        TestServer::start_with(name, ip, extra_ims, "")
+    }
+
+    /// As [`TestServer::start`], with `extra` appended after `[admin]` (e.g. an `[mta]`).
+    pub fn start_with(name: &str, ip: Ipv4Addr, extra_ims: &str, extra: &str) -> TestServer {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         let config = dir.join("server.toml");
-        std::fs::write(&config, config_text(name, ip, extra_ims, "")).unwrap();
+        std::fs::write(&config, config_text(name, ip, extra_ims, extra)).unwrap();
         let mut s = TestServer { ip, dir, config, child: None, _tmp: Some(tmp) };
         s.spawn();
         s

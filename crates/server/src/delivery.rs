@@ -147,11 +147,17 @@ pub async fn recover(ctx: &Arc<Ctx>) -> anyhow::Result<()> {
     for l in loaded {
         let mut outcomes = vec![None; l.envelope.rcpts.len()];
         let mut attempts = 0;
+        let mut retries_by_name = std::collections::BTreeMap::new();
         let mut dsn_queued = false;
         for line in l.log {
             match line {
                 LogLine::Rcpt { index, outcome } if index < outcomes.len() => outcomes[index] = Some(outcome),
-                LogLine::Attempt { n, .. } => attempts = attempts.max(n),
+                LogLine::Attempt { n, connector_retries, .. } => {
+                    if n >= attempts {
+                        retries_by_name = connector_retries;
+                    }
+                    attempts = attempts.max(n);
+                }
                 LogLine::DsnQueued { .. } => dsn_queued = true,
                 LogLine::Rcpt { .. } => {}
             }
@@ -164,7 +170,7 @@ pub async fn recover(ctx: &Arc<Ctx>) -> anyhow::Result<()> {
         }
         ctx.entries.lock().expect("entries lock").insert(
             id.clone(),
-            Entry { envelope: l.envelope, outcomes, attempts, next_attempt: None, last_error: None, mta_retries: Default::default(), retry_delay: None },
+            Entry { envelope: l.envelope, outcomes, attempts, next_attempt: None, last_error: None, mta_retries: connector_indices(ctx, &retries_by_name), retry_delay: None },
         );
         let _ = ctx.jobs.send(Job { id, data: None });
     }
@@ -654,8 +660,29 @@ async fn resolve_hop(ctx: &Ctx, hop: &NextHop) -> Result<Vec<(String, SocketAddr
     }
 }
 
+/// A message's per-connector retry counts keyed by connector name (for the queue log).
+fn connector_names(ctx: &Ctx, by_index: &std::collections::BTreeMap<usize, u32>) -> std::collections::BTreeMap<String, u32> {
+    let Some(m) = ctx.mta.as_ref() else { return Default::default() };
+    by_index.iter().filter_map(|(&i, &n)| Some((m.connector(i)?.name, n))).collect()
+}
+
+/// The reverse of [`connector_names`] with the connectors configured now; counts of
+/// connectors no longer configured are dropped.
+fn connector_indices(ctx: &Ctx, by_name: &std::collections::BTreeMap<String, u32>) -> std::collections::BTreeMap<usize, u32> {
+    let Some(m) = ctx.mta.as_ref() else { return Default::default() };
+    let mut out = std::collections::BTreeMap::new();
+    let mut i = 0;
+    while let Some(c) = m.connector(i) {
+        if let Some(&n) = by_name.get(&c.name) {
+            out.insert(i, n);
+        }
+        i += 1;
+    }
+    out
+}
+
 fn schedule_retry(ctx: &Arc<Ctx>, id: &str, error: String) {
-    let (expired, delay, n) = {
+    let (expired, delay, n, retries) = {
         let mut entries = ctx.entries.lock().expect("entries lock");
         let Some(e) = entries.get_mut(id) else { return };
         e.attempts += 1;
@@ -673,14 +700,15 @@ fn schedule_retry(ctx: &Arc<Ctx>, id: &str, error: String) {
         if !expired {
             e.next_attempt = Some(Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default());
         }
-        (expired, delay, e.attempts)
+        (expired, delay, e.attempts, e.mta_retries.clone())
     };
+    let connector_retries = connector_names(ctx, &retries);
     let ctx = ctx.clone();
     let id = id.to_string();
     tokio::spawn(async move {
         let c = ctx.clone();
         let i = id.clone();
-        let line = LogLine::Attempt { n, error: error.clone() };
+        let line = LogLine::Attempt { n, error: error.clone(), connector_retries };
         let _ = tokio::task::spawn_blocking(move || c.queue.record(&i, &line)).await;
         if expired {
             if let Err(e) = expire(&ctx, &id, &error).await {

@@ -126,6 +126,10 @@ pub enum LogLine {
         n: u32,
         /// Last transient error.
         error: String,
+        /// The message's retry count per X.400 connector (by connector name) after this
+        /// attempt, so Max open retries and Max transfer retries hold across a restart.
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        connector_retries: std::collections::BTreeMap<String, u32>,
     },
     /// The DSN for the failed recipients has been queued.
     DsnQueued {
