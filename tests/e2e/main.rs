@@ -8,5 +8,6 @@ mod util;
 mod bad_input;
 mod durability;
 mod lab;
+mod probe;
 mod routing;
 mod x400;

@@ -712,6 +712,19 @@ pub struct RecipientOutcome {
     pub supplementary_information: Option<String>,
 }
 
+/// What a report needs of its subject, a message or a probe (X.411 §12.2.1.3.2
+/// ReportTransferContent).
+struct Subject<'a> {
+    identifier: &'a MtsIdentifier,
+    originator: &'a OrName,
+    trace: &'a [TraceInformationElement],
+    eits: &'a Option<EncodedInformationTypes>,
+    content_type: &'a ContentType,
+    content_identifier: &'a Option<String>,
+    recipients: &'a [PerRecipientFields],
+    returned_content: Option<Vec<u8>>,
+}
+
 impl Report {
     /// Builds the report an MTA generates about `subject` (X.411 §14.3.1 report generation):
     /// destination = the subject's originator, subject-identifier = its message identifier,
@@ -732,19 +745,79 @@ impl Report {
         outcomes: &[RecipientOutcome],
     ) -> Result<Report> {
         let env = &subject.envelope;
+        let return_content = outcomes.iter().any(|o| matches!(o.report_type, ReportType::NonDelivery { .. }))
+            && env.per_message_indicators.get(PerMessageIndicators::CONTENT_RETURN_REQUEST);
+        Report::build(
+            Subject {
+                identifier: &env.message_identifier,
+                originator: &env.originator_name,
+                trace: &env.trace_information,
+                eits: &env.original_encoded_information_types,
+                content_type: &env.content_type,
+                content_identifier: &env.content_identifier,
+                recipients: &env.per_recipient_fields,
+                returned_content: return_content.then(|| subject.content.clone()),
+            },
+            report_identifier,
+            reporting_domain,
+            arrival_time,
+            report_time,
+            outcomes,
+        )
+    }
+
+    /// Builds the report an MTA generates about a probe (X.411 §12.2.1.2, §14.3.1): as
+    /// [`Report::generate`], with subject-identifier = the probe-identifier. A delivery
+    /// outcome says a message with the probe's characteristics would have been delivered to
+    /// that recipient; a probe has no content, so none is ever returned.
+    ///
+    /// Errors: as [`Report::generate`].
+    pub fn generate_for_probe(
+        probe: &ProbeTransferEnvelope,
+        report_identifier: MtsIdentifier,
+        reporting_domain: GlobalDomainIdentifier,
+        arrival_time: Time,
+        report_time: Time,
+        outcomes: &[RecipientOutcome],
+    ) -> Result<Report> {
+        Report::build(
+            Subject {
+                identifier: &probe.probe_identifier,
+                originator: &probe.originator_name,
+                trace: &probe.trace_information,
+                eits: &probe.original_encoded_information_types,
+                content_type: &probe.content_type,
+                content_identifier: &probe.content_identifier,
+                recipients: &probe.per_recipient_fields,
+                returned_content: None,
+            },
+            report_identifier,
+            reporting_domain,
+            arrival_time,
+            report_time,
+            outcomes,
+        )
+    }
+
+    fn build(
+        subject: Subject<'_>,
+        report_identifier: MtsIdentifier,
+        reporting_domain: GlobalDomainIdentifier,
+        arrival_time: Time,
+        report_time: Time,
+        outcomes: &[RecipientOutcome],
+    ) -> Result<Report> {
         if outcomes.is_empty() {
             return Err(Error::unencodable("report", "no recipient outcomes"));
         }
         let mut per_recipient = Vec::with_capacity(outcomes.len());
-        let mut any_ndr = false;
         for o in outcomes {
-            let p = env.per_recipient_fields.get(o.recipient).ok_or_else(|| {
+            let p = subject.recipients.get(o.recipient).ok_or_else(|| {
                 Error::unencodable(
                     "report",
                     format!("recipient index {} out of range", o.recipient),
                 )
             })?;
-            any_ndr |= matches!(o.report_type, ReportType::NonDelivery { .. });
             per_recipient.push(PerRecipientReportFields {
                 actual_recipient_name: p.recipient_name.clone(),
                 originally_specified_recipient_number: p.originally_specified_recipient_number,
@@ -759,14 +832,10 @@ impl Report {
                 extensions: Vec::new(),
             });
         }
-        let return_content = any_ndr
-            && env
-                .per_message_indicators
-                .get(PerMessageIndicators::CONTENT_RETURN_REQUEST);
         Ok(Report {
             envelope: ReportTransferEnvelope {
                 report_identifier,
-                report_destination_name: env.originator_name.clone(),
+                report_destination_name: subject.originator.clone(),
                 trace_information: vec![TraceInformationElement::relayed(
                     reporting_domain,
                     report_time,
@@ -774,12 +843,12 @@ impl Report {
                 extensions: Vec::new(),
             },
             content: ReportTransferContent {
-                subject_identifier: env.message_identifier.clone(),
-                subject_intermediate_trace_information: env.trace_information.clone(),
-                original_encoded_information_types: env.original_encoded_information_types.clone(),
-                content_type: Some(env.content_type.clone()),
-                content_identifier: env.content_identifier.clone(),
-                returned_content: return_content.then(|| subject.content.clone()),
+                subject_identifier: subject.identifier.clone(),
+                subject_intermediate_trace_information: subject.trace.to_vec(),
+                original_encoded_information_types: subject.eits.clone(),
+                content_type: Some(subject.content_type.clone()),
+                content_identifier: subject.content_identifier.clone(),
+                returned_content: subject.returned_content,
                 additional_information: None,
                 extensions: Vec::new(),
                 per_recipient_fields: per_recipient,

@@ -345,6 +345,63 @@ fn probe_decodes() {
 }
 
 #[test]
+fn report_about_a_probe() {
+    let m = sample_message();
+    let probe = ProbeTransferEnvelope {
+        probe_identifier: MtsIdentifier {
+            global_domain_identifier: gdi("ExchangeORG"),
+            local_identifier: "SITEA/PROBE7".into(),
+        },
+        originator_name: m.envelope.originator_name.clone(),
+        original_encoded_information_types: None,
+        content_type: ContentType::P2_1984,
+        content_identifier: Some("probe-7".into()),
+        content_length: Some(4096),
+        per_message_indicators: PerMessageIndicators::new(&[PerMessageIndicators::CONTENT_RETURN_REQUEST]),
+        per_domain_bilateral_information: None,
+        trace_information: m.envelope.trace_information.clone(),
+        extensions: vec![],
+        per_recipient_fields: vec![
+            PerRecipientFields::new(m.envelope.per_recipient_fields[0].recipient_name.clone(), 1),
+            PerRecipientFields::new(m.envelope.per_recipient_fields[1].recipient_name.clone(), 2),
+        ],
+    };
+    let at = t(2000, 1, 1, 0, 0, 5);
+    let report = Report::generate_for_probe(
+        &probe,
+        MtsIdentifier { global_domain_identifier: gdi("ExchangeORG"), local_identifier: "SITEB/R1".into() },
+        gdi("ExchangeORG"),
+        at,
+        at,
+        &[
+            RecipientOutcome {
+                recipient: 0,
+                report_type: ReportType::Delivery { message_delivery_time: at, type_of_mts_user: TypeOfMtsUser::PUBLIC },
+                supplementary_information: None,
+            },
+            RecipientOutcome {
+                recipient: 1,
+                report_type: ReportType::NonDelivery {
+                    reason: NonDeliveryReasonCode::UNABLE_TO_TRANSFER,
+                    diagnostic: Some(NonDeliveryDiagnosticCode::UNRECOGNISED_OR_NAME),
+                },
+                supplementary_information: None,
+            },
+        ],
+    )
+    .unwrap();
+    assert_eq!(report.content.subject_identifier, probe.probe_identifier, "subject-identifier = probe-identifier");
+    assert_eq!(report.envelope.report_destination_name, probe.originator_name);
+    assert_eq!(report.content.content_identifier.as_deref(), Some("probe-7"));
+    assert_eq!(report.content.returned_content, None, "a probe has no content to return");
+    assert_eq!(report.content.per_recipient_fields.len(), 2);
+    assert_eq!(report.content.per_recipient_fields[1].originally_specified_recipient_number, 2);
+    let bytes = MtsApdu::Report(report.clone()).encode(Conformance::Explicit1988).unwrap();
+    assert_eq!(MtsApdu::decode(&bytes).unwrap(), MtsApdu::Report(report));
+    assert!(Report::generate_for_probe(&probe, probe.probe_identifier.clone(), gdi("X"), at, at, &[]).is_err());
+}
+
+#[test]
 fn external_wrapping() {
     let apdu = MtsApdu::Message(sample_message());
     let ext = apdu.encode_external(5, Conformance::Explicit1988).unwrap();

@@ -221,10 +221,7 @@ pub async fn process_apdu(ctx: &Arc<Ctx>, ci: Option<usize>, peer: SocketAddr, a
     match MtsApdu::decode(&apdu) {
         Ok(MtsApdu::Message(msg)) => accept_message(ctx, &conn_name, peer, msg).await,
         Ok(MtsApdu::Report(r)) => accept_report(ctx, r).await,
-        Ok(MtsApdu::Probe(_)) => {
-            tracing::info!(%peer, "probe received; nothing to do");
-            Ok(())
-        }
+        Ok(MtsApdu::Probe(p)) => accept_probe(ctx, peer, p).await,
         Err(e) => {
             tracing::warn!(%peer, error = %e, "undecodable MTS-APDU");
             ctx.events.log(catalog::MTA_ASSOC_ABORTED, &[&conn_name, &format!("undecodable MTS-APDU: {e}")]);
@@ -250,14 +247,7 @@ async fn accept_message(ctx: &Arc<Ctx>, from_mta: &str, peer: SocketAddr, msg: m
         let mut origin_rcpts = Vec::new();
         for (i, p) in msg.envelope.per_recipient_fields.iter().enumerate() {
             let smtp = gateway::or_to_smtp(&p.recipient_name.address, &dir);
-            let known = match smtp.rsplit_once('@') {
-                Some((l, d)) if router.is_local(d) => dir.lookup_smtp(l, d).is_some(),
-                Some((_, d)) if !smtp.starts_with("IMCEAX400-") => {
-                    router.has_route(d) || ctx.mta.as_ref().is_some_and(|m| m.has_smtp_route(d))
-                }
-                _ => false,
-            };
-            if known {
+            if deliverable(ctx, &router, &dir, &smtp) {
                 rcpts.push(smtp);
                 origin_rcpts.push(p.recipient_name.to_mnemonic());
             } else {
@@ -310,29 +300,94 @@ async fn accept_message(ctx: &Arc<Ctx>, from_mta: &str, peer: SocketAddr, msg: m
     crate::delivery::enqueue(ctx, env, data).await
 }
 
+/// Whether mail for `smtp` (a recipient's address after the gateway's mapping) would be
+/// delivered here or routed on: a mailbox of this site, or a domain with an IMS or X.400
+/// route. Encapsulated X.400 addresses (`IMCEAX400-…`) are not.
+fn deliverable(ctx: &Ctx, router: &crate::routing::Router, dir: &mtalab_directory::Directory, smtp: &str) -> bool {
+    match smtp.rsplit_once('@') {
+        Some((l, d)) if router.is_local(d) => dir.lookup_smtp(l, d).is_some(),
+        Some((_, d)) if !smtp.starts_with("IMCEAX400-") => router.has_route(d) || ctx.mta.as_ref().is_some_and(|m| m.has_smtp_route(d)),
+        _ => false,
+    }
+}
+
+/// A probe (X.411 §12.2.1.2): nothing is delivered; a report goes back to the originator
+/// with, per recipient, a delivery report when a message would be delivered or routed on
+/// from here, else a non-delivery report (unrecognised O/R name).
+async fn accept_probe(ctx: &Arc<Ctx>, peer: SocketAddr, probe: mtalab_p1::ProbeTransferEnvelope) -> anyhow::Result<()> {
+    let now = Utc::now();
+    let outcomes: Vec<RecipientOutcome> = {
+        let dir = ctx.directory.read().expect("dir lock");
+        let router = ctx.router();
+        probe
+            .per_recipient_fields
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let smtp = gateway::or_to_smtp(&p.recipient_name.address, &dir);
+                let report_type = if deliverable(ctx, &router, &dir, &smtp) {
+                    ReportType::Delivery { message_delivery_time: now, type_of_mts_user: mtalab_p1::TypeOfMtsUser::PUBLIC }
+                } else {
+                    ReportType::NonDelivery {
+                        reason: NonDeliveryReasonCode::TRANSFER_FAILURE,
+                        diagnostic: Some(NonDeliveryDiagnosticCode::UNRECOGNISED_OR_NAME),
+                    }
+                };
+                RecipientOutcome { recipient: i, report_type, supplementary_information: None }
+            })
+            .collect()
+    };
+    tracing::info!(%peer, probe = %probe.probe_identifier.local_identifier, recipients = outcomes.len(), "probe received; reporting");
+    if outcomes.is_empty() {
+        return Ok(());
+    }
+    let (gdi, report_id) = report_identifier(ctx);
+    let report = Report::generate_for_probe(&probe, report_id, gdi, now, now, &outcomes).map_err(|e| anyhow::anyhow!("probe report: {e}"))?;
+    queue_report_apdu(ctx, report, &probe.originator_name, &probe.probe_identifier.local_identifier, &probe.per_recipient_fields).await
+}
+
+/// This MTA's global domain identifier and a fresh report identifier.
+fn report_identifier(ctx: &Ctx) -> (mtalab_p1::GlobalDomainIdentifier, MtsIdentifier) {
+    let gdi = gateway::gdi_of(&ctx.cfg.read().expect("cfg lock").site_addressing.x400);
+    let local = ctx.queue.new_id().chars().take(32).collect();
+    (gdi.clone(), MtsIdentifier { global_domain_identifier: gdi, local_identifier: local })
+}
+
 /// Queue a non-delivery report about `subject` to its originator (event 290 per recipient).
 pub async fn queue_report(ctx: &Arc<Ctx>, subject: &mtalab_p1::Message, outcomes: &[RecipientOutcome]) -> anyhow::Result<()> {
-    let (gdi, local) = {
-        let cfg = ctx.cfg.read().expect("cfg lock");
-        (gateway::gdi_of(&cfg.site_addressing.x400), ctx.queue.new_id())
-    };
+    let (gdi, report_id) = report_identifier(ctx);
     let now = Utc::now();
-    let report = Report::generate(subject, MtsIdentifier { global_domain_identifier: gdi.clone(), local_identifier: local.chars().take(32).collect() }, gdi, now, now, outcomes)
-        .map_err(|e| anyhow::anyhow!("report: {e}"))?;
-    for o in outcomes {
-        if let ReportType::NonDelivery { reason, diagnostic } = &o.report_type {
-            let rcpt = subject.envelope.per_recipient_fields.get(o.recipient).map(|p| p.recipient_name.to_mnemonic()).unwrap_or_default();
-            ctx.events.log(
-                catalog::MTA_NDR,
-                &[&reason.0.to_string(), &diagnostic.map_or("none".into(), |d| d.0.to_string()), &subject.envelope.message_identifier.local_identifier, &rcpt],
-            );
+    let report = Report::generate(subject, report_id, gdi, now, now, outcomes).map_err(|e| anyhow::anyhow!("report: {e}"))?;
+    let env = &subject.envelope;
+    queue_report_apdu(ctx, report, &env.originator_name, &env.message_identifier.local_identifier, &env.per_recipient_fields).await
+}
+
+/// Log event 290 for each non-delivery in `report` and queue it, as an MTS-APDU, to
+/// `destination`. `subject_id` and `recipients` are the subject's local identifier and
+/// per-recipient fields (for the events).
+async fn queue_report_apdu(
+    ctx: &Arc<Ctx>,
+    report: Report,
+    destination: &mtalab_p1::OrName,
+    subject_id: &str,
+    recipients: &[mtalab_p1::PerRecipientFields],
+) -> anyhow::Result<()> {
+    let now = Utc::now();
+    for p in &report.content.per_recipient_fields {
+        if let ReportType::NonDelivery { reason, diagnostic } = &p.last_trace_information.report_type {
+            let rcpt = recipients
+                .iter()
+                .find(|r| r.originally_specified_recipient_number == p.originally_specified_recipient_number)
+                .map(|r| r.recipient_name.to_mnemonic())
+                .unwrap_or_default();
+            ctx.events.log(catalog::MTA_NDR, &[&reason.0.to_string(), &diagnostic.map_or("none".into(), |d| d.0.to_string()), subject_id, &rcpt]);
         }
     }
     let data = MtsApdu::Report(report).encode(Conformance::default()).map_err(|e| anyhow::anyhow!("report: {e}"))?;
     let env = Envelope {
         id: ctx.queue.new_id(),
         from: String::new(),
-        rcpts: vec![format!("x400:{}", subject.envelope.originator_name.to_mnemonic())],
+        rcpts: vec![format!("x400:{}", destination.to_mnemonic())],
         received: now,
         peer: "local".into(),
         helo: ctx.hostname.clone(),
