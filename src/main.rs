@@ -243,6 +243,20 @@ enum LabCmd {
         #[command(flatten)]
         target: LabTarget,
     },
+    /// The guard service of a docker lab: keep `DOCKER-USER -i B -o B -j ACCEPT` in the host's
+    /// firewall for each bridge until SIGTERM, then delete it (docs/DOCKER.md).
+    #[command(hide = true)]
+    Netguard {
+        /// Lab name, for the rules' comment (`mtalab lab NAME`).
+        #[arg(long)]
+        lab: String,
+        /// Bridge interface (repeat for several).
+        #[arg(long, required = true)]
+        bridge: Vec<String>,
+        /// Only check that every bridge has its rule (the healthcheck): exit 0 when so.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -350,6 +364,13 @@ async fn lab_cmd(cmd: LabCmd) -> anyhow::Result<ExitCode> {
             mtalab_lab::docker::write_default_lab(&project, &out, &files)?;
             println!("wrote {} and {} config file(s) under {files}", out.display(), project.files.len());
             Ok(ExitCode::SUCCESS)
+        }
+        LabCmd::Netguard { lab, bridge, check } => {
+            if check {
+                mtalab_lab::docker::netguard::check(&bridge)
+            } else {
+                mtalab_lab::docker::netguard::run(&lab, &bridge).await
+            }
         }
         LabCmd::BenchUp { scenario, servers, runs, backend, json } => {
             anyhow::ensure!(backend == "docker", "bench-up measures the docker backend only (--backend docker)");

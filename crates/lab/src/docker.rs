@@ -7,7 +7,9 @@
 //! containers (`docker exec … mtalab send`), so a message leaves from the client host's or
 //! server's own address. Lab networks are `internal: true`; the host reaches its containers
 //! through its end of each bridge (the networks exist only while the lab is up), and
-//! [`hostnet`] keeps containers from opening connections to the host.
+//! [`hostnet`] keeps containers from opening connections to the host. A lab whose servers
+//! have static routes has one more service, the guard ([`netguard`]), which lets the routed
+//! traffic cross the lab's bridges (rules in the host's `DOCKER-USER` chain, over [`nft`]).
 //!
 //! The lab directory holds `docker-compose.yml`, `servers/<name>/server.toml`,
 //! `dns/zones.json`, `state.json` (the [`LabState`] every backend writes, backend `docker`)
@@ -20,6 +22,8 @@ pub mod cli;
 pub mod compose;
 pub mod faults;
 pub mod hostnet;
+pub mod netguard;
+pub mod nft;
 pub mod supervise;
 pub mod yaml;
 
@@ -77,7 +81,7 @@ pub struct DockerState {
     /// Network key → docker network name, once created.
     #[serde(default)]
     pub docker_networks: BTreeMap<String, String>,
-    /// Bridges whose filter rules were inserted ([`hostnet::guard`]).
+    /// Bridges whose INPUT filter rule was inserted ([`hostnet::guard`]).
     #[serde(default)]
     pub guarded: Vec<String>,
 }
@@ -329,7 +333,8 @@ impl DockerLab {
             }
         }
         self.docker.write(&self.state.dir)?;
-        let ids: Vec<String> = self.docker.containers.values().cloned().collect();
+        // Not the guard's: it is on the host's network, and that default route is the host's.
+        let ids: Vec<String> = self.docker.services.iter().filter(|s| s.role != Role::Guard).filter_map(|s| self.docker.containers.get(&s.key).cloned()).collect();
         self.drop_default_routes(ids).await;
         let keys: Vec<String> = self.docker.services.iter().map(|s| s.key.clone()).collect();
         self.wait_healthy(&keys, HEALTH_TIMEOUT).await
@@ -396,7 +401,7 @@ impl DockerLab {
                 }
             }
             Role::Dns => self.state.dns_pid = pid,
-            Role::Host => {}
+            Role::Host | Role::Guard => {}
         }
     }
 
@@ -661,6 +666,8 @@ pub fn down(dir: &Path) -> anyhow::Result<DownSummary> {
     for b in &bridges {
         hostnet::unguard(b);
     }
+    // The guard deletes its rules when stopped; after a kill, they are deleted here.
+    let _ = netguard::remove_leftovers(&bridges);
     let remaining = cli::project_containers(&d.project).map(|v| v.len()).unwrap_or(0) + cli::project_networks(&d.project).map(|v| v.len()).unwrap_or(0);
     for f in ["docker-compose.yml", "state.json", "docker.json"] {
         let _ = std::fs::remove_file(dir.join(f));
@@ -770,7 +777,7 @@ pub fn render_default_lab(scenario_path: &Path, scenario_rel: &str, files_dir: &
                 String::new(),
                 "Rendered by `mtalab lab compose` from the scenario above; a test keeps it equal to a fresh rendering.".into(),
                 "Build the image first (testnet/image/build.sh), then `docker compose up` (or `docker-compose up`).".into(),
-                "See docs/DOCKER.md.".into(),
+                "README.md (Docker) shows how to send a message into it and read the events; docs/DOCKER.md has the details.".into(),
             ],
         },
     )

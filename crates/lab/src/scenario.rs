@@ -583,7 +583,7 @@ impl Scenario {
         if self.organizations.is_empty() {
             return Err("at least one [[organizations]] entry is needed".into());
         }
-        if !(self.scenario.time_scale > 0.0) {
+        if self.scenario.time_scale.is_nan() || self.scenario.time_scale <= 0.0 {
             return Err("scenario.time_scale must be positive".into());
         }
         for s in &self.sites {

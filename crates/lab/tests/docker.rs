@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use mtalab_lab::docker::compose::Role;
 use mtalab_lab::docker::{self, DockerLab, DockerOptions, cli};
 use mtalab_lab::{LocalOptions, Scenario};
 
@@ -229,6 +230,50 @@ fn rules_gone(bridge_prefix: &str) {
     }
 }
 
+/// `iptables -S DOCKER-USER`, or None without iptables.
+fn docker_user_rules() -> Option<String> {
+    let out = std::process::Command::new("iptables").args(["-w", "-S", "DOCKER-USER"]).output().ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The guard's rule for a bridge as `iptables -S` lists it.
+fn guard_rule(bridge: &str, lab: &str) -> String {
+    format!("-A DOCKER-USER -i {bridge} -o {bridge} -m comment --comment \"mtalab lab {lab}\" -j ACCEPT")
+}
+
+/// Wait until every container of a compose project (at least `n`) is healthy.
+fn wait_healthy(project: &str, n: usize, timeout: Duration) {
+    let start = Instant::now();
+    loop {
+        let ids: Vec<String> = cli::project_containers(project).unwrap().into_iter().map(|(id, _)| id).collect();
+        if ids.len() >= n {
+            let mut args = vec!["inspect".to_string(), "--format".into(), "{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}".into()];
+            args.extend(ids);
+            let out = cli::run(&mut cli::docker(args)).unwrap();
+            if out.lines().all(|l| l.ends_with(" healthy")) {
+                return;
+            }
+            assert!(start.elapsed() < timeout, "not healthy after {timeout:?}:\n{out}");
+        }
+        assert!(start.elapsed() < timeout, "{project}: fewer than {n} containers after {timeout:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Poll `url` (JSON) until `ok` holds of it.
+async fn poll_json(url: &str, timeout: Duration, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        if let Ok(v) = mtalab_lab::http_get_json::<serde_json::Value>(url).await
+            && ok(&v)
+        {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "{url}: not there after {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[test]
 fn root_compose_file_is_a_fresh_rendering() {
     let text = std::fs::read_to_string(root().join("docker-compose.yml")).unwrap();
@@ -241,6 +286,7 @@ fn root_compose_file_is_a_fresh_rendering() {
             .to_string()
     };
     let (scenario, files) = (header("scenario"), header("files"));
+    assert_eq!(scenario, "testnet/scenarios/q255991-x400-rras.toml", "the default lab is the KB Q255991 scenario");
     let p = docker::render_default_lab(&root().join(&scenario), &scenario, &files, docker::DEFAULT_IMAGE).unwrap();
     let fix = format!("regenerate with `cargo run -- lab compose {scenario} --files {files}`");
     assert!(text == p.yaml, "docker-compose.yml differs from a fresh rendering of {scenario}: {fix}");
@@ -300,17 +346,90 @@ async fn routes_faults_and_the_kernels_source_choice() {
         }
         cli::run(&mut cli::docker(args)).unwrap();
         let base = lab.state.admin_url("ServerB").unwrap();
-        let list: serde_json::Value = mtalab_lab::http_get_json(&format!("{base}/mailboxes/User2")).await.unwrap();
+        // The 250 comes once the message is queued; the mailbox has it a moment later.
+        let list = poll_json(&format!("{base}/mailboxes/User2"), Duration::from_secs(10), |v| v.as_array().is_some_and(|a| a.iter().any(|m| m["subject"] == subject))).await;
         let id = list.as_array().unwrap().iter().find(|m| m["subject"] == subject).unwrap()["id"].as_str().unwrap().to_string();
         let raw = reqwest::get(format!("{base}/mailboxes/User2/{id}")).await.unwrap().bytes().await.unwrap();
         let hops = mtalab_lab::runner::hops(&raw);
         assert_eq!(hops[0].from_ip.as_deref(), Some(want), "{subject}: {hops:?}");
+    }
+    // The guard keeps the RAS bridge open in DOCKER-USER (the only network the routes leave
+    // by). Killed outright it cannot delete its rule; `down` does.
+    let ras = lab.docker.networks.iter().find(|n| n.name == "ras").unwrap().bridge.clone();
+    let guards: Vec<_> = lab.docker.services.iter().filter(|s| s.role == Role::Guard).collect();
+    assert_eq!(guards.len(), 1);
+    let guard = lab.docker.containers[&guards[0].key].clone();
+    if let Some(rules) = docker_user_rules() {
+        assert!(rules.contains(&guard_rule(&ras, "docker-dual-homed")), "{rules}");
+        assert_eq!(rules.matches("mtalab lab docker-dual-homed").count(), 1, "only the RAS bridge is guarded:\n{rules}");
+    }
+    cli::run(&mut cli::docker(["kill", "-s", "KILL", &guard])).unwrap();
+    if let Some(rules) = docker_user_rules() {
+        assert!(rules.contains(&guard_rule(&ras, "docker-dual-homed")), "a killed guard leaves its rule:\n{rules}");
     }
     let prefix = docker::bridge_prefix(&lab.state.dir);
     let project = lab.docker.project.clone();
     lab.down_now();
     project_gone(&project);
     rules_gone(&prefix);
+}
+
+/// The root docker-compose.yml with plain compose, as the README runs it: no mtalab on the
+/// host. A message from SiteA to SiteB crosses the X.400 connector over the RAS link: refused
+/// with 9301 (ServerA comes from its RAS address), delivered once the Stack IP Address
+/// Override is set and the MTA restarted. `compose down` leaves no rule behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_root_compose_file_runs_with_plain_compose() {
+    let Some(_lock) = docker_or_skip("the_root_compose_file_runs_with_plain_compose").await else { return };
+    if image() != docker::DEFAULT_IMAGE {
+        return eprintln!("the_root_compose_file_runs_with_plain_compose: SKIPPED — the root compose file uses {}, not $MTALAB_IMAGE", docker::DEFAULT_IMAGE);
+    }
+    let dc = cli::Docker::detect().unwrap();
+    let file = root().join("docker-compose.yml");
+    let project = format!("mtalab-root-test-{}", std::process::id());
+    struct Down<'a>(&'a cli::Docker, &'a str, &'a Path);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = cli::run(&mut self.0.compose(self.1, self.2, ["down", "-v", "-t", "5"]));
+        }
+    }
+    let down = Down(&dc, &project, &file);
+    cli::run(&mut dc.compose(&project, &file, ["up", "-d"])).unwrap();
+    wait_healthy(&project, 4, Duration::from_secs(60));
+    let scenario = "testnet/scenarios/q255991-x400-rras.toml";
+    let rendered = docker::render_default_lab(&root().join(scenario), scenario, "testnet/image/default-lab", docker::DEFAULT_IMAGE).unwrap();
+    assert_eq!(rendered.guarded.len(), 1, "the RAS link is the one routed network");
+    let bridge = rendered.guarded[0].clone();
+    if let Some(rules) = docker_user_rules() {
+        assert!(rules.contains(&guard_rule(&bridge, "q255991-x400-rras")), "{rules}");
+    }
+
+    let subject = "Q255991 with plain compose";
+    cli::run(&mut dc.compose(
+        &project,
+        &file,
+        ["exec", "-T", "servera", "/mtalab", "send", "--server", "192.168.200.10:25", "--from", "User1@SiteA.microsoft.com", "--to", "User2@SiteB.microsoft.com", "--subject", subject],
+    ))
+    .unwrap();
+    let events = poll_json("http://192.168.100.15:8025/events?id=9301", Duration::from_secs(20), |v| v.as_array().is_some_and(|a| !a.is_empty())).await;
+    assert!(events.to_string().contains("C0A80101"), "9301 names the RAS address 192.168.1.1: {events}");
+    let http = reqwest::Client::new();
+    let r = http
+        .post("http://192.168.200.10:8025/actions/set-registry")
+        .json(&serde_json::json!({"key": "MSExchangeMTA\\Parameters\\X400 to SiteB", "value": "Stack IP Address Override", "data": "192.168.200.10"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let r = http.post("http://192.168.200.10:8025/actions/restart-service").json(&serde_json::json!({"service": "MSExchangeMTA"})).send().await.unwrap();
+    assert!(r.status().is_success());
+    poll_json("http://192.168.100.15:8025/mailboxes/User2", Duration::from_secs(20), |v| v.as_array().is_some_and(|a| a.iter().any(|m| m["subject"] == subject))).await;
+
+    drop(down);
+    project_gone(&project);
+    if let Some(rules) = docker_user_rules() {
+        assert!(!rules.contains(&bridge), "compose down left a rule:\n{rules}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

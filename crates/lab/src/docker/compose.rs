@@ -14,6 +14,10 @@
 //!   addresses on its networks and a healthcheck. Servers with static routes get
 //!   `cap_add: [NET_ADMIN]` and apply the routes at start; servers on several networks get
 //!   `rp_filter` off (replies may leave by another interface than the request came in on).
+//! - One guard service ([`super::netguard`], `mtalab lab netguard`, host network, `NET_ADMIN`)
+//!   when a server has a static route: it lets the routed traffic cross the networks the routes
+//!   leave by, which Docker's rules for internal networks would drop; every server starts once
+//!   it is healthy (its rules are in place).
 //! - Server data lives in a named volume per server, removed by `down -v`.
 
 use std::collections::BTreeSet;
@@ -80,6 +84,8 @@ pub enum Role {
     Dns,
     /// A client host.
     Host,
+    /// The guard of routed networks ([`super::netguard`]): host network, no lab address.
+    Guard,
 }
 
 /// A service of the rendered project.
@@ -91,9 +97,11 @@ pub struct ServicePlan {
     pub role: Role,
     /// Scenario name (server or host name; `dns`).
     pub name: String,
-    /// Its main address (the server's NIC, the host's or the DNS address).
+    /// Its main address (the server's NIC, the host's or the DNS address; unspecified,
+    /// 0.0.0.0, for the guard, which is on the host's network).
     pub address: Ipv4Addr,
-    /// Its attachments: (interface name, network key, address); the first is the main one.
+    /// Its attachments: (interface name, network key, address); the first is the main one
+    /// (none for the guard).
     pub attachments: Vec<(String, String, Ipv4Addr)>,
     /// Whether the service has `cap_add: [NET_ADMIN]`.
     pub net_admin: bool,
@@ -110,6 +118,9 @@ pub struct Project {
     pub networks: Vec<NetworkPlan>,
     /// Services.
     pub services: Vec<ServicePlan>,
+    /// Bridges of the networks that carry routed traffic, which the guard service keeps open
+    /// (empty: no guard).
+    pub guarded: Vec<String>,
 }
 
 impl Project {
@@ -184,6 +195,28 @@ fn host_end(net: &Ipv4Net, used: &BTreeSet<Ipv4Addr>) -> anyhow::Result<Ipv4Addr
         a -= 1;
     }
     bail!("network {net} has no free address left for the host's end of its bridge")
+}
+
+/// The networks a server's static route leaves by: the one holding the route's gateway, or,
+/// for a route without one, the one holding the address of the named interface (`LAN` is the
+/// server's own address). Their bridges carry traffic from and to other subnets.
+pub fn routed_networks(sc: &Scenario, networks: &[NetworkPlan]) -> Vec<String> {
+    let mut keys = BTreeSet::new();
+    for srv in &sc.servers {
+        for r in &srv.routes {
+            let via = r.gateway.or_else(|| {
+                if r.interface.eq_ignore_ascii_case("LAN") {
+                    Some(srv.address)
+                } else {
+                    srv.interfaces.iter().find(|i| i.name.eq_ignore_ascii_case(&r.interface)).map(|i| i.address)
+                }
+            });
+            if let Some(n) = via.and_then(|a| networks.iter().find(|n| n.subnet.contains(&a))) {
+                keys.insert(n.key.clone());
+            }
+        }
+    }
+    networks.iter().filter(|n| keys.contains(&n.key)).map(|n| n.key.clone()).collect()
 }
 
 fn healthcheck(test: Vec<String>) -> Yaml {
@@ -270,6 +303,15 @@ pub fn render(sc: &Scenario, opts: &ComposeOptions) -> anyhow::Result<Project> {
         services.push(ServicePlan { key, role: Role::Host, name: h.name.clone(), address: h.address, attachments: attach(vec![("LAN".into(), h.address)])?, net_admin: false });
     }
 
+    let guarded: Vec<String> = routed_networks(sc, &networks).iter().filter_map(|k| networks.iter().find(|n| &n.key == k)).map(|n| n.bridge.clone()).collect();
+    let guard_key = if guarded.is_empty() {
+        None
+    } else {
+        let key = unique_key(super::netguard::SERVICE.into(), format!("lab-{}", super::netguard::SERVICE))?;
+        services.push(ServicePlan { key: key.clone(), role: Role::Guard, name: super::netguard::SERVICE.into(), address: Ipv4Addr::UNSPECIFIED, attachments: vec![], net_admin: true });
+        Some(key)
+    };
+
     // Compose reads a short-syntax volume source as a path only when it starts with `.` or
     // `/`; anything else would name a volume.
     let files_dir = opts.files_dir.trim_end_matches('/');
@@ -277,6 +319,23 @@ pub fn render(sc: &Scenario, opts: &ComposeOptions) -> anyhow::Result<Project> {
     let mut svc_yaml = Vec::new();
     let mut volumes = Vec::new();
     for s in &services {
+        if s.role == Role::Guard {
+            // On the host's network: no hostname (Docker refuses one there), no lab address.
+            let mut test = vec!["CMD".to_string(), "/mtalab".into()];
+            test.extend(super::netguard::command(&sc.scenario.name, &guarded));
+            test.insert(4, "--check".into());
+            let m = map([
+                ("image", opts.image.as_str().into()),
+                ("pull_policy", "never".into()),
+                ("command", strs(super::netguard::command(&sc.scenario.name, &guarded))),
+                ("network_mode", "host".into()),
+                ("cap_add", strs(["NET_ADMIN"])),
+                ("healthcheck", healthcheck(test)),
+                ("stop_grace_period", "5s".into()),
+            ]);
+            svc_yaml.push((s.key.clone(), m));
+            continue;
+        }
         let mut m: Vec<(String, Yaml)> = vec![("image".into(), opts.image.as_str().into()), ("pull_policy".into(), "never".into()), ("hostname".into(), s.name.as_str().into())];
         let (command, mounts, test) = match s.role {
             Role::Server => {
@@ -294,6 +353,7 @@ pub fn render(sc: &Scenario, opts: &ComposeOptions) -> anyhow::Result<Project> {
                 vec!["CMD".to_string(), "/mtalab".into(), "health".into(), "--tcp".into(), format!("{}:{}", s.address, PORTS.dns)],
             ),
             Role::Host => (vec!["idle".to_string()], vec![], vec!["CMD".to_string(), "/mtalab".into(), "health".into()]),
+            Role::Guard => unreachable!("rendered above"),
         };
         m.push(("command".into(), strs(command)));
         if !mounts.is_empty() {
@@ -308,6 +368,9 @@ pub fn render(sc: &Scenario, opts: &ComposeOptions) -> anyhow::Result<Project> {
         }
         if s.attachments.len() > 1 {
             m.push(("sysctls".into(), map([("net.ipv4.conf.all.rp_filter", "0".into()), ("net.ipv4.conf.default.rp_filter", "0".into())])));
+        }
+        if let (Role::Server, Some(g)) = (s.role, &guard_key) {
+            m.push(("depends_on".into(), map([(g.clone(), map([("condition", "service_healthy".into())]))])));
         }
         m.push(("healthcheck".into(), healthcheck(test)));
         m.push(("stop_grace_period".into(), "5s".into()));
@@ -336,7 +399,7 @@ pub fn render(sc: &Scenario, opts: &ComposeOptions) -> anyhow::Result<Project> {
         yaml.push_str(&format!("# {h}\n").replace("# \n", "#\n"));
     }
     yaml.push_str(&super::yaml::to_string(&Yaml::Map(doc)));
-    Ok(Project { yaml, files, networks, services })
+    Ok(Project { yaml, files, networks, services, guarded })
 }
 
 #[cfg(test)]
@@ -411,7 +474,8 @@ zones = []
         assert!(!p.services[1].net_admin);
         assert!(p.yaml.starts_with("# test\nservices:\n  servera:\n"));
         assert!(p.yaml.contains("    cap_add: [\"NET_ADMIN\"]\n"));
-        assert_eq!(p.yaml.matches("cap_add").count(), 1);
+        // ServerA and the guard.
+        assert_eq!(p.yaml.matches("cap_add").count(), 2);
         assert!(p.yaml.contains("net.ipv4.conf.all.rp_filter: \"0\""));
         assert!(p.yaml.contains("      ras:\n        ipv4_address: \"192.168.1.1\"\n"));
         assert_eq!(p.yaml.matches("internal: true").count(), 4);
@@ -425,6 +489,36 @@ zones = []
         assert_eq!(cfg.ims.as_ref().unwrap().dns_servers[0].to_string(), "10.10.10.2:53");
         assert_eq!(cfg.ims.as_ref().unwrap().relay_from[0].to_string(), "192.168.200.0/24");
         assert_eq!(cfg.server.routes[0].gateway, Some("192.168.1.2".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_guard_for_the_networks_routes_leave_by() {
+        let p = render(&scenario(BASE), &opts()).unwrap();
+        // ServerA's route to LAN-B goes via 192.168.1.2, on the RAS network (bridge mtlabc-2).
+        assert_eq!(p.guarded, ["mtlabc-2"]);
+        let g = p.services.last().unwrap();
+        assert_eq!((g.key.as_str(), g.role, g.net_admin), ("netguard", Role::Guard, true));
+        assert!(g.attachments.is_empty());
+        let want = concat!(
+            "  netguard:\n",
+            "    image: \"mtalab:local\"\n",
+            "    pull_policy: \"never\"\n",
+            "    command: [\"lab\", \"netguard\", \"--lab\", \"t\", \"--bridge\", \"mtlabc-2\"]\n",
+            "    network_mode: \"host\"\n",
+            "    cap_add: [\"NET_ADMIN\"]\n",
+            "    healthcheck:\n",
+            "      test: [\"CMD\", \"/mtalab\", \"lab\", \"netguard\", \"--check\", \"--lab\", \"t\", \"--bridge\", \"mtlabc-2\"]\n",
+        );
+        assert!(p.yaml.contains(want), "{}", p.yaml);
+        // Both servers wait for it; the DNS and the client host do not.
+        assert_eq!(p.yaml.matches("    depends_on:\n      netguard:\n        condition: \"service_healthy\"\n").count(), 2, "{}", p.yaml);
+        // A gateway-less route leaves by its interface's network.
+        let text = BASE.replace("routes = [{ destination = \"192.168.100.0/24\", interface = \"RAS\", gateway = \"192.168.1.2\" }]", "routes = [{ destination = \"10.1.0.0/16\", interface = \"LAN\" }]");
+        assert_eq!(render(&scenario(&text), &opts()).unwrap().guarded, ["mtlabc-0"]);
+        // No static route, no guard.
+        let text = BASE.replace("routes = [{ destination = \"192.168.100.0/24\", interface = \"RAS\", gateway = \"192.168.1.2\" }]", "");
+        let p = render(&scenario(&text), &opts()).unwrap();
+        assert!(p.guarded.is_empty() && !p.services.iter().any(|s| s.role == Role::Guard) && !p.yaml.contains("netguard"));
     }
 
     #[test]

@@ -1,16 +1,13 @@
 //! The host's side of a docker lab's networks: refusing subnets the host already routes,
-//! the per-bridge filter rules, the containers' routing tables, and packet captures on the
+//! the per-bridge INPUT rule, the containers' routing tables, and packet captures on the
 //! bridges.
 //!
-//! Filter rules (iptables, inserted when the lab comes up and deleted when it goes down):
-//! - `INPUT -i <bridge> -m conntrack ! --ctstate ESTABLISHED,RELATED -j DROP`: containers
-//!   cannot open connections to the host through the host's end of the bridge; the host's
-//!   own connections to them (admin API, health) are answered as usual.
-//! - `DOCKER-USER -i <bridge> -o <bridge> -j ACCEPT`: frames that stay on one lab network are
-//!   never dropped. Where bridged traffic passes iptables (`net.bridge.bridge-nf-call-iptables
-//!   = 1`, Docker's default), Docker's rules for internal networks drop packets whose source
-//!   or destination lies outside the network's subnet — exactly what a RAS link carries when
-//!   a static route sends traffic for a remote LAN over it (KB Q255991).
+//! The filter rule (iptables, inserted when the lab comes up and deleted when it goes down):
+//! `INPUT -i <bridge> -m conntrack ! --ctstate ESTABLISHED,RELATED -j DROP`: containers cannot
+//! open connections to the host through the host's end of the bridge; the host's own
+//! connections to them (admin API, health) are answered as usual. The rules that let routed
+//! traffic cross a lab network (`DOCKER-USER -i <bridge> -o <bridge> -j ACCEPT`) are the guard
+//! service's ([`super::netguard`]), part of the compose project.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -75,31 +72,22 @@ fn input_rule(bridge: &str) -> Vec<&str> {
     vec!["INPUT", "-i", bridge, "-m", "conntrack", "!", "--ctstate", "ESTABLISHED,RELATED", "-j", "DROP"]
 }
 
-fn same_bridge_rule(bridge: &str) -> Vec<&str> {
-    vec!["DOCKER-USER", "-i", bridge, "-o", bridge, "-j", "ACCEPT"]
-}
-
-/// Insert the filter rules of one bridge. Errors say which rule could not be added (no
+/// Insert the INPUT rule of one bridge. The error says why it could not be added (no
 /// iptables, no privilege); the caller decides whether that is fatal.
 pub fn guard(bridge: &str) -> anyhow::Result<()> {
     let mut input = vec!["-I"];
     input.extend(input_rule(bridge));
-    iptables(&input).context("keeping containers from opening connections to the host")?;
-    let mut fwd = vec!["-I"];
-    fwd.extend(same_bridge_rule(bridge));
-    iptables(&fwd).context("letting traffic that stays on a lab network pass Docker's internal-network filter")?;
-    Ok(())
+    iptables(&input).context("keeping containers from opening connections to the host")
 }
 
-/// Delete the filter rules of one bridge (every copy; missing ones are fine).
+/// Delete the INPUT rule of one bridge (every copy; a missing one is fine).
 pub fn unguard(bridge: &str) {
-    for rule in [input_rule(bridge), same_bridge_rule(bridge)] {
-        for _ in 0..8 {
-            let mut del = vec!["-D"];
-            del.extend(rule.iter().copied());
-            if iptables(&del).is_err() {
-                break;
-            }
+    let rule = input_rule(bridge);
+    for _ in 0..8 {
+        let mut del = vec!["-D"];
+        del.extend(rule.iter().copied());
+        if iptables(&del).is_err() {
+            break;
         }
     }
 }
