@@ -142,10 +142,6 @@ impl TestServer {
         let Ok(rd) = std::fs::read_dir(d) else { return vec![] };
         rd.filter_map(|e| e.ok()).map(|e| std::fs::read(e.path()).unwrap()).collect()
     }
-
-    pub fn data_dir(&self) -> &Path {
-        &self.dir
-    }
 }
 
 impl Drop for TestServer {
