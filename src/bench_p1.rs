@@ -189,7 +189,7 @@ async fn throughput(work: &Path, route: &str, threshold: u32, a: &P1Args) -> any
         tasks.push(tokio::spawn(async move {
             let mut conn = mtalab_server::conn::SmtpConnection::connect(SocketAddr::from((A, SMTP)), Some(IpAddr::V4(A)), "bench", Duration::from_secs(30)).await?;
             for i in 0..n {
-                let msg = mtalab_lab::sendmail::Outgoing { from: "User1@a.test".into(), to: vec!["User1@b.test".into()], subject: format!("bench {s}-{i}"), body: body.clone() };
+                let msg = mtalab_lab::sendmail::Outgoing { from: "User1@a.test".into(), to: vec!["User1@b.test".into()], subject: format!("bench {s}-{i}"), body: body.clone(), body_size: None };
                 let r = conn
                     .send(mtalab_smtp::Transaction {
                         from: mtalab_smtp::ReversePath::Mailbox(mtalab_smtp::Mailbox::parse("User1@a.test").expect("valid")),

@@ -129,6 +129,9 @@ struct SendArgs {
     /// Body text.
     #[arg(long, default_value = "Sent with mtalab send.")]
     body: String,
+    /// Pad the body with filler lines up to this many octets.
+    #[arg(long, value_name = "OCTETS")]
+    body_size: Option<usize>,
     /// Print the decisive reply as JSON ({"code", "status", "text"}).
     #[arg(long)]
     json: bool,
@@ -472,7 +475,7 @@ async fn send_cmd(a: SendArgs) -> anyhow::Result<ExitCode> {
         }
         (None, None) => anyhow::bail!("give --server or --mx"),
     };
-    let msg = mtalab_lab::sendmail::Outgoing { from: a.from, to: a.to, subject: a.subject, body: a.body };
+    let msg = mtalab_lab::sendmail::Outgoing { from: a.from, to: a.to, subject: a.subject, body: a.body, body_size: a.body_size };
     let reply = mtalab_lab::sendmail::send(target, a.source, &a.helo, &msg).await?;
     if a.json {
         println!(

@@ -161,6 +161,9 @@ pub struct DockerLab {
     dc: Docker,
     /// Tear the lab down when dropped (until detached or downed).
     armed: bool,
+    /// Rates set by `link_rate` steps, per (service key, docker network): put back on the
+    /// new interface when `connect` restores the link.
+    rates: BTreeMap<(String, String), u32>,
 }
 
 /// Bring-up times of a docker lab, from the moment `compose up` was invoked.
@@ -291,7 +294,7 @@ impl DockerLab {
         };
         docker.write(&dir)?;
         write_state(&state)?;
-        let mut lab = DockerLab { state, docker, timings: UpTimings::default(), dc, armed: true };
+        let mut lab = DockerLab { state, docker, timings: UpTimings::default(), dc, armed: true, rates: BTreeMap::new() };
         if let Err(e) = lab.start_all().await {
             lab.down_now();
             return Err(e);
@@ -505,6 +508,11 @@ impl DockerLab {
             args.extend(["--to".into(), t.clone()]);
         }
         args.extend(["--subject".into(), sub.msg.subject.clone(), "--body".into(), sub.msg.body.clone()]);
+        if let Some(n) = sub.msg.body_size {
+            // The filler is made inside the container: a large body would not fit in one
+            // argument (128 KiB on Linux).
+            args.extend(["--body-size".into(), n.to_string()]);
+        }
         let mut cmd = cli::docker(&args);
         let out = tokio::task::spawn_blocking(move || cmd.stdin(std::process::Stdio::null()).output()).await?.context("docker exec")?;
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -539,7 +547,7 @@ impl DockerLab {
         Ok((key, net, att.2))
     }
 
-    /// Run a fault step (`disconnect`, `connect`, `netem`).
+    /// Run a fault step (`disconnect`, `connect`, `link_rate`, `netem`).
     pub async fn fault_step(&mut self, step: &Step) -> anyhow::Result<String> {
         match step {
             Step::Disconnect(l) => {
@@ -552,8 +560,41 @@ impl DockerLab {
                 let (key, net, addr) = self.link(&l.server, l.network.as_deref())?;
                 let id = self.container(&key)?.to_string();
                 cli::run_async(cli::docker(["network", "connect", "--ip", &addr.to_string(), &net, &id])).await?;
-                self.drop_default_routes(vec![id]).await;
-                Ok(format!("{} connected to {net} again as {addr}", l.server))
+                self.drop_default_routes(vec![id.clone()]).await;
+                // The link is the same line as before: its rate comes back with it (a new
+                // interface has no qdisc). The static routes over it come back by themselves:
+                // the server puts back routes that disappeared (`apply_routes`), within 1 s.
+                let mut detail = format!("{} connected to {net} again as {addr}", l.server);
+                if let Some(&kbit) = self.rates.get(&(key.clone(), net.clone())) {
+                    let iface = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+                        let pid = inspect(&[id.as_str()])?.get(&id).map(|c| c.pid).filter(|p| *p != 0).context("the container is not running")?;
+                        let iface = faults::interface_of(pid, addr)?;
+                        faults::tbf(pid, &iface, kbit)?;
+                        Ok(iface)
+                    })
+                    .await??;
+                    detail.push_str(&format!(", {iface} limited to {kbit} kbit/s again"));
+                }
+                Ok(detail)
+            }
+            Step::LinkRate(r) => {
+                let (key, net, addr) = self.link(&r.server, r.network.as_deref())?;
+                let id = self.container(&key)?.to_string();
+                let kbit = r.kbit;
+                let iface = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+                    let pid = inspect(&[id.as_str()])?.get(&id).map(|c| c.pid).filter(|p| *p != 0).context("the container is not running")?;
+                    let iface = faults::interface_of(pid, addr)?;
+                    faults::tbf(pid, &iface, kbit)?;
+                    Ok(iface)
+                })
+                .await??;
+                if kbit == 0 {
+                    self.rates.remove(&(key, net));
+                    Ok(format!("{} {iface} ({addr}): no rate limit", r.server))
+                } else {
+                    self.rates.insert((key, net), kbit);
+                    Ok(format!("{} {iface} ({addr}): rate {kbit} kbit/s (tc tbf)", r.server))
+                }
             }
             Step::Netem(n) => {
                 let (key, _net, addr) = self.link(&n.server, n.network.as_deref())?;

@@ -142,6 +142,11 @@ pub struct LocalLab {
     pub map: AddressMap,
     exe: PathBuf,
     children: HashMap<String, Child>,
+    /// The scenario's networks (name, subnet), to find a server's interface on a network.
+    networks: Vec<(String, ipnet::Ipv4Net)>,
+    /// Emulated link settings made by fault steps, per (server, interface): (up, rate kbit/s).
+    /// A server started again gets them back (they live in the server process).
+    links: std::collections::BTreeMap<(String, String), (bool, u32)>,
 }
 
 fn ports_free(addrs: &[Ipv4Addr], p: Ports) -> bool {
@@ -223,7 +228,8 @@ impl LocalLab {
             servers,
         };
         state.write()?;
-        let mut lab = LocalLab { state, map, exe: opts.exe.clone(), children: HashMap::new() };
+        let networks = sc.all_networks().into_iter().map(|n| (n.name, n.subnet)).collect();
+        let mut lab = LocalLab { state, map, exe: opts.exe.clone(), children: HashMap::new(), networks, links: Default::default() };
         if let Err(e) = lab.start_all().await {
             lab.down_now();
             return Err(e);
@@ -332,14 +338,94 @@ impl LocalLab {
         self.state.write()
     }
 
-    /// Start a stopped server and wait until it is healthy.
+    /// Start a stopped server and wait until it is healthy; links cut or limited by earlier
+    /// steps are set again (the host's links outlive its server process).
     pub async fn start_server(&mut self, name: &str) -> anyhow::Result<()> {
         let info = self.state.server(name).context("unknown server")?.clone();
         if info.pid.is_some() {
             bail!("server {name} is already running");
         }
         self.spawn_server(&info.name)?;
-        self.wait_healthy(&info.name, Duration::from_secs(15)).await
+        self.wait_healthy(&info.name, Duration::from_secs(15)).await?;
+        let again: Vec<(String, bool, u32)> = self.links.iter().filter(|((s, _), _)| *s == info.name).map(|((_, i), (up, kbit))| (i.clone(), *up, *kbit)).collect();
+        for (iface, up, kbit) in again {
+            self.set_link(&info.name, &iface, serde_json::json!({"interface": iface, "up": up, "rate_kbit": kbit})).await?;
+        }
+        Ok(())
+    }
+
+    /// The interface of `server` on `network`: an interface name (`LAN`, `RAS`, …) or the
+    /// name of a scenario network one of its addresses is on; default `LAN`.
+    pub fn interface_of(&self, server: &str, network: Option<&str>) -> anyhow::Result<(String, Ipv4Addr, Ipv4Addr)> {
+        let s = self.state.server(server).with_context(|| format!("unknown server {server}"))?;
+        let mut ifaces = vec![("LAN".to_string(), s.scenario_address, s.address)];
+        ifaces.extend(s.interfaces.iter().cloned());
+        let want = network.unwrap_or("LAN");
+        if let Some(i) = ifaces.iter().find(|i| i.0.eq_ignore_ascii_case(want)) {
+            return Ok(i.clone());
+        }
+        if let Some((_, net)) = self.networks.iter().find(|(n, _)| n.eq_ignore_ascii_case(want))
+            && let Some(i) = ifaces.iter().find(|i| net.contains(&i.1))
+        {
+            return Ok(i.clone());
+        }
+        bail!(
+            "server {server} has no link {want:?} (its links: {})",
+            ifaces.iter().map(|(n, a, _)| format!("{n} {a}")).collect::<Vec<_>>().join(", ")
+        )
+    }
+
+    async fn set_link(&mut self, server: &str, iface: &str, body: serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        let url = format!("{}/actions/set-link", self.state.admin_url(server).context("unknown server")?);
+        let r = reqwest::Client::new().post(&url).json(&body).timeout(Duration::from_secs(5)).send().await.with_context(|| format!("POST {url}"))?;
+        let ok = r.status().is_success();
+        let v: serde_json::Value = r.json().await.unwrap_or_default();
+        if !ok {
+            bail!("{server} refused to change its link {iface}: {}", v["error"].as_str().unwrap_or_default());
+        }
+        Ok(v)
+    }
+
+    /// Run a fault step on the servers' emulated links (`mtalab_server::links`): `disconnect`
+    /// cuts the link like a pulled cable, `connect` restores it, `link_rate` paces what the
+    /// server sends over it. `netem` is skipped with a message: delay and loss are not
+    /// emulated.
+    pub async fn fault_step(&mut self, step: &crate::scenario::Step) -> anyhow::Result<String> {
+        use crate::scenario::Step;
+        let (server, network, up, kbit) = match step {
+            Step::Disconnect(l) => (&l.server, l.network.as_deref(), Some(false), None),
+            Step::Connect(l) => (&l.server, l.network.as_deref(), Some(true), None),
+            Step::LinkRate(r) => (&r.server, r.network.as_deref(), None, Some(r.kbit)),
+            Step::Netem(_) => {
+                return Ok("SKIPPED: no delay or loss added: the local backend emulates cut links and link rates, not delay or loss (the docker backend has tc netem)".into());
+            }
+            other => bail!("not a fault step: {}", other.label()),
+        };
+        let name = self.state.server(server).with_context(|| format!("unknown server {server}"))?.name.clone();
+        let (iface, scenario, real) = self.interface_of(&name, network)?;
+        let mut body = serde_json::json!({"interface": iface});
+        if let Some(u) = up {
+            body["up"] = u.into();
+        }
+        if let Some(k) = kbit {
+            body["rate_kbit"] = k.into();
+        }
+        let v = self.set_link(&name, &iface, body).await?;
+        let st = &v["link"];
+        let entry = self.links.entry((name.clone(), iface.clone())).or_insert((true, 0));
+        entry.0 = st["up"].as_bool().unwrap_or(true);
+        entry.1 = st["rate_kbit"].as_u64().unwrap_or(0) as u32;
+        if *entry == (true, 0) {
+            self.links.remove(&(name.clone(), iface.clone()));
+        }
+        let what = match (up, kbit) {
+            (Some(false), _) => "cut (emulated: its connections silent, new ones unreachable)".to_string(),
+            (Some(true), _) => "connected again".to_string(),
+            (_, Some(0)) => "no rate limit".to_string(),
+            (_, Some(k)) => format!("rate {k} kbit/s (emulated: the server paces what it sends over it)"),
+            _ => String::new(),
+        };
+        Ok(format!("{name} {iface} ({scenario} -> {real}): {what}"))
     }
 
     /// Leave the processes running (for `lab up`): forget the child handles.

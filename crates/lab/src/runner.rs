@@ -183,8 +183,8 @@ pub trait LabBackend {
     fn submit(&mut self, sub: &Submission<'_>) -> impl std::future::Future<Output = anyhow::Result<(mtalab_smtp::Reply, String)>> {
         submit_from_here(self.state(), sub)
     }
-    /// Run a fault step (`disconnect`, `connect`, `netem`). The default refuses: the
-    /// backend has no links to cut.
+    /// Run a fault step (`disconnect`, `connect`, `link_rate`, `netem`). The default
+    /// refuses: the backend has no links to cut.
     fn fault(&mut self, step: &Step) -> impl std::future::Future<Output = anyhow::Result<String>> {
         let msg = format!("{}: link faults are not available on the {} backend (they need --backend docker)", step.label(), self.state().backend);
         async move { Err(anyhow::anyhow!(msg)) }
@@ -246,6 +246,9 @@ impl LabBackend for LocalLab {
     fn real_host(&self, host: &str) -> String {
         self.map.real_host(host)
     }
+    async fn fault(&mut self, step: &Step) -> anyhow::Result<String> {
+        self.fault_step(step).await
+    }
 }
 
 /// Run every step; `progress` sees each result as it completes.
@@ -255,10 +258,14 @@ pub async fn run_steps<B: LabBackend>(lab: &mut B, sc: &Scenario, up_ms: u64, mu
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("http client");
     let mut steps = Vec::new();
     let mut messages = Vec::new();
+    let mut began: std::collections::HashMap<String, DateTime<Utc>> = std::collections::HashMap::new();
     let total = sc.steps.len();
     for (i, step) in sc.steps.iter().enumerate() {
         let t = Instant::now();
-        let r = run_step(lab, sc, &http, step, &mut messages).await;
+        if let Some(n) = step.name() {
+            began.insert(n.to_string(), Utc::now());
+        }
+        let r = run_step(lab, sc, &http, step, &mut messages, &began).await;
         let (ok, detail) = match r {
             Ok(d) => (true, d),
             Err(e) => (false, format!("{e:#}")),
@@ -323,9 +330,10 @@ async fn run_step<B: LabBackend>(
     http: &reqwest::Client,
     step: &Step,
     messages: &mut Vec<MessageTrace>,
+    began: &std::collections::HashMap<String, DateTime<Utc>>,
 ) -> anyhow::Result<String> {
     match step {
-        Step::Send { server, via_mx, from_host, from, to, subject, body, expect_reply, expect_status, .. } => {
+        Step::Send { server, via_mx, from_host, from, to, subject, body, body_size, expect_reply, expect_status, .. } => {
             let sub = Submission {
                 server: server.as_deref(),
                 via_mx: *via_mx,
@@ -336,6 +344,7 @@ async fn run_step<B: LabBackend>(
                     to: to.clone(),
                     subject: subject.clone(),
                     body: body.clone().unwrap_or_else(|| format!("Sent by the mtalab lab ({}).", sc.scenario.name)),
+                    body_size: *body_size,
                 },
             };
             let (decisive, label) = lab.submit(&sub).await?;
@@ -348,10 +357,19 @@ async fn run_step<B: LabBackend>(
                 bail!("expected {expect_reply}{}, got {decisive} ({label})", expect_status.as_ref().map(|s| format!(" {s}")).unwrap_or_default())
             }
         }
-        Step::ExpectDelivery { server, mailbox, subject, hops: want_hops, timeout_secs, .. } => {
+        Step::ExpectDelivery { server, mailbox, subject, hops: want_hops, count, timeout_secs, .. } => {
             let base = admin(lab.state(), server)?;
             let found = poll(*timeout_secs, async || find_message(http, &base, mailbox, |m| m["subject"].as_str() == Some(subject.as_str())).await).await?;
             let Some(m) = found else { bail!("no message {subject:?} in {mailbox} on {server} after {timeout_secs}s") };
+            let copies = get_json(http, &format!("{base}/mailboxes/{mailbox}"))
+                .await?
+                .as_array()
+                .map_or(0, |a| a.iter().filter(|m| m["subject"].as_str() == Some(subject.as_str())).count());
+            if let Some(want) = count
+                && copies != *want
+            {
+                bail!("{copies} messages {subject:?} in {mailbox} on {server}, expected {want}");
+            }
             let id = m["id"].as_str().unwrap_or_default();
             let raw = http.get(format!("{base}/mailboxes/{mailbox}/{id}")).send().await?.bytes().await?;
             let h = hops(&raw);
@@ -362,7 +380,10 @@ async fn run_step<B: LabBackend>(
             {
                 bail!("found {subject:?} but with {n} hops, expected {w}");
             }
-            Ok(format!("found in {mailbox} on {server} after {n} hops"))
+            Ok(match count {
+                Some(_) => format!("found in {mailbox} on {server} after {n} hops, {copies} cop{}", if copies == 1 { "y" } else { "ies" }),
+                None => format!("found in {mailbox} on {server} after {n} hops"),
+            })
         }
         Step::ExpectBounce { server, mailbox, subject, status, timeout_secs, .. } => {
             let base = admin(lab.state(), server)?;
@@ -390,15 +411,23 @@ async fn run_step<B: LabBackend>(
             }
             Ok(format!("nothing in {mailbox} after {within_secs}s"))
         }
-        Step::ExpectEvent { server, id, text_contains, count, timeout_secs, .. } => {
+        Step::ExpectEvent { server, id, text_contains, count, after, timeout_secs, .. } => {
             let base = admin(lab.state(), server)?;
             let url = format!("{base}/events?id={id}");
+            let since: Option<DateTime<Utc>> = match after {
+                Some(a) => Some(*began.get(a).with_context(|| format!("no step named {a:?} ran before"))?),
+                None => None,
+            };
+            let logged_after = |e: &Value| {
+                since.is_none_or(|t| e["time"].as_str().and_then(|x| DateTime::parse_from_rfc3339(x).ok()).is_some_and(|x| x >= t))
+            };
             let found = poll(*timeout_secs, async || {
                 let v = get_json(http, &url).await?;
                 let hits: Vec<Value> = v
                     .as_array()
                     .map(|a| {
                         a.iter()
+                            .filter(|e| logged_after(e))
                             .filter(|e| text_contains.as_ref().is_none_or(|t| e["text"].as_str().is_some_and(|x| x.contains(t.as_str()))))
                             .cloned()
                             .collect()
@@ -409,7 +438,34 @@ async fn run_step<B: LabBackend>(
             .await?;
             match found {
                 Some(h) => Ok(format!("{} x event {id}: {}", h.len(), h[0]["text"].as_str().unwrap_or_default())),
-                None => bail!("event {id}{} not logged {count} time(s) on {server} within {timeout_secs}s", text_contains.as_ref().map(|t| format!(" containing {t:?}")).unwrap_or_default()),
+                None => bail!(
+                    "event {id}{}{} not logged {count} time(s) on {server} within {timeout_secs}s",
+                    text_contains.as_ref().map(|t| format!(" containing {t:?}")).unwrap_or_default(),
+                    after.as_ref().map(|a| format!(" after {a:?}")).unwrap_or_default()
+                ),
+            }
+        }
+        Step::ExpectTransfer { server, connector, checkpoints, timeout_secs, .. } => {
+            let base = admin(lab.state(), server)?;
+            let url = format!("{base}/mta");
+            let found = poll(*timeout_secs, async || {
+                let v = get_json(http, &url).await?;
+                let hit = v["connectors"].as_array().into_iter().flatten().filter(|c| connector.as_ref().is_none_or(|n| c["name"].as_str().is_some_and(|x| x.eq_ignore_ascii_case(n)))).find_map(|c| {
+                    c["state"]["transfers"].as_array().into_iter().flatten().find(|t| t["direction"] == "out" && t["checkpoints_confirmed"].as_u64().is_some_and(|n| n as usize >= *checkpoints)).map(|t| (c["name"].clone(), t.clone()))
+                });
+                Ok(hit)
+            })
+            .await?;
+            match found {
+                Some((c, t)) => Ok(format!(
+                    "transfer over {} under way: {} of {} octets sent, {} of {} checkpoints confirmed",
+                    c.as_str().unwrap_or_default(),
+                    t["done"],
+                    t["octets"],
+                    t["checkpoints_confirmed"],
+                    t["checkpoints"]
+                )),
+                None => bail!("no transfer from {server} with {checkpoints} checkpoint(s) confirmed within {timeout_secs}s"),
             }
         }
         Step::ExpectQueueEmpty { server, timeout_secs, .. } => {
@@ -487,6 +543,6 @@ async fn run_step<B: LabBackend>(
             tokio::time::sleep(Duration::from_secs_f64(*secs)).await;
             Ok(format!("waited {secs}s"))
         }
-        Step::Disconnect(_) | Step::Connect(_) | Step::Netem(_) => lab.fault(step).await,
+        Step::Disconnect(_) | Step::Connect(_) | Step::LinkRate(_) | Step::Netem(_) => lab.fault(step).await,
     }
 }

@@ -288,6 +288,10 @@ pub enum Step {
         /// Body text.
         #[serde(default)]
         body: Option<String>,
+        /// Pad the body with filler text lines up to this many octets (a message big enough
+        /// to still be in transfer over a slow link when a step cuts it).
+        #[serde(default)]
+        body_size: Option<usize>,
         /// Expected final reply code: 250 (default) for the message, or the code the first
         /// refused RCPT (or MAIL, or DATA) gets, e.g. 550.
         #[serde(default = "c250")]
@@ -310,6 +314,11 @@ pub enum Step {
         /// Hops expected (Received: headers), if checked.
         #[serde(default)]
         hops: Option<usize>,
+        /// Exactly this many messages with the subject must be in the mailbox once the first
+        /// is there (`count = 1`: delivered exactly once), if checked. A copy delivered twice
+        /// comes after the sender tried again: put this step after the sender's queue drained.
+        #[serde(default)]
+        count: Option<usize>,
         /// Seconds to wait (real time).
         #[serde(default = "t10")]
         timeout_secs: f64,
@@ -362,6 +371,28 @@ pub enum Step {
         /// At least this many such events (default 1).
         #[serde(default = "n1")]
         count: usize,
+        /// Count only events logged after the step with this `name` began (an earlier step
+        /// of the file).
+        #[serde(default)]
+        after: Option<String>,
+        /// Seconds to wait.
+        #[serde(default = "t10")]
+        timeout_secs: f64,
+    },
+    /// Wait until a server's MTA has a transfer under way (sending) with at least this many
+    /// checkpoints (minor synchronization points) confirmed by the receiving MTA.
+    ExpectTransfer {
+        /// Step label.
+        #[serde(default)]
+        name: Option<String>,
+        /// The sending server.
+        server: String,
+        /// The X.400 connector (directory name); default any.
+        #[serde(default)]
+        connector: Option<String>,
+        /// Checkpoints confirmed, at least (default 1).
+        #[serde(default = "n1")]
+        checkpoints: usize,
         /// Seconds to wait.
         #[serde(default = "t10")]
         timeout_secs: f64,
@@ -488,15 +519,20 @@ pub enum Step {
         /// Seconds.
         secs: f64,
     },
-    /// Cut a server's link to one of its networks (docker backend: `docker network
-    /// disconnect`); not available on the local backend.
+    /// Cut a server's link to one of its networks like a pulled cable: connections over it
+    /// go silent, new ones fail as unreachable (docker backend: `docker network
+    /// disconnect`; local backend: the server's emulated link, `POST /actions/set-link`).
     Disconnect(crate::docker::faults::LinkFault),
-    /// Restore a link cut by `disconnect`, with the same address (docker backend: `docker
-    /// network connect`); not available on the local backend.
+    /// Restore a link cut by `disconnect`, with the same address and the static routes over
+    /// it (docker backend: `docker network connect`; local backend: the emulated link).
     Connect(crate::docker::faults::LinkFault),
+    /// Limit the rate of what a server sends over one of its links — a dial-up or ISDN line
+    /// (docker backend: `tc … tbf` on its interface; local backend: the server paces its
+    /// connections over the link). The rate stays through `disconnect` / `connect`.
+    LinkRate(crate::docker::faults::LinkRate),
     /// Add delay and/or loss to what a server sends over one of its links (docker backend:
-    /// tc netem, skipped with a message where the kernel has no netem); not available on the
-    /// local backend.
+    /// tc netem, skipped with a message where the kernel has no netem; local backend:
+    /// skipped with a message, it has no emulation of delay and loss).
     Netem(crate::docker::faults::NetemFault),
 }
 
@@ -514,6 +550,32 @@ fn n1() -> usize {
 }
 
 impl Step {
+    /// The step's `name`, if it has one.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Step::Send { name, .. }
+            | Step::ExpectDelivery { name, .. }
+            | Step::ExpectBounce { name, .. }
+            | Step::ExpectNoDelivery { name, .. }
+            | Step::ExpectEvent { name, .. }
+            | Step::ExpectTransfer { name, .. }
+            | Step::ExpectQueueEmpty { name, .. }
+            | Step::SetEmailDomain { name, .. }
+            | Step::ExpectQueued { name, .. }
+            | Step::SetRegistry { name, .. }
+            | Step::RestartService { name, .. }
+            | Step::SetConnector { name, .. }
+            | Step::RetryQueue { name, .. }
+            | Step::Stop { name, .. }
+            | Step::Kill { name, .. }
+            | Step::Start { name, .. }
+            | Step::Wait { name, .. } => name.as_deref(),
+            Step::Disconnect(l) | Step::Connect(l) => l.name.as_deref(),
+            Step::LinkRate(r) => r.name.as_deref(),
+            Step::Netem(n) => n.name.as_deref(),
+        }
+    }
+
     /// The step's label: its `name`, or a description made from its fields.
     pub fn label(&self) -> String {
         let (name, auto) = match self {
@@ -530,6 +592,7 @@ impl Step {
             Step::ExpectBounce { name, server, mailbox, subject, .. } => (name, format!("expect a DSN for {subject:?} in {mailbox} on {server}")),
             Step::ExpectNoDelivery { name, server, mailbox, subject, .. } => (name, format!("expect no {subject:?} in {mailbox} on {server}")),
             Step::ExpectEvent { name, server, id, .. } => (name, format!("expect event {id} on {server}")),
+            Step::ExpectTransfer { name, server, checkpoints, .. } => (name, format!("expect a transfer from {server} with {checkpoints}+ checkpoint(s) confirmed")),
             Step::ExpectQueueEmpty { name, server, .. } => (name, format!("expect the queue of {server} to drain")),
             Step::SetEmailDomain { name, server, domain, hosts } => (name, format!("{server}: E-Mail Domain {domain} -> {}", hosts.join(","))),
             Step::RetryQueue { name, server } => (name, format!("{server}: retry the queue")),
@@ -549,6 +612,7 @@ impl Step {
             Step::Wait { name, secs } => (name, format!("wait {secs}s")),
             Step::Disconnect(l) => (&l.name, l.label("disconnect")),
             Step::Connect(l) => (&l.name, l.label("connect")),
+            Step::LinkRate(r) => (&r.name, r.label()),
             Step::Netem(n) => (&n.name, n.label()),
         };
         name.clone().unwrap_or(auto)
@@ -621,6 +685,7 @@ impl Scenario {
                 | Step::ExpectBounce { server, .. }
                 | Step::ExpectNoDelivery { server, .. }
                 | Step::ExpectEvent { server, .. }
+                | Step::ExpectTransfer { server, .. }
                 | Step::ExpectQueueEmpty { server, .. }
                 | Step::SetEmailDomain { server, .. }
                 | Step::RetryQueue { server, .. }
@@ -632,6 +697,7 @@ impl Scenario {
                 | Step::Kill { server, .. }
                 | Step::Start { server, .. } => Some(server.clone()),
                 Step::Disconnect(l) | Step::Connect(l) => Some(l.server.clone()),
+                Step::LinkRate(r) => Some(r.server.clone()),
                 Step::Netem(n) => Some(n.server.clone()),
                 Step::Wait { .. } => None,
             };
@@ -639,6 +705,11 @@ impl Scenario {
                 && !server_names.contains(&s.as_str())
             {
                 return Err(format!("steps[{i}]: unknown server {s}"));
+            }
+            if let Step::ExpectEvent { after: Some(a), .. } = st
+                && !self.steps[..i].iter().any(|p| p.name() == Some(a.as_str()))
+            {
+                return Err(format!("steps[{i}]: after = {a:?} names no earlier step"));
             }
         }
         Ok(())

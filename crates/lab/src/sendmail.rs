@@ -19,9 +19,42 @@ pub struct Outgoing {
     pub subject: String,
     /// Body text (LF or CRLF line ends).
     pub body: String,
+    /// Pad the body with [`filler`] lines up to this many octets, if set.
+    pub body_size: Option<usize>,
+}
+
+/// Filler text for a body of `size` octets: numbered lines of 80 octets with CRLF, the last
+/// one cut to fit (never in the middle of its CRLF).
+pub fn filler(size: usize) -> String {
+    let mut s = String::with_capacity(size + 80);
+    let mut n = 0u64;
+    while s.len() < size {
+        n += 1;
+        s.push_str(&format!("{n:06} The quick brown fox jumps over the lazy dog, line after line of filler.\r\n"));
+    }
+    s.truncate(size);
+    if s.ends_with('\r') {
+        s.pop();
+    }
+    s
 }
 
 impl Outgoing {
+    /// The body: the text, then filler lines up to `body_size` octets.
+    pub fn full_body(&self) -> String {
+        let mut b = self.body.replace("\r\n", "\n").replace('\n', "\r\n");
+        if let Some(size) = self.body_size
+            && size > b.len()
+        {
+            if !b.is_empty() && !b.ends_with("\r\n") {
+                b.push_str("\r\n");
+            }
+            let more = size.saturating_sub(b.len());
+            b.push_str(&filler(more));
+        }
+        b
+    }
+
     /// The RFC 5322 message (CRLF line ends, a unique Message-ID).
     pub fn render(&self) -> Vec<u8> {
         format!(
@@ -32,7 +65,7 @@ impl Outgoing {
             Utc::now().to_rfc2822(),
             Utc::now().timestamp_micros(),
             std::process::id(),
-            self.body.replace("\r\n", "\n").replace('\n', "\r\n")
+            self.full_body()
         )
         .into_bytes()
     }

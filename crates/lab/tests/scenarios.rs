@@ -67,3 +67,20 @@ fn docs_config_example_parses() {
     assert_eq!(cfg.server.name, "ServerA");
     assert_eq!(cfg.ims.unwrap().email_domains.len(), 1);
 }
+
+#[test]
+fn link_steps_parse_and_after_names_an_earlier_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("testnet/scenarios/q255991-x400-rras.toml")).unwrap();
+    let sc = Scenario::load(&root().join("testnet/scenarios/q255991-x400-rras.toml")).unwrap();
+    use mtalab_lab::scenario::Step;
+    assert!(sc.steps.iter().any(|s| matches!(s, Step::LinkRate(r) if r.kbit == 800)));
+    assert!(sc.steps.iter().any(|s| matches!(s, Step::ExpectTransfer { checkpoints: 2, .. })));
+    assert!(sc.steps.iter().any(|s| matches!(s, Step::ExpectDelivery { count: Some(1), .. })));
+    assert!(sc.steps.iter().any(|s| matches!(s, Step::Send { body_size: Some(400000), .. })));
+    // `after` must name a step that comes earlier.
+    let p = dir.path().join("bad.toml");
+    std::fs::write(&p, text.replace("after = \"pull ServerA's RAS cable\"", "after = \"no such step\"")).unwrap();
+    let e = format!("{:#}", Scenario::load(&p).unwrap_err());
+    assert!(e.contains("names no earlier step"), "{e}");
+}

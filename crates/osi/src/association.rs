@@ -127,7 +127,10 @@ pub struct AssociationConfig {
     /// How long to wait for CC, AC and DN (default 60 s).
     pub establishment_timeout: Duration,
     /// How long to wait for a minor sync or activity end confirmation before giving the
-    /// transfer up and aborting (Exchange's "recovery timeout", default 60 s).
+    /// transfer up and aborting (Exchange's "recovery timeout", default 60 s). The receiver
+    /// of an activity uses it too: when the sender falls silent for this long in the middle
+    /// of an activity (no input at all), the association aborts and the partial APDU is
+    /// discarded — a link that went dead without a disconnect.
     pub recovery_timeout: Duration,
     /// Cap on an APDU received or sent, octets (default 16 MiB).
     pub max_apdu_size: usize,
@@ -167,6 +170,30 @@ impl Default for AssociationConfig {
             defer_transfer_confirmation: false,
         }
     }
+}
+
+/// How far the transfer being sent has got ([`Association::sending_progress`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendProgress {
+    /// The transfer.
+    pub id: TransferId,
+    /// Octets of the transfer (the EXTERNAL carrying the APDU).
+    pub octets: usize,
+    /// Octets handed to the transport so far.
+    pub sent: usize,
+    /// Minor synchronization points sent (MIP), one per Checkpoint Size K octets.
+    pub checkpoints_sent: u32,
+    /// Minor synchronization points the receiver confirmed (MIA).
+    pub checkpoints_confirmed: u32,
+}
+
+/// How far the activity being received has got ([`Association::receiving_progress`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiveProgress {
+    /// Octets received so far (the EXTERNAL carrying the APDU, as far as it came).
+    pub octets: usize,
+    /// Minor synchronization points received (and confirmed with MIA).
+    pub checkpoints: u32,
 }
 
 /// Names one [`Association::transfer`] for its [`Event::TransferConfirm`].
@@ -644,6 +671,26 @@ impl Association {
         self.outgoing.len() + usize::from(self.sending.is_some())
     }
 
+    /// The transfer being sent, if one is under way (started, not yet confirmed).
+    pub fn sending_progress(&self) -> Option<SendProgress> {
+        let s = self.sending.as_ref().filter(|s| s.started)?;
+        Some(SendProgress {
+            id: s.id,
+            octets: s.data.len(),
+            sent: s.offset,
+            checkpoints_sent: s.next_serial - 1,
+            checkpoints_confirmed: s.acked_serial,
+        })
+    }
+
+    /// The activity being received, if one is under way (after AS, before AE).
+    pub fn receiving_progress(&self) -> Option<ReceiveProgress> {
+        self.receiving.as_ref().map(|r| ReceiveProgress {
+            octets: r.data.len(),
+            checkpoints: r.next_serial - 1,
+        })
+    }
+
     /// The negotiated parameters, once established.
     pub fn negotiated(&self) -> Option<Negotiated> {
         matches!(self.state, State::Established | State::AwaitingDn).then_some(Negotiated {
@@ -734,7 +781,22 @@ impl Association {
         if self.state == State::Closed {
             self.rx = Vec::new();
         }
+        self.arm_receive_timer(now);
         result.map_err(|e| self.fail(e))
+    }
+
+    /// Receiving an activity: every input restarts the recovery timer ("transfer data"); it
+    /// stops when the activity ends (or is interrupted or discarded).
+    fn arm_receive_timer(&mut self, now: Instant) {
+        const WHAT: &str = "transfer data";
+        let receiving = self.receiving.is_some()
+            && self.sending.is_none()
+            && matches!(self.state, State::Established | State::AwaitingDn);
+        if receiving {
+            self.deadline = Some((now + self.cfg.recovery_timeout, WHAT));
+        } else if matches!(self.deadline, Some((_, w)) if w == WHAT) {
+            self.deadline = None;
+        }
     }
 
     /// Responder: accepts the open with this bind result (the BER of the plain

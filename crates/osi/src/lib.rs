@@ -62,6 +62,6 @@ pub mod tpkt;
 
 pub use association::{
     AbortReason, AeTitle, AssociateConfirm, AssociateIndication, Association, AssociationConfig,
-    DialogueMode, Event, Refusal, Role, TransferId,
+    DialogueMode, Event, ReceiveProgress, Refusal, Role, SendProgress, TransferId,
 };
 pub use error::{AssociationError, OsiError, Reaction};

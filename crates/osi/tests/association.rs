@@ -429,6 +429,51 @@ fn recovery_timeout_aborts_the_transfer() {
 }
 
 #[test]
+fn silent_sender_mid_activity_aborts_the_receiver() {
+    let mut n = Net::connect(cfg(1, 5), cfg(1, 5));
+    n.i.transfer(apdu(10 * 1024)).unwrap();
+    // The first frames arrive (AS, the first segments), then the link goes silent.
+    let frames: Vec<Vec<u8>> = std::iter::from_fn(|| n.i.poll_transmit()).collect();
+    let half = frames.len() / 2;
+    let t1 = n.now + Duration::from_millis(100);
+    for f in &frames[..half] {
+        n.r.handle_input(f, t1).unwrap();
+    }
+    let p = n.i.sending_progress().unwrap();
+    // A window of 5 checkpoints of 1 KiB went to the transport, none confirmed yet.
+    assert_eq!((p.sent, p.checkpoints_sent, p.checkpoints_confirmed), (5 * 1024, 5, 0), "{p:?}");
+    assert!(p.octets > 10 * 1024);
+    let got = n.r.receiving_progress().unwrap();
+    assert!(got.octets > 0 && got.octets < p.octets, "{got:?}");
+    // Every input restarts the receiver's recovery timer.
+    assert_eq!(n.r.poll_timeout(), Some(t1 + Duration::from_secs(60)));
+    n.r.handle_timeout(t1 + Duration::from_secs(59));
+    assert!(n.r.is_established());
+    n.r.handle_timeout(t1 + Duration::from_secs(60));
+    assert_eq!(
+        n.r.poll_event(),
+        Some(Event::Aborted {
+            reason: AbortReason::Timeout("transfer data")
+        })
+    );
+    assert!(n.r.is_closed() && n.r.receiving_progress().is_none());
+    // No transfer indication: the partial APDU is gone.
+    assert!(n.r.poll_event().is_none());
+}
+
+#[test]
+fn receiver_timer_stops_at_activity_end() {
+    let mut n = Net::connect(cfg(1, 5), cfg(1, 5));
+    n.i.transfer(apdu(3000)).unwrap();
+    n.run();
+    assert!(n.re.iter().any(|e| matches!(e, Event::TransferIndication { .. })));
+    assert!(n.ie.iter().any(|e| matches!(e, Event::TransferConfirm { .. })));
+    assert_eq!(n.r.poll_timeout(), None, "an idle association has no recovery timer");
+    assert_eq!(n.i.poll_timeout(), None);
+    assert!(n.i.sending_progress().is_none() && n.r.receiving_progress().is_none());
+}
+
+#[test]
 fn establishment_timeout() {
     let t0 = Instant::now();
     let mut i = Association::initiator(cfg(1, 5), bind_argument(), t0).unwrap();

@@ -13,10 +13,12 @@
 //! | POST | `/actions/email-domain` | `{"domain":…,"hosts":[…]}` sets an E-Mail Domain entry; no hosts removes it |
 //! | POST | `/actions/ims-settings` | `{"address_space"?,"relay_from"?,"reroute"?}` replaces those lists |
 //! | POST | `/actions/retry-queue` | retry every waiting message now |
-//! | GET | `/mta` | MTA state: connectors with open associations, retry timers, overrides in force, the GWART |
+//! | GET | `/mta` | MTA state: connectors with open associations, retry timers, transfers under way (direction, octets, checkpoints), overrides in force, the GWART |
 //! | POST | `/actions/set-registry` | `{"key":…,"value":…,"data":…}` sets a REG_SZ value (`data: null` deletes it); read at service start |
 //! | POST | `/actions/restart-service` | `{"service":"MSExchangeMTA"}` restarts the MTA (re-reads the registry: KB Q255991) |
 //! | POST | `/actions/recalculate-routing` | rebuilds the GWART (Recalculate Routing) |
+//! | GET | `/links` | the emulated links (local lab backend): `{"LAN": {"up": true, "rate_kbit": null}, "RAS": …}` |
+//! | POST | `/actions/set-link` | `{"interface":…,"up"?:bool,"rate_kbit"?:u32}` cuts (`up: false`) or restores a link, or limits what this server sends over it (`rate_kbit`, 0 = unlimited) — see `crate::links` |
 //! | POST | `/actions/set-connector` | `{"connector":…,"remote_mta_password"?,"local_mta_password"?,"local_mta_name"?}` changes a connector (effective at the next MTA restart) |
 //!
 //! Errors are `{"error": "..."}` with 400 (bad request) or 404 (unknown mailbox/message).
@@ -56,6 +58,8 @@ pub async fn serve(listener: tokio::net::TcpListener, ctx: Arc<Ctx>) {
         .route("/actions/restart-service", post(restart_service))
         .route("/actions/recalculate-routing", post(recalculate_routing))
         .route("/actions/set-connector", post(set_connector))
+        .route("/links", get(links))
+        .route("/actions/set-link", post(set_link))
         .with_state(ctx);
     let r = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -196,7 +200,10 @@ async fn retry_queue(State(ctx): Shared) -> Json<Value> {
 async fn mta_state(State(ctx): Shared) -> Response {
     let Some(m) = &ctx.mta else { return error(StatusCode::NOT_FOUND, "the MTA is not running on this server") };
     let cfg = m.cfg.read().expect("mta cfg").clone();
-    let state = m.state.lock().expect("mta state").clone();
+    let mut state = m.state.lock().expect("mta state").clone();
+    for (i, s) in state.iter_mut().enumerate() {
+        s.transfers = m.transfers.of(i);
+    }
     let connectors: Vec<Value> = cfg
         .connectors
         .iter()
@@ -292,4 +299,39 @@ async fn set_connector(State(ctx): Shared, Json(r): Json<SetConnector>) -> Respo
         c.overrides.local_mta_name = Some(n);
     }
     Json(json!({"ok": true, "connector": c.name})).into_response()
+}
+
+/// The links by their configured interface names.
+fn link_states(ctx: &Ctx) -> Value {
+    let states = ctx.links.states();
+    let cfg = ctx.cfg.read().expect("cfg lock");
+    let mut out = serde_json::Map::new();
+    for i in &cfg.server.interfaces {
+        if let Some(st) = states.get(&i.name.to_ascii_lowercase()) {
+            out.insert(i.name.clone(), json!(st));
+        }
+    }
+    Value::Object(out)
+}
+
+async fn links(State(ctx): Shared) -> Json<Value> {
+    Json(link_states(&ctx))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetLink {
+    interface: String,
+    up: Option<bool>,
+    rate_kbit: Option<u32>,
+}
+
+async fn set_link(State(ctx): Shared, Json(r): Json<SetLink>) -> Response {
+    match ctx.links.set(&r.interface, r.up, r.rate_kbit) {
+        Ok(st) => {
+            tracing::info!(interface = %r.interface, up = st.up, rate_kbit = ?st.rate_kbit, "emulated link changed");
+            Json(json!({"ok": true, "interface": r.interface, "link": st, "links": link_states(&ctx)})).into_response()
+        }
+        Err(e) => error(StatusCode::NOT_FOUND, e),
+    }
 }

@@ -12,6 +12,7 @@ pub mod delivery;
 pub mod dsn;
 pub mod events;
 pub mod ims;
+pub mod links;
 pub mod maildir;
 pub mod mta;
 pub mod netsel;
@@ -60,6 +61,8 @@ pub struct Ctx {
     pub shutdown: watch::Receiver<bool>,
     /// The message transfer agent, when `[mta]` is configured.
     pub mta: Option<mta::Mta>,
+    /// The host's links as the local lab emulates them (cut, rate): [`links`].
+    pub links: links::Links,
 }
 
 impl Ctx {
@@ -155,7 +158,8 @@ pub async fn run(cfg: Config, stop: watch::Receiver<bool>) -> anyhow::Result<()>
     let workers = cfg.ims.as_ref().map_or(4, |i| i.delivery_workers.max(1));
     let ims_cfg = cfg.ims.clone();
     let mta_listen = cfg.mta.as_ref().map(|m| m.listen);
-    let mta = mta::Mta::start(&cfg, &events);
+    let mta = mta::Mta::start(&cfg, &events)?;
+    let links = links::Links::new(&cfg.server.interfaces);
     let admin_listen = cfg.admin.listen;
     let ctx = Arc::new(Ctx {
         cfg: RwLock::new(cfg),
@@ -171,6 +175,7 @@ pub async fn run(cfg: Config, stop: watch::Receiver<bool>) -> anyhow::Result<()>
         pool: delivery::Pool::default(),
         shutdown: shutdown_rx,
         mta,
+        links,
     });
 
     // Bind everything before reporting ready, so a lab can connect as soon as we say so.

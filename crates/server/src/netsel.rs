@@ -20,27 +20,34 @@ pub const STACK_IP_ADDRESS_OVERRIDE: &str = "Stack IP Address Override";
 /// match among the connected networks of `interfaces` and the static `routes`. None when
 /// nothing matches (the kernel would use the default route; the caller then lets the OS pick).
 pub fn route_source(interfaces: &[Interface], routes: &[StaticRoute], dest: IpAddr) -> Option<IpAddr> {
-    let mut best: Option<(u8, IpAddr)> = None;
-    let mut consider = |prefix: u8, src: IpAddr| {
+    route_interface(interfaces, routes, dest).map(|i| i.address)
+}
+
+/// The interface the kernel would send through towards `dest`: the longest-prefix match
+/// among the connected networks of `interfaces` and the static `routes` (on a tie, the
+/// connected network). None when nothing matches.
+pub fn route_interface<'a>(interfaces: &'a [Interface], routes: &[StaticRoute], dest: IpAddr) -> Option<&'a Interface> {
+    let mut best: Option<(u8, &Interface)> = None;
+    let mut consider = |prefix: u8, i: &'a Interface| {
         if best.is_none_or(|(p, _)| prefix > p) {
-            best = Some((prefix, src));
+            best = Some((prefix, i));
         }
     };
     for i in interfaces {
         if let Ok(net) = ipnet::IpNet::new(i.address, i.prefix)
             && net.trunc().contains(&dest)
         {
-            consider(i.prefix, i.address);
+            consider(i.prefix, i);
         }
     }
     for r in routes {
         if r.destination.trunc().contains(&dest)
             && let Some(i) = interfaces.iter().find(|i| i.name.eq_ignore_ascii_case(&r.interface))
         {
-            consider(r.destination.prefix_len(), i.address);
+            consider(r.destination.prefix_len(), i);
         }
     }
-    best.map(|(_, a)| a)
+    best.map(|(_, i)| i)
 }
 
 #[cfg(test)]
@@ -60,5 +67,6 @@ mod tests {
         assert_eq!(route_source(&ifaces(), &routes, "192.168.100.15".parse().unwrap()), Some("192.168.1.1".parse().unwrap()));
         assert_eq!(route_source(&ifaces(), &routes, "192.168.200.7".parse().unwrap()), Some("192.168.200.10".parse().unwrap()));
         assert_eq!(route_source(&ifaces(), &routes, "10.0.0.1".parse().unwrap()), None);
+        assert_eq!(route_interface(&ifaces(), &routes, "192.168.100.15".parse().unwrap()).map(|i| i.name.as_str()), Some("RAS"));
     }
 }

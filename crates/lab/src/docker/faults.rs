@@ -1,8 +1,9 @@
 //! Link faults of the docker lab: cut and restore a server's link to one of its networks
-//! (`docker network disconnect` / `connect`, same address again) and add delay or loss to
-//! it (`tc netem` inside the container's network namespace). The step types here are the
-//! scenario steps `disconnect`, `connect` and `netem`; the local backend has no links to
-//! cut and says so.
+//! (`docker network disconnect` / `connect`, same address again), limit its rate (`tc … tbf`)
+//! and add delay or loss to it (`tc netem`), both inside the container's network namespace.
+//! The step types here are the scenario steps `disconnect`, `connect`, `link_rate` and
+//! `netem`; the local backend emulates the first three in its servers
+//! (`mtalab_server::links`) and skips `netem` with a message.
 
 use std::process::Command;
 
@@ -44,6 +45,33 @@ pub struct NetemFault {
     /// Share of packets lost, percent.
     #[serde(default)]
     pub loss_pct: f64,
+}
+
+/// `link_rate`: the rate of what a server sends over one of its links (a dial-up or ISDN
+/// line); `kbit = 0` removes the limit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRate {
+    /// Step label.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Server.
+    pub server: String,
+    /// The link, as for [`LinkFault::network`].
+    #[serde(default)]
+    pub network: Option<String>,
+    /// Rate, kbit/s (1 kbit = 1000 bit, as tc counts); 0 = unlimited.
+    pub kbit: u32,
+}
+
+impl LinkRate {
+    /// The step's label (its `name`, or a description).
+    pub fn label(&self) -> String {
+        self.name.clone().unwrap_or_else(|| match self.kbit {
+            0 => format!("{} {}: no rate limit", self.server, self.network.as_deref().unwrap_or("LAN")),
+            k => format!("{} {}: rate {k} kbit/s", self.server, self.network.as_deref().unwrap_or("LAN")),
+        })
+    }
 }
 
 impl LinkFault {
@@ -121,6 +149,33 @@ pub fn netem(pid: u32, iface: &str, delay_ms: u32, loss_pct: f64) -> anyhow::Res
     bail!("tc qdisc replace dev {iface} root netem: {}", err.trim())
 }
 
+/// Limit what `iface` in `pid`'s namespace sends to `kbit` kbit/s with a token bucket
+/// (`tc qdisc replace dev IFACE root tbf rate Nkbit burst 16kb limit 512kb`: a queue deep
+/// enough that TCP sees a slow line, not losses), or remove the root qdisc when `kbit` is 0.
+/// It replaces a `netem` on the same link (one root qdisc per interface).
+///
+/// # Errors
+/// `nsenter` or `tc` is missing or fails (the message says which), e.g. a kernel without
+/// `sch_tbf`.
+pub fn tbf(pid: u32, iface: &str, kbit: u32) -> anyhow::Result<()> {
+    let mut c = nsenter(pid);
+    if kbit == 0 {
+        c.args(["tc", "qdisc", "del", "dev", iface, "root"]);
+        let out = c.output().context("running tc (iproute2) through nsenter")?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() || err.contains("No such file") || err.contains("handle of zero") || err.contains("Invalid handle") {
+            return Ok(());
+        }
+        bail!("tc qdisc del dev {iface} root: {}", err.trim());
+    }
+    c.args(["tc", "qdisc", "replace", "dev", iface, "root", "tbf", "rate"]).arg(format!("{kbit}kbit")).args(["burst", "16kb", "limit", "512kb"]);
+    let out = c.output().context("running tc (iproute2) through nsenter (needs nsenter and tc on the host, and root)")?;
+    if out.status.success() {
+        return Ok(());
+    }
+    bail!("tc qdisc replace dev {iface} root tbf rate {kbit}kbit: {}", String::from_utf8_lossy(&out.stderr).trim())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +188,8 @@ mod tests {
         assert_eq!(n.loss_pct, 0.0);
         assert_eq!(n.label(), "netem on ServerB LAN: delay 200 ms, loss 0%");
         assert!(toml::from_str::<LinkFault>("server = \"A\"\nbogus = 1").is_err());
+        let r: LinkRate = toml::from_str("server = \"ServerA\"\nnetwork = \"RAS\"\nkbit = 800").unwrap();
+        assert_eq!(r.label(), "ServerA RAS: rate 800 kbit/s");
+        assert!(toml::from_str::<LinkRate>("server = \"ServerA\"").is_err(), "kbit is required");
     }
 }

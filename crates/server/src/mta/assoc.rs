@@ -1,12 +1,23 @@
 //! A tokio driver for one [`mtalab_osi::Association`] over a TCP stream: it moves bytes and
 //! time, and hands the association's events to the MTA.
+//!
+//! Reading, writing and the association's timers run side by side: a write that cannot
+//! proceed (a peer that stopped reading, a dead link whose send buffer filled up) never holds
+//! up the Recovery timeout that detects it. On the local lab backend the connection follows
+//! its emulated link ([`crate::links`]): while the link is cut nothing is read or written,
+//! and what this side sends over it is paced at the link's rate.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mtalab_osi::association::{Association, Event, TransferId};
+use mtalab_osi::association::{Association, Event, ReceiveProgress, SendProgress, TransferId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::time::Instant;
+
+use crate::links::{LinkPath, PARK_MAX};
 
 /// Why driving an association stopped.
 #[derive(Debug, thiserror::Error)]
@@ -20,61 +31,171 @@ pub enum DriveError {
     /// The peer's input broke the protocol (the association sent its wire reaction).
     #[error("{0}")]
     Osi(#[from] mtalab_osi::OsiError),
-    /// Nothing happened for too long.
+    /// Nothing came from the peer for too long.
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
-    /// The association ended abnormally.
+    /// The association ended abnormally (by the peer, or by us: a confirmation overdue).
     #[error("association aborted: {0}")]
-    Aborted(String),
+    Aborted(mtalab_osi::AbortReason),
     /// The association was released.
     #[error("association released")]
     Released,
 }
 
+/// How far the transfers of one association have got, as the admin API shows them
+/// (`GET /mta`, per connector `transfers`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// The transfer being sent, if any.
+    pub sending: Option<SendProgress>,
+    /// The activity being received, if any.
+    pub receiving: Option<ReceiveProgress>,
+}
+
+struct Io {
+    rd: OwnedReadHalf,
+    wr: OwnedWriteHalf,
+}
+
 /// An association with its connection.
 pub struct Conn {
-    stream: TcpStream,
+    io: Option<Io>,
     /// The state machine.
     pub assoc: Association,
     buf: Vec<u8>,
+    /// Bytes the association produced that are not written yet (from `out_pos`).
+    out: Vec<u8>,
+    out_pos: usize,
     /// The peer's address.
     pub peer: SocketAddr,
+    link: Option<LinkPath>,
+    progress: Option<Arc<Mutex<Progress>>>,
 }
 
 impl Conn {
     /// Wrap a connected stream and a fresh association.
     pub fn new(stream: TcpStream, assoc: Association, peer: SocketAddr) -> Conn {
         let _ = stream.set_nodelay(true);
-        Conn { stream, assoc, buf: vec![0; 64 * 1024], peer }
+        let (rd, wr) = stream.into_split();
+        Conn {
+            io: Some(Io { rd, wr }),
+            assoc,
+            buf: vec![0; 64 * 1024],
+            out: Vec::new(),
+            out_pos: 0,
+            peer,
+            link: None,
+            progress: None,
+        }
     }
 
-    /// Write every frame the association has queued.
-    pub async fn flush(&mut self) -> std::io::Result<()> {
-        let mut out = Vec::new();
+    /// Let the connection follow an emulated link (local lab backend, [`crate::links`]).
+    pub fn with_link(mut self, link: Option<LinkPath>) -> Conn {
+        self.link = link;
+        self
+    }
+
+    /// Publish the association's transfer progress into `p` as it changes (None: stop).
+    pub fn set_progress(&mut self, p: Option<Arc<Mutex<Progress>>>) {
+        self.progress = p;
+        self.report();
+    }
+
+    fn link_up(&self) -> bool {
+        self.link.as_ref().is_none_or(|l| l.state().up)
+    }
+
+    fn pull(&mut self) {
+        if self.out_pos > 0 && self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+        }
         while let Some(f) = self.assoc.poll_transmit() {
-            out.extend_from_slice(&f);
+            self.out.extend_from_slice(&f);
         }
-        if !out.is_empty() {
-            self.stream.write_all(&out).await?;
-        }
-        Ok(())
     }
 
-    /// Drive until the next event; `wait` bounds the time without one.
-    pub async fn next_event(&mut self, wait: Duration, what: &'static str) -> Result<Event, DriveError> {
-        let deadline = tokio::time::Instant::now() + wait;
+    fn report(&self) {
+        if let Some(p) = &self.progress {
+            *p.lock().expect("progress") = Progress {
+                sending: self.assoc.sending_progress(),
+                receiving: self.assoc.receiving_progress(),
+            };
+        }
+    }
+
+    /// Write what can be written now without waiting (pacing and a cut link respected).
+    fn push_ready(&mut self) {
+        if !self.link_up() {
+            return;
+        }
+        let Some(io) = self.io.as_mut() else { return };
+        while self.out_pos < self.out.len() {
+            let want = self.out.len() - self.out_pos;
+            let (at, chunk) = match &self.link {
+                Some(l) => l.pace(want),
+                None => (None, want),
+            };
+            if at.is_some() {
+                return;
+            }
+            match io
+                .wr
+                .try_write(&self.out[self.out_pos..self.out_pos + chunk])
+            {
+                Ok(n) => {
+                    self.out_pos += n;
+                    if let Some(l) = &self.link {
+                        l.sent(n);
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Drive until the next event. `wait` bounds the silence: the time without any input
+    /// from the peer (a transfer in progress keeps it alive).
+    pub async fn next_event(
+        &mut self,
+        wait: Duration,
+        what: &'static str,
+    ) -> Result<Event, DriveError> {
+        let mut last_input = Instant::now();
         loop {
-            self.flush().await?;
+            self.pull();
             if let Some(ev) = self.assoc.poll_event() {
-                self.flush().await?;
+                self.pull();
+                self.push_ready();
+                self.report();
                 return Ok(ev);
             }
             if self.assoc.is_closed() {
+                self.push_ready();
                 return Err(DriveError::Eof);
             }
-            let timer = self.assoc.poll_timeout().map(tokio::time::Instant::from_std);
+            let up = self.link_up();
+            let pending = self.out.len() - self.out_pos;
+            let (pace_at, chunk) = match &self.link {
+                Some(l) if pending > 0 => l.pace(pending),
+                _ => (None, pending),
+            };
+            let timer = self.assoc.poll_timeout().map(Instant::from_std);
+            let Conn {
+                io,
+                buf,
+                out,
+                out_pos,
+                link,
+                ..
+            } = self;
+            let Some(Io { rd, wr }) = io.as_mut() else {
+                return Err(DriveError::Eof);
+            };
+            let to_write = &out[*out_pos..*out_pos + chunk];
+            let has_link = link.is_some();
             tokio::select! {
-                r = self.stream.read(&mut self.buf) => {
+                r = rd.read(buf), if up => {
                     let n = r?;
                     if n == 0 {
                         // Let the association see the end (it may have a pending event).
@@ -83,32 +204,62 @@ impl Conn {
                         }
                         return Err(DriveError::Eof);
                     }
-                    if let Err(e) = self.assoc.handle_input(&self.buf[..n], std::time::Instant::now()) {
-                        let _ = self.flush().await;
+                    last_input = Instant::now();
+                    let r = self.assoc.handle_input(&self.buf[..n], std::time::Instant::now());
+                    self.report();
+                    if let Err(e) = r {
+                        self.pull();
+                        self.push_ready();
                         // An abort event may explain it better.
                         if let Some(Event::Aborted { reason }) = self.assoc.poll_event() {
-                            return Err(DriveError::Aborted(reason.to_string()));
+                            return Err(DriveError::Aborted(reason));
                         }
                         return Err(e.into());
                     }
                 }
+                r = async {
+                    if let Some(t) = pace_at {
+                        tokio::time::sleep_until(t).await;
+                    }
+                    wr.write(to_write).await
+                }, if up && pending > 0 => {
+                    let n = r?;
+                    self.out_pos += n;
+                    if let Some(l) = &self.link {
+                        l.sent(n);
+                    }
+                }
+                _ = async { match link.as_mut() { Some(l) => l.changed().await, None => std::future::pending().await } }, if has_link => {}
                 _ = async { match timer { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
                     self.assoc.handle_timeout(std::time::Instant::now());
+                    self.report();
                 }
-                _ = tokio::time::sleep_until(deadline) => return Err(DriveError::Timeout(what)),
+                _ = tokio::time::sleep_until(last_input + wait) => return Err(DriveError::Timeout(what)),
             }
         }
     }
 
     /// Transfer one MTS-APDU and wait for its confirmation. Other events (turn handling)
-    /// are absorbed; an APDU the peer sends meanwhile is returned in `received`.
-    pub async fn transfer(&mut self, apdu: Vec<u8>, wait: Duration, received: &mut Vec<Vec<u8>>) -> Result<(), DriveError> {
+    /// are absorbed; an APDU the peer sends meanwhile is returned in `received`. A
+    /// confirmation that does not come within the Recovery timeout (a minor sync or the
+    /// activity end unacknowledged) aborts the association: [`DriveError::Aborted`].
+    pub async fn transfer(
+        &mut self,
+        apdu: Vec<u8>,
+        wait: Duration,
+        received: &mut Vec<Vec<u8>>,
+    ) -> Result<(), DriveError> {
+        // The association measures its timers from the last time it was given: give it now,
+        // so that a transfer on an association that sat idle in the pool is not timed from
+        // its last input.
+        self.assoc.handle_timeout(std::time::Instant::now());
         let id: TransferId = self.assoc.transfer(apdu)?;
+        self.report();
         loop {
             match self.next_event(wait, "transfer confirmation").await? {
                 Event::TransferConfirm { id: done } if done == id => return Ok(()),
                 Event::TransferIndication { apdu } => received.push(apdu),
-                Event::Aborted { reason } => return Err(DriveError::Aborted(reason.to_string())),
+                Event::Aborted { reason } => return Err(DriveError::Aborted(reason)),
                 Event::Released => return Err(DriveError::Released),
                 _ => {}
             }
@@ -117,6 +268,7 @@ impl Conn {
 
     /// Release the association (RLRQ/RLRE, then DN) and close; errors ignored.
     pub async fn release(mut self, wait: Duration) {
+        self.assoc.handle_timeout(std::time::Instant::now());
         if self.assoc.release().is_ok() {
             loop {
                 match self.next_event(wait, "release").await {
@@ -125,38 +277,151 @@ impl Conn {
                 }
             }
         }
-        let _ = self.flush().await;
-        let _ = self.stream.shutdown().await;
+        self.close(wait).await;
     }
 
     /// Abort (session AB) and close.
     pub async fn abort(mut self) {
         self.assoc.abort();
-        let _ = self.flush().await;
-        let _ = self.stream.shutdown().await;
+        self.close(Duration::from_secs(2)).await;
     }
 
     /// After a release or refusal: let the peer close first (its DR and FIN), reading until
     /// EOF for at most `wait`, so the connection ends without a reset.
     pub async fn finish(mut self, wait: Duration) {
-        let _ = self.flush().await;
-        let _ = tokio::time::timeout(wait, async {
-            loop {
-                match self.stream.read(&mut self.buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        let _ = self.assoc.handle_input(&self.buf[..n], std::time::Instant::now());
-                        let _ = self.flush().await;
+        let deadline = Instant::now() + wait;
+        if self.link_up() {
+            let _ = tokio::time::timeout_at(deadline, async {
+                loop {
+                    self.pull();
+                    self.push_ready();
+                    let Some(io) = self.io.as_mut() else { break };
+                    if self.out_pos < self.out.len() {
+                        // Not all written yet: wait until the socket takes more.
+                        if io.wr.writable().await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                    match io.rd.read(&mut self.buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            let _ = self
+                                .assoc
+                                .handle_input(&self.buf[..n], std::time::Instant::now());
+                        }
                     }
                 }
-            }
-        })
-        .await;
-        let _ = self.stream.shutdown().await;
+            })
+            .await;
+        }
+        self.close(deadline.saturating_duration_since(Instant::now()))
+            .await;
     }
 
     /// Close the TCP connection without a word.
     pub async fn drop_connection(mut self) {
-        let _ = self.stream.shutdown().await;
+        self.pull();
+        self.out.clear();
+        self.out_pos = 0;
+        self.close(Duration::ZERO).await;
     }
+
+    /// Write what is left (for at most `wait`) and close. Over a cut link the connection is
+    /// parked instead (see [`crate::links`]): its bytes and its FIN wait for the link.
+    async fn close(&mut self, wait: Duration) {
+        self.pull();
+        let Some(mut io) = self.io.take() else { return };
+        let rest = self.out.split_off(self.out_pos);
+        self.out.clear();
+        self.out_pos = 0;
+        if !self.link_up() {
+            if let Some(link) = self.link.take() {
+                park(io, rest, link);
+            }
+            return;
+        }
+        let link = self.link.take();
+        let _ = tokio::time::timeout(wait, write_paced(&mut io.wr, &rest, link.as_ref())).await;
+        let _ = io.wr.shutdown().await;
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        let Some(io) = self.io.take() else { return };
+        while let Some(f) = self.assoc.poll_transmit() {
+            self.out.extend_from_slice(&f);
+        }
+        let rest = self.out.split_off(self.out_pos);
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        match self.link.take() {
+            Some(link) if !link.state().up => park(io, rest, link),
+            link if !rest.is_empty() => {
+                rt.spawn(async move {
+                    let mut io = io;
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        write_paced(&mut io.wr, &rest, link.as_ref()),
+                    )
+                    .await;
+                    let _ = io.wr.shutdown().await;
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn write_paced(
+    wr: &mut OwnedWriteHalf,
+    mut data: &[u8],
+    link: Option<&LinkPath>,
+) -> std::io::Result<()> {
+    while !data.is_empty() {
+        let (at, chunk) = match link {
+            Some(l) => l.pace(data.len()),
+            None => (None, data.len()),
+        };
+        if let Some(t) = at {
+            tokio::time::sleep_until(t).await;
+        }
+        let n = wr.write(&data[..chunk]).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        if let Some(l) = link {
+            l.sent(n);
+        }
+        data = &data[n..];
+    }
+    Ok(())
+}
+
+/// A connection closed while its link is cut: keep it — unread, unwritten, not closed —
+/// until the link is back (then write its last bytes and close it, as TCP's retransmissions
+/// would deliver them) or for [`PARK_MAX`].
+fn park(io: Io, rest: Vec<u8>, mut link: LinkPath) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    if !link.try_park() {
+        tracing::warn!(link = %link.interface, "too many connections parked on cut links; dropping one");
+        return;
+    }
+    rt.spawn(async move {
+        let mut io = io;
+        if link.wait_up(PARK_MAX).await {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(5),
+                write_paced(&mut io.wr, &rest, Some(&link)),
+            )
+            .await;
+            let _ = io.wr.shutdown().await;
+        }
+        link.unpark();
+        drop(io);
+    });
 }

@@ -32,8 +32,18 @@ use crate::mta::assoc::Conn;
 use crate::mta::{gateway, hex_address, scenario_address, stack_dn};
 use crate::queue::{Envelope, X400Origin};
 
-/// How long an inbound association may go without an event.
-const IDLE_WAIT: Duration = Duration::from_secs(600);
+/// The least time an inbound association may sit idle (no input between transfers) before
+/// it is taken for dead.
+const MIN_IDLE_WAIT: Duration = Duration::from_secs(2);
+
+/// How long an inbound association over connector `c` may stay silent between transfers:
+/// the caller releases an idle association after its Disconnect timer, so an association
+/// idle for Disconnect + Recovery timeout (on the time scale, at least [`MIN_IDLE_WAIT`]) has
+/// lost its caller — a link that died without a disconnect. Within a transfer the Recovery
+/// timeout alone applies (the association's own timer: "transfer data").
+pub fn idle_wait(ctx: &Ctx, c: &X400Connector) -> Duration {
+    ctx.scaled(c.overrides.disconnect + c.overrides.recovery_timeout).max(MIN_IDLE_WAIT)
+}
 
 /// Accept associations until shutdown.
 pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>) {
@@ -104,6 +114,23 @@ fn local_association_config(ctx: &Ctx, c: Option<&X400Connector>) -> Association
 #[tracing::instrument(name = "p1-in", skip_all, fields(%peer))]
 async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     let Some(m) = ctx.mta.as_ref() else { return };
+    // The local lab's emulated link towards the caller (crate::links): over a cut link the
+    // caller's SYN would not have arrived; hold the connection unanswered until the link is
+    // back (its SYN retransmitted) or the caller has long given up.
+    let mut link = {
+        let cfg = ctx.cfg.read().expect("cfg lock");
+        ctx.links.path(&cfg.server, peer.ip())
+    };
+    if let Some(l) = link.as_mut()
+        && !l.state().up
+        && !l.wait_up(crate::links::INBOUND_HOLD).await
+    {
+        tracing::debug!(%peer, link = %l.interface, "connection over a cut link; never answered");
+        let mut l = link.take().expect("link");
+        let _ = l.wait_up(crate::links::PARK_MAX).await;
+        drop(stream);
+        return;
+    }
     let Some(ci) = match_connector(&ctx, peer).await else {
         // Dropped: wait for the caller's first TPDU (its CR) so the attempt is on the wire,
         // then close without answering.
@@ -123,7 +150,9 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
             return;
         }
     };
-    let mut conn = Conn::new(stream, assoc, peer);
+    let mut conn = Conn::new(stream, assoc, peer).with_link(link);
+    let (_listed, progress) = m.transfers.list(ci, "in", peer);
+    conn.set_progress(Some(progress));
     let shown = scenario_address(&ctx.cfg.read().expect("cfg lock"), peer.ip());
     // Establishment.
     loop {
@@ -182,8 +211,9 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         }
     }
     // Transfers until release.
+    let idle = idle_wait(&ctx, &c);
     loop {
-        match conn.next_event(IDLE_WAIT, "a transfer or release").await {
+        match conn.next_event(idle, "a transfer or release").await {
             Ok(Event::TransferIndication { apdu }) => match process_apdu(&ctx, Some(ci), peer, apdu).await {
                 Ok(()) => conn.assoc.confirm_transfer(),
                 Err(e) => {
@@ -205,6 +235,8 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
             Ok(_) => {}
             Err(crate::mta::assoc::DriveError::Eof) => return,
             Err(e) => {
+                // Silent for longer than the idle limit (or a protocol error): the caller is
+                // gone. Abort our half; a partial activity is discarded with it.
                 ctx.events.log(catalog::MTA_ASSOC_ABORTED, &[&c.name, &e.to_string()]);
                 conn.abort().await;
                 return;
@@ -219,14 +251,68 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
 pub async fn process_apdu(ctx: &Arc<Ctx>, ci: Option<usize>, peer: SocketAddr, apdu: Vec<u8>) -> anyhow::Result<()> {
     let conn_name = ci.and_then(|i| ctx.mta.as_ref().and_then(|m| m.connector(i))).map(|c| c.remote_mta_name).unwrap_or_else(|| peer.ip().to_string());
     match MtsApdu::decode(&apdu) {
-        Ok(MtsApdu::Message(msg)) => accept_message(ctx, &conn_name, peer, msg).await,
-        Ok(MtsApdu::Report(r)) => accept_report(ctx, r).await,
+        Ok(MtsApdu::Message(mut msg)) => {
+            let id = mts_id(&msg.envelope.message_identifier);
+            let rcpts: Vec<String> = msg.envelope.per_recipient_fields.iter().map(|p| p.recipient_name.to_mnemonic()).collect();
+            let Some((claim, fresh)) = claim(ctx, &conn_name, &id, &rcpts).await else { return Ok(()) };
+            if fresh.len() < rcpts.len() {
+                // Some recipients were accepted with an earlier transfer of this message.
+                let keep: std::collections::HashSet<usize> = fresh.iter().copied().collect();
+                let mut i = 0;
+                msg.envelope.per_recipient_fields.retain(|_| {
+                    i += 1;
+                    keep.contains(&(i - 1))
+                });
+            }
+            let carried: Vec<String> = fresh.iter().map(|&i| rcpts[i].clone()).collect();
+            accept_message(ctx, &conn_name, peer, msg).await?;
+            record(claim, carried).await;
+            Ok(())
+        }
+        Ok(MtsApdu::Report(r)) => {
+            let id = mts_id(&r.envelope.report_identifier);
+            let rcpts = vec![r.envelope.report_destination_name.to_mnemonic()];
+            let Some((claim, _)) = claim(ctx, &conn_name, &id, &rcpts).await else { return Ok(()) };
+            accept_report(ctx, r).await?;
+            record(claim, rcpts).await;
+            Ok(())
+        }
         Ok(MtsApdu::Probe(p)) => accept_probe(ctx, peer, p).await,
         Err(e) => {
             tracing::warn!(%peer, error = %e, "undecodable MTS-APDU");
             ctx.events.log(catalog::MTA_ASSOC_ABORTED, &[&conn_name, &format!("undecodable MTS-APDU: {e}")]);
             Ok(())
         }
+    }
+}
+
+fn mts_id(id: &MtsIdentifier) -> String {
+    format!("{};{}", id.global_domain_identifier.to_mnemonic(), id.local_identifier)
+}
+
+/// Look a transfer up in the record of accepted MTS identifiers ([`crate::mta::dedup`]):
+/// None when every recipient was accepted before (the transfer is then confirmed and nothing
+/// delivered), else the claim to commit after the queue commit and the recipients not
+/// accepted yet (indices into `rcpts`).
+async fn claim(ctx: &Arc<Ctx>, from_mta: &str, id: &str, rcpts: &[String]) -> Option<(crate::mta::dedup::Claim, Vec<usize>)> {
+    let m = ctx.mta.as_ref()?;
+    match m.dedup.begin(from_mta, id, rcpts).await {
+        crate::mta::dedup::Begin::New(c, fresh) => Some((c, fresh)),
+        crate::mta::dedup::Begin::Duplicate => {
+            tracing::info!(mta = %from_mta, mts_id = %id, "transfer sent again after a lost confirmation: already accepted, confirmed without delivering it twice");
+            None
+        }
+    }
+}
+
+/// After the queue commit: record the accepted MTS identifier on disk, before the transfer is
+/// confirmed. A failure to write it is logged (the entry stays in memory; only a restart in
+/// between could then let a re-sent transfer through twice).
+async fn record(claim: crate::mta::dedup::Claim, rcpts: Vec<String>) {
+    match tokio::task::spawn_blocking(move || claim.commit(&rcpts)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "cannot record an accepted MTS identifier on disk"),
+        Err(e) => tracing::error!(error = %e, "recording an accepted MTS identifier failed"),
     }
 }
 

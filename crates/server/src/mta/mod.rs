@@ -7,8 +7,11 @@
 //!   Threshold-driven extra associations, Lifetime and Disconnect timers, open retries.
 //! - [`inbound`]: associations we accept: the Stack address check (9301), reverse lookup,
 //!   selectors, the bind check (51), transfers into the queue.
+//! - [`dedup`]: the MTS identifiers accepted, so that a transfer sent again after a lost
+//!   confirmation is acknowledged without a second delivery.
 
 pub mod assoc;
+pub mod dedup;
 pub mod gateway;
 pub mod gwart;
 pub mod inbound;
@@ -17,7 +20,8 @@ pub mod outbound;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use crate::config::{Config, MtaConfig, X400Connector};
 use crate::events::catalog;
@@ -41,6 +45,89 @@ pub struct ConnectorState {
     pub opened_total: u64,
     /// Messages transferred since start.
     pub transferred_total: u64,
+    /// Transfers under way on this connector's associations, both directions (filled in
+    /// when the admin API shows the state).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub transfers: Vec<TransferStatus>,
+}
+
+/// A transfer under way, as `GET /mta` shows it (per connector, `state.transfers`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TransferStatus {
+    /// `out` (we send) or `in` (we receive).
+    pub direction: &'static str,
+    /// The peer's address (real, as the socket sees it).
+    pub peer: String,
+    /// Octets of the transfer when known (sending), else 0.
+    pub octets: usize,
+    /// Octets sent (out) or received (in) so far.
+    pub done: usize,
+    /// Minor synchronization points (checkpoints) sent (out) or received (in).
+    pub checkpoints: u32,
+    /// Checkpoints the receiver confirmed (out; equal to `checkpoints` for in).
+    pub checkpoints_confirmed: u32,
+}
+
+/// One listed association: (id, connector index, direction, peer, progress).
+type ListedEntry = (u64, usize, &'static str, String, Arc<Mutex<assoc::Progress>>);
+
+/// The associations of the MTA whose transfers the admin API shows.
+#[derive(Default)]
+pub struct Transfers {
+    next: AtomicU64,
+    list: Mutex<Vec<ListedEntry>>,
+}
+
+/// Keeps an association listed in [`Transfers`] until dropped.
+pub struct Listed<'a> {
+    transfers: &'a Transfers,
+    id: u64,
+}
+
+impl Transfers {
+    /// List an association of connector `ci` (`direction` `out` or `in`) whose progress is
+    /// published into the returned handle ([`assoc::Conn::set_progress`]).
+    pub fn list(&self, ci: usize, direction: &'static str, peer: std::net::SocketAddr) -> (Listed<'_>, Arc<Mutex<assoc::Progress>>) {
+        let id = self.next.fetch_add(1, Ordering::SeqCst);
+        let p = Arc::new(Mutex::new(assoc::Progress::default()));
+        self.list.lock().expect("transfers").push((id, ci, direction, peer.to_string(), p.clone()));
+        (Listed { transfers: self, id }, p)
+    }
+
+    /// The transfers under way on connector `ci`.
+    pub fn of(&self, ci: usize) -> Vec<TransferStatus> {
+        let list = self.list.lock().expect("transfers");
+        list.iter()
+            .filter(|e| e.1 == ci)
+            .filter_map(|(_, _, direction, peer, p)| {
+                let p = *p.lock().expect("progress");
+                match *direction {
+                    "out" => p.sending.map(|s| TransferStatus {
+                        direction,
+                        peer: peer.clone(),
+                        octets: s.octets,
+                        done: s.sent,
+                        checkpoints: s.checkpoints_sent,
+                        checkpoints_confirmed: s.checkpoints_confirmed,
+                    }),
+                    _ => p.receiving.map(|r| TransferStatus {
+                        direction,
+                        peer: peer.clone(),
+                        octets: 0,
+                        done: r.octets,
+                        checkpoints: r.checkpoints,
+                        checkpoints_confirmed: r.checkpoints,
+                    }),
+                }
+            })
+            .collect()
+    }
+}
+
+impl Drop for Listed<'_> {
+    fn drop(&mut self) {
+        self.transfers.list.lock().expect("transfers").retain(|e| e.0 != self.id);
+    }
 }
 
 /// The MTA service of one server.
@@ -59,6 +146,19 @@ pub struct Mta {
     pub notify: tokio::sync::Notify,
     /// Bumped by a restart: pooled associations of an older generation are closed.
     pub generation: AtomicU64,
+    /// The MTS identifiers accepted (a transfer sent again is not delivered twice).
+    pub dedup: dedup::Dedup,
+    /// Associations with their transfer progress (admin API).
+    pub transfers: Transfers,
+    /// Failed transfers per (connector, MTS identifier), against Max transfer retries.
+    pub transfer_failures: Mutex<HashMap<(usize, String), u32>>,
+}
+
+/// How long a sender may keep trying one message over `c`: Max open retries × Open interval
+/// plus (Max transfer retries + 1) × Transfer interval, nominal seconds.
+pub fn retry_horizon_secs(c: &X400Connector) -> f64 {
+    let o = &c.overrides;
+    f64::from(o.max_open_retries) * o.open_interval + f64::from(o.max_transfer_retries + 1) * o.transfer_interval
 }
 
 /// Read the Stack IP Address Override of every connector from the registry (KB Q255991).
@@ -85,10 +185,23 @@ pub fn read_overrides(cfg: &Config, mta: &MtaConfig) -> HashMap<String, IpAddr> 
 }
 
 impl Mta {
-    /// The MTA of a server with an `[mta]` section; logs 9298.
-    pub fn start(cfg: &Config, events: &crate::events::EventLog) -> Option<Mta> {
-        let m = cfg.mta.as_ref()?;
+    /// The MTA of a server with an `[mta]` section (None without one); logs 9298. Opens the
+    /// record of accepted MTS identifiers in `<data_dir>/mta/`, kept for the longest retry
+    /// horizon of the connectors ([`retry_horizon_secs`], on the time scale, at least
+    /// [`dedup::MIN_RETENTION`]).
+    ///
+    /// # Errors
+    /// The record cannot be opened (see [`dedup::Dedup::open`]).
+    pub fn start(cfg: &Config, events: &crate::events::EventLog) -> anyhow::Result<Option<Mta>> {
+        let Some(m) = cfg.mta.as_ref() else { return Ok(None) };
+        let horizon = m.connectors.iter().map(retry_horizon_secs).fold(0.0, f64::max) * cfg.server.time_scale;
+        let dir = cfg.data_dir().join("mta");
+        let dedup = dedup::Dedup::open(&dir, Duration::from_secs_f64(horizon.max(0.0)))
+            .map_err(|e| anyhow::anyhow!("opening the record of accepted MTS identifiers in {}: {e}", dir.display()))?;
         let mta = Mta {
+            dedup,
+            transfers: Transfers::default(),
+            transfer_failures: Mutex::new(HashMap::new()),
             overrides: RwLock::new(read_overrides(cfg, m)),
             state: Mutex::new(vec![ConnectorState::default(); m.connectors.len()]),
             gwart: RwLock::new(gwart::Gwart::build(cfg)),
@@ -98,7 +211,7 @@ impl Mta {
             generation: AtomicU64::new(0),
         };
         events.log(catalog::MTA_STARTED, &[VERSION.0, VERSION.1]);
-        Some(mta)
+        Ok(Some(mta))
     }
 
     /// Restart the service (admin action): 9299, re-read the registry and the connectors,

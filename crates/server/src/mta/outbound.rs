@@ -10,19 +10,23 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use mtalab_osi::association::{Association, AssociationConfig, DialogueMode, Event};
+use mtalab_osi::association::{AbortReason, Association, AssociationConfig, DialogueMode, Event};
 use mtalab_p1::{MtaBindArgument, MtaBindError, MtaBindResult};
 use tokio::net::TcpSocket;
 
 use crate::Ctx;
 use crate::config::{Selectors, X400Connector};
 use crate::events::catalog;
-use crate::mta::assoc::Conn;
+use crate::mta::assoc::{Conn, DriveError};
 
 /// Most associations to one remote MTA (DESIGN §4).
 pub const MAX_ASSOCIATIONS: usize = 10;
 /// How long establishment (CC, AC) may take.
 const OPEN_WAIT: Duration = Duration::from_secs(30);
+/// The least Recovery timeout, whatever the time scale makes of the connector's: the time
+/// scale compresses the protocol's timers, not the line, and a checkpoint needs time to cross
+/// it (and the host time to answer it) before its acknowledgement is overdue.
+pub const MIN_RECOVERY_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a transfer may go without an event.
 const TRANSFER_WAIT: Duration = Duration::from_secs(120);
 
@@ -72,7 +76,7 @@ pub fn association_config(ctx: &Ctx, c: &X400Connector) -> AssociationConfig {
         checkpoint_size: o.checkpoint_size_k,
         window_size: o.window_size.max(1),
         dialogue_mode: if c.advanced.two_way_alternate { DialogueMode::TwoWayAlternate } else { DialogueMode::Monologue },
-        recovery_timeout: ctx.scaled(o.recovery_timeout).max(Duration::from_millis(500)),
+        recovery_timeout: ctx.scaled(o.recovery_timeout).max(MIN_RECOVERY_TIMEOUT),
         ..AssociationConfig::default()
     }
 }
@@ -129,6 +133,19 @@ pub async fn open(ctx: &Arc<Ctx>, ci: usize, c: &X400Connector) -> Result<Conn, 
     let port = ctx.mta.as_ref().map_or(102, |m| m.cfg.read().expect("mta cfg").remote_port);
     let dest = stack_target(ctx, c, port).await?;
     let src = source_address(ctx, c, dest.ip());
+    // The local lab's emulated link on the route to the remote MTA (crate::links): a cut
+    // link refuses the connection at once, as a host whose route went away says.
+    let link = {
+        let cfg = ctx.cfg.read().expect("cfg lock");
+        ctx.links.path(&cfg.server, dest.ip())
+    };
+    if let Some(l) = &link
+        && !l.state().up
+    {
+        let e = crate::links::unreachable();
+        ctx.events.log(catalog::MTA_CONNECT_FAILED, &[&dest.to_string(), &e.to_string()]);
+        return Err(format!("connect to {dest} failed: {e}"));
+    }
     let socket = if dest.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(|e| e.to_string())?;
     if let Some(s) = src {
         socket.bind(SocketAddr::new(s, 0)).map_err(|e| format!("cannot bind source address {s}: {e}"))?;
@@ -148,7 +165,7 @@ pub async fn open(ctx: &Arc<Ctx>, ci: usize, c: &X400Connector) -> Result<Conn, 
     let (name, password) = ctx.mta.as_ref().expect("mta").local_credentials(c, &server_name);
     let bind = MtaBindArgument::simple(&name, &password).encode().map_err(|e| format!("bind argument: {e}"))?;
     let assoc = Association::initiator(association_config(ctx, c), bind, Instant::now()).map_err(|e| e.to_string())?;
-    let mut conn = Conn::new(stream, assoc, dest);
+    let mut conn = Conn::new(stream, assoc, dest).with_link(link);
     tracing::info!(connector = %c.name, %dest, source = ?src, "opening association");
     loop {
         match conn.next_event(OPEN_WAIT, "the association to open").await {
@@ -254,11 +271,30 @@ pub async fn reap(ctx: Arc<Ctx>) {
     }
 }
 
+/// The MTS identifier of an MTS-APDU, `<GDI mnemonic>;<local identifier>` (message,
+/// report or probe identifier), if it decodes.
+pub fn mts_id_of(apdu: &[u8]) -> Option<String> {
+    let id = match mtalab_p1::MtsApdu::decode(apdu).ok()? {
+        mtalab_p1::MtsApdu::Message(m) => m.envelope.message_identifier,
+        mtalab_p1::MtsApdu::Report(r) => r.envelope.report_identifier,
+        mtalab_p1::MtsApdu::Probe(p) => p.probe_identifier,
+    };
+    Some(format!("{};{}", id.global_domain_identifier.to_mnemonic(), id.local_identifier))
+}
+
 /// Transfer one MTS-APDU over connector `ci`, on an idle association or a new one (a new
 /// one per Threshold transfers waiting, at most [`MAX_ASSOCIATIONS`]).
+///
+/// A transfer that fails on an open association (it was aborted, or its confirmation did not
+/// come within the Recovery timeout) returns [`TransferError::Transfer`]: the message is
+/// tried again after the connector's Transfer interval, on a new association. After Max
+/// transfer retries such failures of one message (Override tab; Exchange default 2) the next
+/// one counts as a failed open instead (289, and the Open Retry timer: 301), so that the
+/// message goes on at the Open interval and, after Max open retries, is returned with an NDR.
 pub async fn transfer(ctx: &Arc<Ctx>, ci: usize, apdu: Vec<u8>) -> Result<(), TransferError> {
     let m = ctx.mta.as_ref().ok_or_else(|| TransferError::Open("the MTA is not running".into()))?;
     let c = m.connector(ci).ok_or_else(|| TransferError::Open(format!("no connector {ci}")))?;
+    let mts_id = mts_id_of(&apdu).unwrap_or_default();
     {
         m.state.lock().expect("mta state")[ci].waiting += 1;
     }
@@ -270,7 +306,30 @@ pub async fn transfer(ctx: &Arc<Ctx>, ci: usize, apdu: Vec<u8>) -> Result<(), Tr
             st[ci].transferred_total += 1;
         }
     }
-    r
+    let key = (ci, mts_id);
+    match r {
+        Err(TransferError::Transfer(why)) => {
+            let n = {
+                let mut f = m.transfer_failures.lock().expect("transfer failures");
+                let n = f.entry(key.clone()).or_insert(0);
+                *n += 1;
+                *n
+            };
+            if n > c.overrides.max_transfer_retries {
+                m.transfer_failures.lock().expect("transfer failures").remove(&key);
+                let why = format!("{why} (transfer attempt {n}; Max transfer retries {})", c.overrides.max_transfer_retries);
+                log_open_failed(ctx, ci, &c, &why);
+                return Err(TransferError::Open(why));
+            }
+            tracing::info!(connector = %c.name, mts_id = %key.1, attempt = n, "transfer failed; retrying after the transfer interval");
+            Err(TransferError::Transfer(why))
+        }
+        Ok(()) => {
+            m.transfer_failures.lock().expect("transfer failures").remove(&key);
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 async fn transfer_inner(ctx: &Arc<Ctx>, m: &crate::mta::Mta, ci: usize, c: &X400Connector, apdu: Vec<u8>) -> Result<(), TransferError> {
@@ -315,7 +374,11 @@ async fn transfer_inner(ctx: &Arc<Ctx>, m: &crate::mta::Mta, ci: usize, c: &X400
                 match open(ctx, ci, c).await {
                     Ok(conn) => (conn, Instant::now(), false),
                     Err(why) => {
-                        m.state.lock().expect("mta state")[ci].open -= 1;
+                        {
+                            // A restart of the MTA meanwhile reset the count.
+                            let mut st = m.state.lock().expect("mta state");
+                            st[ci].open = st[ci].open.saturating_sub(1);
+                        }
                         m.notify.notify_one();
                         log_open_failed(ctx, ci, c, &why);
                         return Err(TransferError::Open(why));
@@ -324,7 +387,11 @@ async fn transfer_inner(ctx: &Arc<Ctx>, m: &crate::mta::Mta, ci: usize, c: &X400
             }
         };
         let mut received = Vec::new();
+        let (listed, progress) = m.transfers.list(ci, "out", conn.peer);
+        conn.set_progress(Some(progress));
         let r = conn.transfer(apdu.clone(), TRANSFER_WAIT, &mut received).await;
+        conn.set_progress(None);
+        drop(listed);
         for a in received {
             if let Err(e) = crate::mta::inbound::process_apdu(ctx, Some(ci), conn.peer, a).await {
                 tracing::error!(error = %e, "cannot store an APDU received on an outbound association");
@@ -337,9 +404,16 @@ async fn transfer_inner(ctx: &Arc<Ctx>, m: &crate::mta::Mta, ci: usize, c: &X400
                 return Ok(());
             }
             Err(e) => {
-                m.state.lock().expect("mta state")[ci].open -= 1;
+                {
+                    // A restart of the MTA meanwhile reset the count.
+                    let mut st = m.state.lock().expect("mta state");
+                    st[ci].open = st[ci].open.saturating_sub(1);
+                }
                 m.notify.notify_one();
-                if reused && fresh_tries == 0 {
+                // A transfer that timed out (no checkpoint acknowledged within the Recovery
+                // timeout) failed on a live association: a silent link, not a stale one.
+                let timed_out = matches!(e, DriveError::Aborted(AbortReason::Timeout(_)) | DriveError::Timeout(_));
+                if reused && fresh_tries == 0 && !timed_out {
                     // The idle association died meanwhile: one more try on a fresh one.
                     tracing::debug!(connector = %c.name, error = %e, "pooled association failed; opening a new one");
                     continue;

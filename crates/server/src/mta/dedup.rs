@@ -1,0 +1,530 @@
+//! The MTS identifiers this MTA has accepted (X.411 §12.2.1.1.1.1 message-identifier,
+//! §12.2.1.3.1 report-identifier), so that a transfer sent again is acknowledged without
+//! being delivered twice.
+//!
+//! The receiving MTA commits a transfer to its queue and only then confirms it (session AEA,
+//! X.228 §8). When the link dies after the commit but before the AEA reached the sender, the
+//! sender never learns that the transfer succeeded: it sends the same MTS-APDU again on a new
+//! association. This record recognises it — same sending MTA, same MTS identifier, no
+//! recipient not already accepted — and the transfer is confirmed without a second delivery.
+//!
+//! # File
+//! `<data_dir>/mta/accepted-ids.jsonl`: one JSON object per line,
+//! `{"t": <ms since the UNIX epoch>, "mta": "<remote MTA name>", "id": "<GDI mnemonic>;<local
+//! identifier>", "rcpts": ["<O/R mnemonic>", …]}`, appended and fsynced (file, and the
+//! directory when the file is created or rewritten) before the transfer is confirmed. A torn
+//! last line (a crash while appending) is ignored on load.
+//!
+//! # Bounds
+//! Entries are kept for [`Dedup::retention`] — at least the longest time a sender may keep
+//! retrying (Max open retries × Open interval + Max transfer retries × Transfer interval of
+//! the connectors, on the lab's time scale), never less than [`MIN_RETENTION`] — and at most
+//! [`MAX_ENTRIES`] of them (the oldest go first). The file is rewritten without the expired
+//! lines when it holds twice as many lines as live entries (and at start).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Entries are kept at least this long, whatever the connectors' retry settings.
+pub const MIN_RETENTION: Duration = Duration::from_secs(3600);
+/// At most this many entries are kept.
+pub const MAX_ENTRIES: usize = 100_000;
+/// Most recipients remembered per entry (X.411's ub-recipients is 32 767; an MTS-APDU with
+/// more than this is simply not deduplicated beyond them).
+const MAX_RCPTS: usize = 1024;
+
+/// One accepted transfer, as a line of the file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct Line {
+    /// When it was accepted, ms since the UNIX epoch.
+    t: i64,
+    /// The sending MTA (the connector's remote MTA name).
+    mta: String,
+    /// The MTS identifier, `<GDI mnemonic>;<local identifier>`.
+    id: String,
+    /// The recipients accepted, O/R address mnemonics.
+    rcpts: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    t: i64,
+    rcpts: BTreeSet<String>,
+}
+
+#[derive(Default)]
+struct State {
+    entries: HashMap<(String, String), Entry>,
+    /// Keys being committed by a transfer right now.
+    in_flight: HashSet<(String, String)>,
+    /// Lines in the file (live and expired).
+    lines: usize,
+}
+
+struct Journal {
+    file: File,
+    /// Lines appended and not yet synced.
+    buf: Vec<u8>,
+    syncing: bool,
+    appended: u64,
+    synced: u64,
+    error: Option<String>,
+}
+
+/// The record of accepted MTS identifiers of one MTA.
+pub struct Dedup {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    retention: Duration,
+    state: Mutex<State>,
+    /// Wakes transfers waiting for a claim on their key to go.
+    done: tokio::sync::Notify,
+    journal: Mutex<Journal>,
+    synced: Condvar,
+}
+
+/// What [`Dedup::begin`] found.
+pub enum Begin {
+    /// Never accepted (or only some of its recipients were): go ahead with these recipients
+    /// (indices into the ones given), then [`Claim::commit`].
+    New(Claim, Vec<usize>),
+    /// Every recipient was accepted before: confirm the transfer, deliver nothing.
+    Duplicate,
+}
+
+/// A transfer being committed: other transfers with the same key wait until it is dropped.
+pub struct Claim {
+    inner: Arc<Inner>,
+    key: (String, String),
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl Dedup {
+    /// Open (or create) the record in `dir` (the MTA's directory below the data dir),
+    /// keeping entries for `retention` (raised to [`MIN_RETENTION`]). Expired entries and a
+    /// torn last line are dropped, and the file rewritten without them.
+    ///
+    /// # Errors
+    /// The directory or the file cannot be created, read or written.
+    pub fn open(dir: &Path, retention: Duration) -> std::io::Result<Dedup> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("accepted-ids.jsonl");
+        let retention = retention.max(MIN_RETENTION);
+        let mut entries: HashMap<(String, String), Entry> = HashMap::new();
+        if let Ok(f) = File::open(&path) {
+            let cutoff = now_ms() - retention.as_millis() as i64;
+            for line in BufReader::new(f).lines() {
+                let Ok(line) = line else { break };
+                let Ok(l) = serde_json::from_str::<Line>(&line) else {
+                    continue;
+                };
+                if l.t < cutoff {
+                    continue;
+                }
+                let e = entries.entry((l.mta, l.id)).or_default();
+                e.t = e.t.max(l.t);
+                e.rcpts.extend(l.rcpts);
+            }
+        }
+        let lines = entries.len();
+        let file = rewrite(&path, &entries)?;
+        let inner = Inner {
+            path,
+            retention,
+            state: Mutex::new(State {
+                entries,
+                in_flight: HashSet::new(),
+                lines,
+            }),
+            done: tokio::sync::Notify::new(),
+            journal: Mutex::new(Journal {
+                file,
+                buf: Vec::new(),
+                syncing: false,
+                appended: 0,
+                synced: 0,
+                error: None,
+            }),
+            synced: Condvar::new(),
+        };
+        inner.trim();
+        Ok(Dedup {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// How long entries are kept.
+    pub fn retention(&self) -> Duration {
+        self.inner.retention
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Entries kept now.
+    pub fn len(&self) -> usize {
+        self.inner.state.lock().expect("dedup").entries.len()
+    }
+
+    /// Whether no entry is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Look a transfer up before committing it: `mta` is the sending MTA, `id` the MTS
+    /// identifier (`<GDI mnemonic>;<local identifier>`), `rcpts` its recipients. When
+    /// another transfer with the same key is being committed (the same message sent again on
+    /// a second association while the first is still storing it), waits until that one is
+    /// done. Recipients accepted before are left out of [`Begin::New`].
+    pub async fn begin(&self, mta: &str, id: &str, rcpts: &[String]) -> Begin {
+        let key = (mta.to_string(), id.to_string());
+        loop {
+            let notified = self.inner.done.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut st = self.inner.state.lock().expect("dedup");
+                if !st.in_flight.contains(&key) {
+                    let cutoff = now_ms() - self.inner.retention.as_millis() as i64;
+                    let seen = st.entries.get(&key).filter(|e| e.t >= cutoff);
+                    let fresh: Vec<usize> = (0..rcpts.len())
+                        .filter(|&i| seen.is_none_or(|e| !e.rcpts.contains(&rcpts[i])))
+                        .collect();
+                    if fresh.is_empty() && !rcpts.is_empty() {
+                        return Begin::Duplicate;
+                    }
+                    st.in_flight.insert(key.clone());
+                    return Begin::New(
+                        Claim {
+                            inner: self.inner.clone(),
+                            key,
+                        },
+                        fresh,
+                    );
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Inner {
+    fn trim(&self) {
+        let mut st = self.state.lock().expect("dedup");
+        let cutoff = now_ms() - self.retention.as_millis() as i64;
+        st.entries.retain(|_, e| e.t >= cutoff);
+        if st.entries.len() > MAX_ENTRIES {
+            let mut ts: Vec<i64> = st.entries.values().map(|e| e.t).collect();
+            ts.sort_unstable();
+            let keep_from = ts[ts.len() - MAX_ENTRIES];
+            st.entries.retain(|_, e| e.t >= keep_from);
+        }
+    }
+
+    /// Append one line and wait until it is on disk (group commit: one fsync covers every
+    /// line appended meanwhile).
+    fn append(&self, line: &Line) -> std::io::Result<()> {
+        let mut text = serde_json::to_vec(line).map_err(std::io::Error::other)?;
+        text.push(b'\n');
+        let mut j = self.journal.lock().expect("journal");
+        j.buf.extend_from_slice(&text);
+        j.appended += 1;
+        let mine = j.appended;
+        loop {
+            if j.synced >= mine {
+                return match &j.error {
+                    Some(e) => Err(std::io::Error::other(e.clone())),
+                    None => Ok(()),
+                };
+            }
+            if !j.syncing {
+                j.syncing = true;
+                let batch = std::mem::take(&mut j.buf);
+                let upto = j.appended;
+                let mut file = j.file.try_clone()?;
+                drop(j);
+                let r = file.write_all(&batch).and_then(|()| file.sync_data());
+                j = self.journal.lock().expect("journal");
+                j.syncing = false;
+                j.synced = upto;
+                j.error = r.as_ref().err().map(|e| e.to_string());
+                self.synced.notify_all();
+                r?;
+                continue;
+            }
+            j = self.synced.wait(j).expect("journal");
+        }
+    }
+
+    /// Rewrite the file with the live entries only, when it has grown to twice their number.
+    fn compact(&self) -> std::io::Result<()> {
+        let mut j = self.journal.lock().expect("journal");
+        while j.syncing {
+            j = self.synced.wait(j).expect("journal");
+        }
+        // Every line appended so far (synced, or waiting in the buffer) is in the state
+        // already: the snapshot covers them all.
+        let entries = {
+            let st = self.state.lock().expect("dedup");
+            if st.lines < 2 * st.entries.len() + 1024 {
+                return Ok(());
+            }
+            st.entries
+                .iter()
+                .map(|(k, e)| {
+                    (
+                        k.clone(),
+                        Entry {
+                            t: e.t,
+                            rcpts: e.rcpts.clone(),
+                        },
+                    )
+                })
+                .collect::<HashMap<_, _>>()
+        };
+        j.file = rewrite(&self.path, &entries)?;
+        j.buf.clear();
+        j.synced = j.appended;
+        j.error = None;
+        self.synced.notify_all();
+        self.state.lock().expect("dedup").lines = entries.len();
+        Ok(())
+    }
+}
+
+/// Write `entries` into a new file beside `path`, fsync it, rename it over `path` and fsync
+/// the directory; returns the file opened for appending.
+fn rewrite(path: &Path, entries: &HashMap<(String, String), Entry>) -> std::io::Result<File> {
+    let tmp = path.with_extension("jsonl.tmp");
+    {
+        let mut f = File::create(&tmp)?;
+        let mut text = Vec::new();
+        for ((mta, id), e) in entries {
+            let line = Line {
+                t: e.t,
+                mta: mta.clone(),
+                id: id.clone(),
+                rcpts: e.rcpts.iter().cloned().collect(),
+            };
+            text.extend(serde_json::to_vec(&line).map_err(std::io::Error::other)?);
+            text.push(b'\n');
+        }
+        f.write_all(&text)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    OpenOptions::new().append(true).open(path)
+}
+
+impl Claim {
+    /// The transfer is in the queue (fsynced): record its recipients (`rcpts`, those it
+    /// carried) durably before it is confirmed. Blocks on the file's fsync (run it with
+    /// `spawn_blocking`). An error writing the file is returned, but the entry is kept in
+    /// memory regardless.
+    pub fn commit(self, rcpts: &[String]) -> std::io::Result<()> {
+        let inner = &self.inner;
+        let t = now_ms();
+        let rcpts: Vec<String> = rcpts.iter().take(MAX_RCPTS).cloned().collect();
+        {
+            let mut st = inner.state.lock().expect("dedup");
+            let e = st.entries.entry(self.key.clone()).or_default();
+            e.t = t;
+            e.rcpts.extend(rcpts.iter().cloned());
+            st.lines += 1;
+        }
+        let r = inner.append(&Line {
+            t,
+            mta: self.key.0.clone(),
+            id: self.key.1.clone(),
+            rcpts,
+        });
+        inner.trim();
+        if let Err(e) = inner.compact() {
+            tracing::warn!(error = %e, file = %inner.path.display(), "cannot compact the record of accepted MTS identifiers");
+        }
+        r
+        // Dropping the claim lets waiting transfers of the same key look again.
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.inner
+            .state
+            .lock()
+            .expect("dedup")
+            .in_flight
+            .remove(&self.key);
+        self.inner.done.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rc(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_transfer_sent_again_is_a_duplicate_and_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = "c=US;a= ;p=ExchangeORG;18F00A1B2C3D000001";
+        let r = rc(&["c=US;a= ;p=ExchangeORG;o=SiteB;s=Two;g=User"]);
+        {
+            let d = Dedup::open(dir.path(), Duration::ZERO).unwrap();
+            assert_eq!(d.retention(), MIN_RETENTION);
+            let Begin::New(claim, fresh) = d.begin("ServerA", id, &r).await else {
+                panic!("new")
+            };
+            assert_eq!(fresh, vec![0]);
+            claim.commit(&r).unwrap();
+            assert!(matches!(d.begin("ServerA", id, &r).await, Begin::Duplicate));
+            // Another sending MTA with the same identifier is not the same transfer.
+            assert!(matches!(d.begin("ServerC", id, &r).await, Begin::New(..)));
+        }
+        // After a restart (the file read again) it is still known.
+        let d = Dedup::open(dir.path(), Duration::ZERO).unwrap();
+        assert!(matches!(d.begin("ServerA", id, &r).await, Begin::Duplicate));
+        // A recipient not accepted before goes through, alone.
+        let more = rc(&[
+            "c=US;a= ;p=ExchangeORG;o=SiteB;s=Two;g=User",
+            "c=US;a= ;p=ExchangeORG;o=SiteB;s=Three",
+        ]);
+        let Begin::New(claim, fresh) = d.begin("ServerA", id, &more).await else {
+            panic!("new")
+        };
+        assert_eq!(fresh, vec![1]);
+        drop(claim);
+    }
+
+    #[tokio::test]
+    async fn torn_lines_and_expired_entries_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = chrono::Utc::now().timestamp_millis() - 2 * 3600 * 1000;
+        let live = chrono::Utc::now().timestamp_millis();
+        let text = format!(
+            "{{\"t\":{old},\"mta\":\"A\",\"id\":\"old\",\"rcpts\":[\"x\"]}}\n{{\"t\":{live},\"mta\":\"A\",\"id\":\"live\",\"rcpts\":[\"x\"]}}\n{{\"t\":{live},\"mta\":\"A\",\"id\":\"to"
+        );
+        std::fs::write(dir.path().join("accepted-ids.jsonl"), text).unwrap();
+        let d = Dedup::open(dir.path(), Duration::ZERO).unwrap();
+        assert_eq!(d.len(), 1);
+        assert!(matches!(
+            d.begin("A", "live", &rc(&["x"])).await,
+            Begin::Duplicate
+        ));
+        assert!(matches!(
+            d.begin("A", "old", &rc(&["x"])).await,
+            Begin::New(..)
+        ));
+        let on_disk = std::fs::read_to_string(d.path()).unwrap();
+        assert_eq!(on_disk.lines().count(), 1, "{on_disk}");
+    }
+
+    #[tokio::test]
+    async fn a_second_transfer_waits_for_the_first_to_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Arc::new(Dedup::open(dir.path(), Duration::ZERO).unwrap());
+        let r = rc(&["x"]);
+        let Begin::New(claim, _) = d.begin("A", "id", &r).await else {
+            panic!()
+        };
+        let (d2, r2) = (d.clone(), r.clone());
+        let t =
+            tokio::spawn(async move { matches!(d2.begin("A", "id", &r2).await, Begin::Duplicate) });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!t.is_finished(), "the second transfer waits");
+        let r3 = r.clone();
+        tokio::task::spawn_blocking(move || claim.commit(&r3))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(t.await.unwrap(), "and then finds the first one's record");
+        // A claim given up without a commit (the store failed) lets the next one try.
+        let Begin::New(claim, _) = d.begin("A", "other", &r).await else {
+            panic!()
+        };
+        let d3 = d.clone();
+        let t = tokio::spawn(async move {
+            matches!(d3.begin("A", "other", &rc(&["x"])).await, Begin::New(..))
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(claim);
+        assert!(t.await.unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn group_commit_from_many_tasks() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Arc::new(Dedup::open(dir.path(), Duration::ZERO).unwrap());
+        let tasks: Vec<_> = (0..8)
+            .map(|n| {
+                let d = d.clone();
+                tokio::spawn(async move {
+                    for i in 0..50 {
+                        let id = format!("{n}-{i}");
+                        let Begin::New(c, _) = d.begin("A", &id, &rc(&["x"])).await else {
+                            panic!()
+                        };
+                        tokio::task::spawn_blocking(move || c.commit(&rc(&["x"])))
+                            .await
+                            .unwrap()
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(d.len(), 400);
+        drop(d);
+        let d = Dedup::open(dir.path(), Duration::ZERO).unwrap();
+        assert_eq!(d.len(), 400);
+    }
+
+    #[tokio::test]
+    async fn the_file_is_compacted_when_it_grows() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Dedup::open(dir.path(), Duration::ZERO).unwrap();
+        for i in 0..1100 {
+            // The same message re-accepted for ever new recipients: one entry, many lines.
+            let r = rc(&[&format!("r{i}")]);
+            let Begin::New(c, _) = d.begin("A", "id", &r).await else {
+                panic!()
+            };
+            c.commit(&r).unwrap();
+        }
+        let lines = std::fs::read_to_string(d.path()).unwrap().lines().count();
+        assert!(lines < 1100, "{lines} lines");
+        drop(d);
+        let d = Dedup::open(dir.path(), Duration::ZERO).unwrap();
+        assert_eq!(d.len(), 1);
+        assert!(matches!(
+            d.begin("A", "id", &rc(&["r0", "r1099"])).await,
+            Begin::Duplicate
+        ));
+    }
+}

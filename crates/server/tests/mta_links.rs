@@ -1,0 +1,525 @@
+//! The MTA when a link dies without a disconnect (KB Q255991's RAS link): real servers in this
+//! process, on loopback addresses, with the emulated links of `mtalab_server::links`.
+//!
+//! - a link cut in the middle of a checkpointed transfer: the sender's Recovery timeout aborts
+//!   the association (1294), the receiver drops its half and the partial activity (1294), new
+//!   opens fail as unreachable (9215, 289, 301); once the link is back the message is
+//!   transferred again and delivered once;
+//! - a transfer sent again after its confirmation was lost: confirmed, not delivered twice,
+//!   also after the receiver restarted (the record of accepted MTS identifiers is on disk);
+//! - a sender that falls silent in the middle of an activity: the receiver aborts after its
+//!   Recovery timeout and keeps nothing of it.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use mtalab_osi::association::{Association, AssociationConfig, Event};
+use mtalab_p1::{Conformance, MtaBindArgument, MtsApdu};
+use mtalab_server::config::Config;
+use mtalab_server::mta::assoc::Conn;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+const SMTP: u16 = 2525;
+const ADMIN: u16 = 2526;
+const P1: u16 = 2528;
+
+/// The addresses of one test's two servers: `127.<net>.200.10` (ServerA's NIC),
+/// `127.<net>.100.15` (ServerB's NIC), `127.<net>.1.1` / `.2` (the RAS link).
+#[derive(Clone, Copy)]
+struct Net(u8);
+
+impl Net {
+    fn a(self) -> Ipv4Addr {
+        Ipv4Addr::new(127, self.0, 200, 10)
+    }
+    fn b(self) -> Ipv4Addr {
+        Ipv4Addr::new(127, self.0, 100, 15)
+    }
+    fn ras(self, n: u8) -> Ipv4Addr {
+        Ipv4Addr::new(127, self.0, 1, n)
+    }
+}
+
+/// A server of the KB Q255991 shape: NIC + RAS link, a static route to the remote NIC network
+/// over the RAS link, the article's Override values, the Stack IP Address Override = NIC.
+fn config(net: Net, me: &str, data: &Path) -> String {
+    let (site, peer_site, nic, peer_nic, ras, peer_net, peer, alias) = match me {
+        "ServerA" => (
+            "SiteA",
+            "SiteB",
+            net.a(),
+            net.b(),
+            net.ras(1),
+            format!("127.{}.100.0/24", net.0),
+            "ServerB",
+            "User1",
+        ),
+        _ => (
+            "SiteB",
+            "SiteA",
+            net.b(),
+            net.a(),
+            net.ras(2),
+            format!("127.{}.200.0/24", net.0),
+            "ServerA",
+            "User2",
+        ),
+    };
+    format!(
+        r#"[organization]
+name = "ExchangeORG"
+[site]
+name = "{site}"
+[server]
+name = "{me}"
+data_dir = {data:?}
+time_scale = 0.01
+emulate_source_selection = true
+interfaces = [{{ name = "LAN", address = "{nic}", prefix = 24 }}, {{ name = "RAS", address = "{ras}", prefix = 29 }}]
+routes = [{{ destination = "{peer_net}", interface = "RAS" }}]
+[site_addressing]
+smtp = "@{site}.test"
+x400 = {{ c = "US", a = " ", p = "ExchangeORG", o = "{site}" }}
+[[recipients]]
+alias = "{alias}"
+given = "User"
+surname = "{alias}"
+[ims]
+listen = "{nic}:{SMTP}"
+remote_port = {SMTP}
+relay_from = ["127.0.0.0/8"]
+[mta]
+listen = "{nic}:{P1}"
+remote_port = {P1}
+password = "pw{me}"
+[[mta.connectors]]
+name = "X400 to {peer_site}"
+remote_mta_name = "{peer}"
+remote_mta_password = "pw{peer}"
+stack_address = "{peer_nic}"
+address_space = [
+  {{ type = "X400", address = "c=US;a= ;p=ExchangeORG;o={peer_site}", cost = 1 }},
+  {{ type = "SMTP", address = "{peer_site}.test", cost = 1 }},
+]
+[mta.connectors.override]
+checkpoint_size_k = 15
+recovery_timeout = 30
+max_open_retries = 7
+open_interval = 120
+lifetime = 15
+disconnect = 15
+[admin]
+listen = "{nic}:{ADMIN}"
+[registry."MSExchangeMTA\\Parameters\\X400 to {peer_site}"]
+"Stack IP Address Override" = "{nic}"
+"#,
+        data = data.display().to_string(),
+    )
+}
+
+struct Server {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    admin: SocketAddr,
+}
+
+impl Server {
+    async fn start(net: Net, me: &str, data: &Path) -> Server {
+        let cfg = Config::parse(&config(net, me, data)).unwrap();
+        let admin = cfg.admin.listen;
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(mtalab_server::run(cfg, rx));
+        let t0 = Instant::now();
+        while TcpStream::connect(admin).await.is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "{me} did not come up"
+            );
+            assert!(!task.is_finished(), "{me} stopped during start-up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Server { stop, task, admin }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap().unwrap();
+    }
+
+    async fn http(&self, method: &str, path: &str, body: &str) -> Value {
+        let mut s = TcpStream::connect(self.admin).await.unwrap();
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: lab\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).await.unwrap();
+        let at = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        serde_json::from_slice(&resp[at..])
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}: {}", String::from_utf8_lossy(&resp)))
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.http("GET", path, "").await
+    }
+
+    async fn set_link(&self, body: &str) {
+        let v = self.http("POST", "/actions/set-link", body).await;
+        assert_eq!(v["ok"], true, "{v}");
+    }
+
+    /// Events with this ID whose text contains `text`.
+    async fn events(&self, id: u32, text: &str) -> Vec<String> {
+        let v = self.get(&format!("/events?id={id}")).await;
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["text"].as_str())
+            .filter(|t| t.contains(text))
+            .map(str::to_string)
+            .collect()
+    }
+
+    async fn wait_event(&self, id: u32, text: &str, within: Duration) -> String {
+        let t0 = Instant::now();
+        loop {
+            if let Some(e) = self.events(id, text).await.pop() {
+                return e;
+            }
+            assert!(
+                t0.elapsed() < within,
+                "no event {id} containing {text:?} within {within:?}; log: {}",
+                self.get("/events").await
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn copies(&self, mailbox: &str, subject: &str) -> usize {
+        let v = self.get(&format!("/mailboxes/{mailbox}")).await;
+        v.as_array()
+            .map_or(0, |a| a.iter().filter(|m| m["subject"] == subject).count())
+    }
+
+    async fn wait_copies(&self, mailbox: &str, subject: &str, within: Duration) -> usize {
+        let t0 = Instant::now();
+        loop {
+            let n = self.copies(mailbox, subject).await;
+            if n > 0 {
+                return n;
+            }
+            assert!(
+                t0.elapsed() < within,
+                "{subject:?} not in {mailbox} within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+fn body(size: usize) -> String {
+    let line =
+        "The quick brown fox jumps over the lazy dog over the RAS link, again and again.\r\n";
+    line.repeat(size / line.len() + 1)
+}
+
+fn rfc822(subject: &str, size: usize) -> Vec<u8> {
+    format!("From: <User1@SiteA.test>\r\nTo: <User2@SiteB.test>\r\nSubject: {subject}\r\nMessage-ID: <{subject}@test>\r\n\r\n{}", body(size)).into_bytes()
+}
+
+async fn submit(net: Net, subject: &str, size: usize) {
+    let mut c = mtalab_server::conn::SmtpConnection::connect(
+        SocketAddr::from((net.a(), SMTP)),
+        Some(IpAddr::V4(net.a())),
+        "test",
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let txn = mtalab_smtp::Transaction {
+        from: mtalab_smtp::ReversePath::Mailbox(
+            mtalab_smtp::Mailbox::parse("User1@SiteA.test").unwrap(),
+        ),
+        rcpts: vec![mtalab_smtp::Mailbox::parse("User2@SiteB.test").unwrap()],
+        data: rfc822(subject, size),
+    };
+    let r = c.send(txn).await.unwrap();
+    assert!(r.data.as_ref().is_some_and(|d| d.is_positive()), "{r:?}");
+    c.quit().await;
+}
+
+/// The P1 message ServerA's MTA would send for this mail (its MTS identifier is `local_id`).
+fn p1_message(net: Net, data_dir: &Path, subject: &str, local_id: &str) -> Vec<u8> {
+    let cfg = Config::parse(&config(net, "ServerA", data_dir)).unwrap();
+    let dir = mtalab_server::build_directory(&cfg).unwrap();
+    let msg = mtalab_server::mta::gateway::rfc822_to_p1(
+        &mtalab_server::mta::gateway::ToP1 {
+            data: &rfc822(subject, 2000),
+            from: "User1@SiteA.test",
+            rcpts: &["User2@SiteB.test".to_string()],
+            prefix: "c=US;a= ;p=ExchangeORG;o=SiteB",
+            site: &cfg.site_addressing.x400,
+            local_id,
+            arrival: chrono::Utc::now(),
+            mta_name: "ServerA",
+        },
+        &dir,
+    )
+    .unwrap();
+    MtsApdu::Message(msg).encode(Conformance::Implicit).unwrap()
+}
+
+/// An association from ServerA's NIC address to ServerB's MTA, bound as ServerA.
+async fn associate(net: Net) -> Conn {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((net.a(), 0))).unwrap();
+    let dest = SocketAddr::from((net.b(), P1));
+    let stream = socket.connect(dest).await.unwrap();
+    let bind = MtaBindArgument::simple("ServerA", "pwServerA")
+        .encode()
+        .unwrap();
+    let acfg = AssociationConfig {
+        checkpoint_size: 15,
+        ..AssociationConfig::default()
+    };
+    let assoc = Association::initiator(acfg, bind, std::time::Instant::now()).unwrap();
+    let mut conn = Conn::new(stream, assoc, dest);
+    match conn
+        .next_event(Duration::from_secs(5), "bind")
+        .await
+        .unwrap()
+    {
+        Event::AssociateConfirm(_) => conn,
+        other => panic!("not bound: {other:?}"),
+    }
+}
+
+fn tmp() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    (t, a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_cut_mid_transfer_is_detected_retried_and_delivered_once() {
+    let net = Net(71);
+    let (_t, da, db) = tmp();
+    let a = Server::start(net, "ServerA", &da).await;
+    let b = Server::start(net, "ServerB", &db).await;
+    // A slow RAS link: 800 kbit/s, so 400 KB take about 4 s.
+    a.set_link(r#"{"interface": "RAS", "rate_kbit": 800}"#)
+        .await;
+    assert_eq!(a.get("/links").await["RAS"]["rate_kbit"], 800);
+    let subject = "cut mid-transfer";
+    submit(net, subject, 400 * 1024).await;
+
+    // The transfer is under way: checkpoints confirmed by ServerB.
+    let t0 = Instant::now();
+    loop {
+        let v = a.get("/mta").await;
+        let confirmed = v["connectors"][0]["state"]["transfers"]
+            .as_array()
+            .and_then(|t| t.first())
+            .map_or(0, |t| t["checkpoints_confirmed"].as_u64().unwrap());
+        if confirmed >= 2 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no transfer under way: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let inbound = b.get("/mta").await["connectors"][0]["state"]["transfers"].clone();
+    assert_eq!(inbound[0]["direction"], "in", "{inbound}");
+
+    // Pull the cable.
+    a.set_link(r#"{"interface": "RAS", "up": false}"#).await;
+    let cut = Instant::now();
+    // The sender's Recovery timeout (30 s × 0.01, at least 0.5 s): no checkpoint acknowledged.
+    let e = a
+        .wait_event(1294, "timed out waiting for", Duration::from_secs(5))
+        .await;
+    assert!(e.contains("X400 to SiteB") && e.contains("ack"), "{e}");
+    // The receiver drops its half and the partial activity.
+    b.wait_event(
+        1294,
+        "timed out waiting for transfer data",
+        Duration::from_secs(5),
+    )
+    .await;
+    // Opens over the cut link fail at once; the Open Retry timer starts.
+    a.wait_event(9215, "Network is unreachable", Duration::from_secs(5))
+        .await;
+    a.wait_event(289, "Network is unreachable", Duration::from_secs(5))
+        .await;
+    a.wait_event(301, "retry in 120 seconds", Duration::from_secs(5))
+        .await;
+    assert_eq!(b.copies("User2", subject).await, 0);
+    assert!(cut.elapsed() < Duration::from_secs(5));
+
+    // Plug it back in: the message goes again, from the start, and arrives once.
+    a.set_link(r#"{"interface": "RAS", "up": true}"#).await;
+    b.wait_copies("User2", subject, Duration::from_secs(20))
+        .await;
+    let t0 = Instant::now();
+    while a
+        .get("/queue")
+        .await
+        .as_array()
+        .is_some_and(|q| !q.is_empty())
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "ServerA's queue does not drain"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(b.copies("User2", subject).await, 1);
+    assert!(b.get("/mta").await["connectors"][0]["state"]["transfers"].is_null());
+    if std::env::var_os("SHOW_EVENTS").is_some() {
+        for (n, s) in [("A", &a), ("B", &b)] {
+            for e in s.get("/events").await.as_array().unwrap() {
+                eprintln!("{n} {} {} {}", e["time"], e["id"], e["text"]);
+            }
+        }
+    }
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_sent_again_is_confirmed_but_not_delivered_twice() {
+    let net = Net(72);
+    let (_t, da, db) = tmp();
+    let apdu = p1_message(net, &da, "sent twice", "18F0000000000A000001");
+    let b = Server::start(net, "ServerB", &db).await;
+    // The first transfer: committed, confirmed (AEA) — and, say, the AEA was lost.
+    let mut c = associate(net).await;
+    c.transfer(apdu.clone(), Duration::from_secs(5), &mut Vec::new())
+        .await
+        .unwrap();
+    c.release(Duration::from_secs(2)).await;
+    assert_eq!(
+        b.wait_copies("User2", "sent twice", Duration::from_secs(5))
+            .await,
+        1
+    );
+    // The sender tries again on a new association: confirmed, not delivered again.
+    let mut c = associate(net).await;
+    c.transfer(apdu.clone(), Duration::from_secs(5), &mut Vec::new())
+        .await
+        .unwrap();
+    c.release(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(b.copies("User2", "sent twice").await, 1);
+    // The record is on disk: after a restart of ServerB it still holds.
+    b.stop().await;
+    let line = std::fs::read_to_string(db.join("mta/accepted-ids.jsonl")).unwrap();
+    assert!(
+        line.contains("\"mta\":\"ServerA\"") && line.contains("18F0000000000A000001"),
+        "{line}"
+    );
+    let b = Server::start(net, "ServerB", &db).await;
+    let mut c = associate(net).await;
+    c.transfer(apdu, Duration::from_secs(5), &mut Vec::new())
+        .await
+        .unwrap();
+    // Another message (another MTS identifier) is delivered as usual.
+    c.transfer(
+        p1_message(net, &da, "another one", "18F0000000000A000002"),
+        Duration::from_secs(5),
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap();
+    c.release(Duration::from_secs(2)).await;
+    assert_eq!(
+        b.wait_copies("User2", "another one", Duration::from_secs(5))
+            .await,
+        1
+    );
+    assert_eq!(b.copies("User2", "sent twice").await, 1);
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_silent_mid_activity_is_dropped_by_the_receiver() {
+    let net = Net(73);
+    let (_t, da, db) = tmp();
+    let b = Server::start(net, "ServerB", &db).await;
+    let apdu = p1_message(net, &da, "half a message", "18F0000000000B000001");
+    // Drive the association by hand, to stop in the middle of the activity.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((net.a(), 0))).unwrap();
+    let mut s = socket
+        .connect(SocketAddr::from((net.b(), P1)))
+        .await
+        .unwrap();
+    let bind = MtaBindArgument::simple("ServerA", "pwServerA")
+        .encode()
+        .unwrap();
+    let acfg = AssociationConfig {
+        checkpoint_size: 1,
+        window_size: 1,
+        ..AssociationConfig::default()
+    };
+    let mut assoc = Association::initiator(acfg, bind, std::time::Instant::now()).unwrap();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        while let Some(f) = assoc.poll_transmit() {
+            s.write_all(&f).await.unwrap();
+        }
+        if let Some(ev) = assoc.poll_event() {
+            assert!(matches!(ev, Event::AssociateConfirm(_)), "{ev:?}");
+            break;
+        }
+        let n = s.read(&mut buf).await.unwrap();
+        assoc
+            .handle_input(&buf[..n], std::time::Instant::now())
+            .unwrap();
+    }
+    assoc.transfer(apdu.clone()).unwrap();
+    // AS and the first checkpoint (1 KiB, window 1) go out; then the sender falls silent: it
+    // neither reads ServerB's MIA nor sends anything more.
+    while let Some(f) = assoc.poll_transmit() {
+        s.write_all(&f).await.unwrap();
+    }
+    let silent = Instant::now();
+    b.wait_event(
+        1294,
+        "timed out waiting for transfer data",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        silent.elapsed() >= Duration::from_millis(450),
+        "aborted after {:?}",
+        silent.elapsed()
+    );
+    // ServerB aborted (AB) and closed its half.
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest))
+        .await
+        .expect("ServerB closes the connection")
+        .unwrap();
+    assert_eq!(b.copies("User2", "half a message").await, 0);
+    // Nothing of it was kept: the whole transfer, sent again, is delivered.
+    let mut c = associate(net).await;
+    c.transfer(apdu, Duration::from_secs(5), &mut Vec::new())
+        .await
+        .unwrap();
+    c.release(Duration::from_secs(2)).await;
+    assert_eq!(
+        b.wait_copies("User2", "half a message", Duration::from_secs(5))
+            .await,
+        1
+    );
+    b.stop().await;
+}
