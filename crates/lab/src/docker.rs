@@ -566,13 +566,7 @@ impl DockerLab {
                 // the server puts back routes that disappeared (`apply_routes`), within 1 s.
                 let mut detail = format!("{} connected to {net} again as {addr}", l.server);
                 if let Some(&kbit) = self.rates.get(&(key.clone(), net.clone())) {
-                    let iface = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
-                        let pid = inspect(&[id.as_str()])?.get(&id).map(|c| c.pid).filter(|p| *p != 0).context("the container is not running")?;
-                        let iface = faults::interface_of(pid, addr)?;
-                        faults::tbf(pid, &iface, kbit)?;
-                        Ok(iface)
-                    })
-                    .await??;
+                    let iface = set_rate(id, addr, kbit).await?;
                     detail.push_str(&format!(", {iface} limited to {kbit} kbit/s again"));
                 }
                 Ok(detail)
@@ -581,13 +575,7 @@ impl DockerLab {
                 let (key, net, addr) = self.link(&r.server, r.network.as_deref())?;
                 let id = self.container(&key)?.to_string();
                 let kbit = r.kbit;
-                let iface = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
-                    let pid = inspect(&[id.as_str()])?.get(&id).map(|c| c.pid).filter(|p| *p != 0).context("the container is not running")?;
-                    let iface = faults::interface_of(pid, addr)?;
-                    faults::tbf(pid, &iface, kbit)?;
-                    Ok(iface)
-                })
-                .await??;
+                let iface = set_rate(id, addr, kbit).await?;
                 if kbit == 0 {
                     self.rates.remove(&(key, net));
                     Ok(format!("{} {iface} ({addr}): no rate limit", r.server))
@@ -837,4 +825,17 @@ pub fn write_default_lab(project: &compose::Project, compose_file: &Path, files_
     }
     std::fs::write(compose_file, &project.yaml)?;
     Ok(())
+}
+
+/// Limit what container `id` sends from its interface with address `addr` to `kbit` kbit/s
+/// (tc tbf in its network namespace; 0 removes the limit). Returns the interface name.
+/// Errors: the container is not running, no interface has `addr`, or tc failed.
+async fn set_rate(id: String, addr: Ipv4Addr, kbit: u32) -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+        let pid = inspect(&[id.as_str()])?.get(&id).map(|c| c.pid).filter(|p| *p != 0).context("the container is not running")?;
+        let iface = faults::interface_of(pid, addr)?;
+        faults::tbf(pid, &iface, kbit)?;
+        Ok(iface)
+    })
+    .await?
 }

@@ -687,6 +687,13 @@ impl Config {
     }
 }
 
+impl ImsConfig {
+    /// Settings of a server without an IMS (every default, nothing routed).
+    pub fn disabled() -> ImsConfig {
+        toml::from_str("listen = \"127.0.0.1:0\"").expect("defaults parse")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -738,12 +745,5 @@ listen = "127.10.10.10:8025"
         let c = Config::parse(SAMPLE).unwrap();
         let again = Config::parse(&c.to_toml()).unwrap();
         assert_eq!(again.to_toml(), c.to_toml());
-    }
-}
-
-impl ImsConfig {
-    /// Settings of a server without an IMS (every default, nothing routed).
-    pub fn disabled() -> ImsConfig {
-        toml::from_str("listen = \"127.0.0.1:0\"").expect("defaults parse")
     }
 }

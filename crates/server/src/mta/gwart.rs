@@ -122,7 +122,7 @@ impl Gwart {
             .filter(|l| l.kind == AddrType::Smtp && domain_matches(&l.address, domain))
             .map(|l| (if l.address == "*" { 0 } else { l.address.trim_start_matches("*.").split('.').count() }, l))
             .collect();
-        v.sort_by(|a, b| b.0.cmp(&a.0));
+        v.sort_by_key(|e| std::cmp::Reverse(e.0));
         best_group(v)
     }
 
@@ -134,7 +134,7 @@ impl Gwart {
             .filter(|l| l.kind == AddrType::X400)
             .filter_map(|l| x400_matches(&l.address, addr).map(|n| (n, l)))
             .collect();
-        v.sort_by(|a, b| b.0.cmp(&a.0));
+        v.sort_by_key(|e| std::cmp::Reverse(e.0));
         best_group(v)
     }
 }
