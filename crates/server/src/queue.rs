@@ -339,6 +339,13 @@ impl Queue {
         }
     }
 
+    /// An identifier unique within this data directory like [`Queue::new_id`]'s, for what names
+    /// no queue file (a report's MTS identifier): it never takes a slot, which would otherwise
+    /// stay handed out and empty until the next start.
+    pub fn unique_id(&self) -> String {
+        self.shared.fresh_id()
+    }
+
     /// Durably store a message. Returns only after the file and the directory entry are on
     /// disk: into its slot with one fdatasync when `env.id` came from a slot, else through
     /// `tmp/`, rename and a directory fsync. On error nothing of the message is left behind.
@@ -647,7 +654,11 @@ mod tests {
     fn commit_without_a_slot_uses_rename() {
         let dir = tempfile::tempdir().unwrap();
         let q = Queue::open(dir.path()).unwrap();
-        let id = q.shared.fresh_id();
+        ready(&q);
+        let before = q.shared.slots.lock().unwrap().ready.len();
+        let id = q.unique_id();
+        assert_eq!(q.shared.slots.lock().unwrap().ready.len(), before, "unique_id takes no slot");
+        assert!(!dir.path().join("queue").join(format!("{id}.msg")).exists());
         q.commit(&env(&id), b"fallback\r\n").unwrap();
         assert_eq!(q.read_data(&id).unwrap(), b"fallback\r\n");
         assert!(fs::read_dir(dir.path().join("queue/tmp")).unwrap().next().is_none());

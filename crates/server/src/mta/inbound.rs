@@ -435,7 +435,7 @@ async fn accept_probe(ctx: &Arc<Ctx>, peer: SocketAddr, probe: mtalab_p1::ProbeT
 /// This MTA's global domain identifier and a fresh report identifier.
 fn report_identifier(ctx: &Ctx) -> (mtalab_p1::GlobalDomainIdentifier, MtsIdentifier) {
     let gdi = gateway::gdi_of(&ctx.cfg.read().expect("cfg lock").site_addressing.x400);
-    let local = ctx.queue.new_id().chars().take(32).collect();
+    let local = ctx.queue.unique_id().chars().take(32).collect();
     (gdi.clone(), MtsIdentifier { global_domain_identifier: gdi, local_identifier: local })
 }
 
