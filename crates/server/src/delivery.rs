@@ -153,9 +153,8 @@ pub async fn recover(ctx: &Arc<Ctx>) -> anyhow::Result<()> {
             match line {
                 LogLine::Rcpt { index, outcome } if index < outcomes.len() => outcomes[index] = Some(outcome),
                 LogLine::Attempt { n, connector_retries, .. } => {
-                    if n >= attempts {
-                        retries_by_name = connector_retries;
-                    }
+                    // Lines are in the order written: the last attempt's counts hold.
+                    retries_by_name = connector_retries;
                     attempts = attempts.max(n);
                 }
                 LogLine::DsnQueued { .. } => dsn_queued = true,
@@ -663,22 +662,16 @@ async fn resolve_hop(ctx: &Ctx, hop: &NextHop) -> Result<Vec<(String, SocketAddr
 /// A message's per-connector retry counts keyed by connector name (for the queue log).
 fn connector_names(ctx: &Ctx, by_index: &std::collections::BTreeMap<usize, u32>) -> std::collections::BTreeMap<String, u32> {
     let Some(m) = ctx.mta.as_ref() else { return Default::default() };
-    by_index.iter().filter_map(|(&i, &n)| Some((m.connector(i)?.name, n))).collect()
+    let cfg = m.cfg.read().expect("mta cfg");
+    by_index.iter().filter_map(|(&i, &n)| Some((cfg.connectors.get(i)?.name.clone(), n))).collect()
 }
 
 /// The reverse of [`connector_names`] with the connectors configured now; counts of
 /// connectors no longer configured are dropped.
 fn connector_indices(ctx: &Ctx, by_name: &std::collections::BTreeMap<String, u32>) -> std::collections::BTreeMap<usize, u32> {
     let Some(m) = ctx.mta.as_ref() else { return Default::default() };
-    let mut out = std::collections::BTreeMap::new();
-    let mut i = 0;
-    while let Some(c) = m.connector(i) {
-        if let Some(&n) = by_name.get(&c.name) {
-            out.insert(i, n);
-        }
-        i += 1;
-    }
-    out
+    let cfg = m.cfg.read().expect("mta cfg");
+    cfg.connectors.iter().enumerate().filter_map(|(i, c)| Some((i, *by_name.get(&c.name)?))).collect()
 }
 
 fn schedule_retry(ctx: &Arc<Ctx>, id: &str, error: String) {
