@@ -442,8 +442,8 @@ impl X400Pending {
 async fn deliver_x400(ctx: &Arc<Ctx>, entry: &Entry, data: &Arc<Vec<u8>>, ci: usize, indices: &[usize]) -> (Vec<(usize, Outcome)>, Option<X400Pending>) {
     let Some(m) = ctx.mta.as_ref() else { return (vec![], X400Pending::tried("the MTA is not running".into(), None)) };
     let Some(c) = m.connector(ci) else { return (vec![], X400Pending::tried(format!("no connector {ci}"), None)) };
-    let apdu = if entry.envelope.p1_apdu {
-        data.to_vec()
+    let (apdu, mts_id) = if entry.envelope.p1_apdu {
+        (data.to_vec(), crate::mta::outbound::mts_id_of(data).unwrap_or_default())
     } else {
         let rcpts: Vec<String> = indices.iter().map(|&i| entry.envelope.rcpts[i].clone()).collect();
         let prefix = c
@@ -480,7 +480,11 @@ async fn deliver_x400(ctx: &Arc<Ctx>, entry: &Entry, data: &Arc<Vec<u8>>, ci: us
             crate::config::Conformance::X410Mode1988 => mtalab_p1::Conformance::Explicit1988,
             crate::config::Conformance::Normal1988 => mtalab_p1::Conformance::Implicit,
         };
-        match built.and_then(|msg| mtalab_p1::MtsApdu::Message(msg).encode(conformance).map_err(|e| e.to_string())) {
+        let encoded = built.and_then(|msg| {
+            let id = crate::mta::gateway::mts_id(&msg.envelope.message_identifier);
+            mtalab_p1::MtsApdu::Message(msg).encode(conformance).map(|a| (a, id)).map_err(|e| e.to_string())
+        });
+        match encoded {
             Ok(a) => a,
             Err(why) => {
                 let outs = indices
@@ -491,7 +495,7 @@ async fn deliver_x400(ctx: &Arc<Ctx>, entry: &Entry, data: &Arc<Vec<u8>>, ci: us
             }
         }
     };
-    match crate::mta::outbound::transfer(ctx, ci, apdu).await {
+    match crate::mta::outbound::transfer(ctx, ci, apdu, mts_id).await {
         Ok(()) => (indices.iter().map(|&i| (i, Outcome::Delivered { to: format!("MTA {} over {}", c.remote_mta_name, c.name) })).collect(), None),
         Err(crate::mta::outbound::TransferError::Open(why)) => (vec![], X400Pending::tried(format!("{}: {why}", c.name), Some(ctx.scaled(c.overrides.open_interval)))),
         Err(crate::mta::outbound::TransferError::Transfer(why)) => (vec![], X400Pending::tried(format!("{}: {why}", c.name), Some(ctx.scaled(c.overrides.transfer_interval)))),

@@ -153,6 +153,14 @@ pub fn local_recipient_for<'a>(or: &OrAddress, dir: &'a Directory) -> Option<&'a
     })
 }
 
+/// The text form of an MTS identifier (message, report or probe identifier, X.411 §12.2.1.1.1.1):
+/// `<global domain identifier mnemonic>;<local identifier>`, as in the `X-MS-Exchange-MTS-ID`
+/// header, the Received header of a message that came in over X.400, and the record of
+/// accepted identifiers.
+pub fn mts_id(id: &MtsIdentifier) -> String {
+    format!("{};{}", id.global_domain_identifier.to_mnemonic(), id.local_identifier)
+}
+
 /// The global domain identifier of a site X.400 address (`c`, `a`, `p`).
 pub fn gdi_of(x: &crate::config::X400Config) -> GlobalDomainIdentifier {
     GlobalDomainIdentifier::parse_mnemonic(&format!("c={};a={};p={}", x.c, x.a, x.p))
@@ -235,8 +243,7 @@ pub fn p1_to_rfc822(msg: &mtalab_p1::Message, dir: &Directory) -> Result<Vec<u8>
     if !cc.is_empty() {
         b = b.cc(cc.iter().map(|s| s.as_str()).collect::<Vec<_>>());
     }
-    let mts_id = format!("{};{}", msg.envelope.message_identifier.global_domain_identifier.to_mnemonic(), msg.envelope.message_identifier.local_identifier);
-    b = b.header("X-MS-Exchange-MTS-ID", Raw::new(mts_id));
+    b = b.header("X-MS-Exchange-MTS-ID", Raw::new(mts_id(&msg.envelope.message_identifier)));
     let id = &ipm.heading.this_ipm.user_relative_identifier;
     if id.contains('@') {
         b = b.message_id(id.trim_matches(|c| c == '<' || c == '>'));

@@ -252,7 +252,7 @@ pub async fn process_apdu(ctx: &Arc<Ctx>, ci: Option<usize>, peer: SocketAddr, a
     let conn_name = ci.and_then(|i| ctx.mta.as_ref().and_then(|m| m.connector(i))).map(|c| c.remote_mta_name).unwrap_or_else(|| peer.ip().to_string());
     match MtsApdu::decode(&apdu) {
         Ok(MtsApdu::Message(mut msg)) => {
-            let id = mts_id(&msg.envelope.message_identifier);
+            let id = gateway::mts_id(&msg.envelope.message_identifier);
             let rcpts: Vec<String> = msg.envelope.per_recipient_fields.iter().map(|p| p.recipient_name.to_mnemonic()).collect();
             let Some((claim, fresh)) = claim(ctx, &conn_name, &id, &rcpts).await else { return Ok(()) };
             if fresh.len() < rcpts.len() {
@@ -270,7 +270,7 @@ pub async fn process_apdu(ctx: &Arc<Ctx>, ci: Option<usize>, peer: SocketAddr, a
             Ok(())
         }
         Ok(MtsApdu::Report(r)) => {
-            let id = mts_id(&r.envelope.report_identifier);
+            let id = gateway::mts_id(&r.envelope.report_identifier);
             let rcpts = vec![r.envelope.report_destination_name.to_mnemonic()];
             let Some((claim, _)) = claim(ctx, &conn_name, &id, &rcpts).await else { return Ok(()) };
             accept_report(ctx, r).await?;
@@ -284,10 +284,6 @@ pub async fn process_apdu(ctx: &Arc<Ctx>, ci: Option<usize>, peer: SocketAddr, a
             Ok(())
         }
     }
-}
-
-fn mts_id(id: &MtsIdentifier) -> String {
-    format!("{};{}", id.global_domain_identifier.to_mnemonic(), id.local_identifier)
 }
 
 /// Look a transfer up in the record of accepted MTS identifiers ([`crate::mta::dedup`]):
@@ -376,12 +372,7 @@ async fn accept_message(ctx: &Arc<Ctx>, from_mta: &str, peer: SocketAddr, msg: m
         x400: Some(origin),
         p1_apdu: false,
     };
-    let received = format!(
-        "{from_mta} [{}] (X.400 MTA {from_mta})\r\n\tvia X.400 P1 mts-id {};{}",
-        peer.ip(),
-        msg.envelope.message_identifier.global_domain_identifier.to_mnemonic(),
-        msg.envelope.message_identifier.local_identifier
-    );
+    let received = format!("{from_mta} [{}] (X.400 MTA {from_mta})\r\n\tvia X.400 P1 mts-id {}", peer.ip(), gateway::mts_id(&msg.envelope.message_identifier));
     let data = crate::ims::with_received(&ctx.hostname, &received, &env, &data);
     crate::delivery::enqueue(ctx, env, data).await
 }
@@ -529,11 +520,7 @@ async fn accept_report(ctx: &Arc<Ctx>, r: Report) -> anyhow::Result<()> {
     if to.is_empty() || rows.is_empty() {
         return Ok(());
     }
-    let subject_id = format!(
-        "{};{}",
-        r.content.subject_identifier.global_domain_identifier.to_mnemonic(),
-        r.content.subject_identifier.local_identifier
-    );
+    let subject_id = gateway::mts_id(&r.content.subject_identifier);
     let original = format!(
         "Subject: {}\r\nX-MS-Exchange-MTS-ID: {subject_id}\r\n\r\n",
         r.content.content_identifier.clone().unwrap_or_default()

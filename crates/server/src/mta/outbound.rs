@@ -279,11 +279,13 @@ pub fn mts_id_of(apdu: &[u8]) -> Option<String> {
         mtalab_p1::MtsApdu::Report(r) => r.envelope.report_identifier,
         mtalab_p1::MtsApdu::Probe(p) => p.probe_identifier,
     };
-    Some(format!("{};{}", id.global_domain_identifier.to_mnemonic(), id.local_identifier))
+    Some(crate::mta::gateway::mts_id(&id))
 }
 
 /// Transfer one MTS-APDU over connector `ci`, on an idle association or a new one (a new
-/// one per Threshold transfers waiting, at most [`MAX_ASSOCIATIONS`]).
+/// one per Threshold transfers waiting, at most [`MAX_ASSOCIATIONS`]). `mts_id` is the
+/// APDU's MTS identifier in text form ([`crate::mta::gateway::mts_id`]): the key of its
+/// transfer-failure count.
 ///
 /// A transfer that fails on an open association (it was aborted, or its confirmation did not
 /// come within the Recovery timeout) returns [`TransferError::Transfer`]: the message is
@@ -291,10 +293,9 @@ pub fn mts_id_of(apdu: &[u8]) -> Option<String> {
 /// transfer retries such failures of one message (Override tab; Exchange default 2) the next
 /// one counts as a failed open instead (289, and the Open Retry timer: 301), so that the
 /// message goes on at the Open interval and, after Max open retries, is returned with an NDR.
-pub async fn transfer(ctx: &Arc<Ctx>, ci: usize, apdu: Vec<u8>) -> Result<(), TransferError> {
+pub async fn transfer(ctx: &Arc<Ctx>, ci: usize, apdu: Vec<u8>, mts_id: String) -> Result<(), TransferError> {
     let m = ctx.mta.as_ref().ok_or_else(|| TransferError::Open("the MTA is not running".into()))?;
     let c = m.connector(ci).ok_or_else(|| TransferError::Open(format!("no connector {ci}")))?;
-    let mts_id = mts_id_of(&apdu).unwrap_or_default();
     {
         m.state.lock().expect("mta state")[ci].waiting += 1;
     }
