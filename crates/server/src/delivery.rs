@@ -119,13 +119,23 @@ pub async fn reap_idle(ctx: Arc<Ctx>) {
 
 /// Commit a message the server made or received over X.400 to the queue, then schedule it.
 pub async fn enqueue(ctx: &Arc<Ctx>, env: Envelope, data: Vec<u8>) -> anyhow::Result<()> {
+    let data = commit(ctx, &env, data).await?;
+    submit(ctx, env, Some(data));
+    Ok(())
+}
+
+/// Commit a message to the durable queue (see [`crate::queue::Queue::commit`]) without
+/// handing it to delivery yet; [`submit`] does that. Returns the data, shared.
+///
+/// # Errors
+/// The queue file cannot be written or synced.
+pub async fn commit(ctx: &Arc<Ctx>, env: &Envelope, data: Vec<u8>) -> anyhow::Result<Arc<Vec<u8>>> {
     let c = ctx.clone();
     let e2 = env.clone();
     let data = Arc::new(data);
     let d2 = data.clone();
     tokio::task::spawn_blocking(move || c.queue.commit(&e2, &d2)).await??;
-    submit(ctx, env, Some(data));
-    Ok(())
+    Ok(data)
 }
 
 /// Queue a freshly committed message for delivery.
@@ -139,11 +149,33 @@ pub fn submit(ctx: &Ctx, envelope: Envelope, data: Option<Arc<Vec<u8>>>) {
     let _ = ctx.jobs.send(Job { id, data });
 }
 
-/// Rebuild the in-memory queue from disk at start-up and schedule every message now.
+/// Before removing a queue file that carries an X.400 origin (`x400`): put the record of
+/// accepted MTS identifiers on disk, since that file was the durable copy of its line
+/// ([`crate::mta::dedup`], "Durability"). Blocks on the disk.
+fn sync_accepted(ctx: &Ctx, x400: bool) -> std::io::Result<()> {
+    match (&ctx.mta, x400) {
+        (Some(m), true) => m.dedup.sync(),
+        _ => Ok(()),
+    }
+}
+
+/// Rebuild the in-memory queue from disk at start-up and schedule every message now. The
+/// MTS identifiers of messages received over X.400 go back into the MTA's record of accepted
+/// identifiers first, and on disk, before any queue file is removed.
 pub async fn recover(ctx: &Arc<Ctx>) -> anyhow::Result<()> {
     let c = ctx.clone();
     let loaded = tokio::task::spawn_blocking(move || c.queue.load()).await??;
     let count = loaded.len();
+    if let Some(m) = &ctx.mta {
+        for l in &loaded {
+            if let Some(o) = &l.envelope.x400 {
+                let id = crate::mta::gateway::mts_id_text(&o.mts_gdi, &o.mts_local);
+                m.dedup.adopt(&l.envelope.helo, &id, &o.recipients, l.envelope.received.timestamp_millis())?;
+            }
+        }
+        let c = ctx.clone();
+        tokio::task::spawn_blocking(move || c.mta.as_ref().map_or(Ok(()), |m| m.dedup.sync())).await??;
+    }
     for l in loaded {
         let mut outcomes = vec![None; l.envelope.rcpts.len()];
         let mut attempts = 0;
@@ -782,11 +814,20 @@ async fn finish(ctx: &Arc<Ctx>, id: &str, data: Option<&Arc<Vec<u8>>>) -> anyhow
         .collect();
     let c = ctx.clone();
     let idc = id.to_string();
+    let x400 = entry.envelope.x400.is_some();
     if failed.is_empty() {
-        tokio::task::spawn_blocking(move || c.queue.remove(&idc)).await??;
+        tokio::task::spawn_blocking(move || {
+            sync_accepted(&c, x400)?;
+            c.queue.remove(&idc)
+        })
+        .await??;
     } else if entry.envelope.from.is_empty() {
         // A DSN that failed itself: never bounce a bounce (RFC 5321 §6.1); set it aside.
-        let path = tokio::task::spawn_blocking(move || c.queue.set_aside(&idc)).await??;
+        let path = tokio::task::spawn_blocking(move || {
+            sync_accepted(&c, x400)?;
+            c.queue.set_aside(&idc)
+        })
+        .await??;
         let why = failed.iter().map(|f| format!("{}: {}", f.rcpt, f.diagnostic)).collect::<Vec<_>>().join("; ");
         ctx.events.log(catalog::IMC_SYSTEM_MESSAGE_SET_ASIDE, &[id, &format!("{why} ({})", path.display())]);
     } else {
@@ -828,6 +869,7 @@ async fn finish(ctx: &Arc<Ctx>, id: &str, data: Option<&Arc<Vec<u8>>>) -> anyhow
         tokio::task::spawn_blocking(move || {
             c.queue.commit(&env2, &data2)?;
             c.queue.record(&idc2, &LogLine::DsnQueued { dsn_id: env2.id.clone() })?;
+            sync_accepted(&c, x400)?;
             c.queue.remove(&idc2)
         })
         .await??;

@@ -220,5 +220,11 @@ pub async fn run(cfg: Config, stop: watch::Receiver<bool>) -> anyhow::Result<()>
     }
     // Give sessions a moment to say 421 and in-flight deliveries to record their outcome.
     tokio::time::sleep(Duration::from_millis(200)).await;
+    if let Some(m) = &ctx.mta {
+        // Accepted MTS identifiers not yet on disk (their queue files still carry them).
+        if let Err(e) = m.dedup.sync() {
+            tracing::warn!(error = %e, "cannot write the record of accepted MTS identifiers at stop");
+        }
+    }
     Ok(())
 }

@@ -6,7 +6,8 @@
 //!   opens fail as unreachable (9215, 289, 301); once the link is back the message is
 //!   transferred again and delivered once;
 //! - a transfer sent again after its confirmation was lost: confirmed, not delivered twice,
-//!   also after the receiver restarted (the record of accepted MTS identifiers is on disk);
+//!   also after the receiver restarted (the record of accepted MTS identifiers is on disk),
+//!   and also when the record's line was lost in a crash (the queue file carries it);
 //! - a sender that falls silent in the middle of an activity: the receiver aborts after its
 //!   Recovery timeout and keeps nothing of it.
 
@@ -255,14 +256,26 @@ async fn submit(net: Net, subject: &str, size: usize) {
 
 /// The P1 message ServerA's MTA would send for this mail (its MTS identifier is `local_id`).
 fn p1_message(net: Net, data_dir: &Path, subject: &str, local_id: &str) -> Vec<u8> {
+    p1_message_to(net, data_dir, subject, local_id, "User2@SiteB.test", "SiteB")
+}
+
+/// An MTS-APDU from ServerA's User1 to `rcpt`, a recipient of site `site`.
+fn p1_message_to(
+    net: Net,
+    data_dir: &Path,
+    subject: &str,
+    local_id: &str,
+    rcpt: &str,
+    site: &str,
+) -> Vec<u8> {
     let cfg = Config::parse(&config(net, "ServerA", data_dir)).unwrap();
     let dir = mtalab_server::build_directory(&cfg).unwrap();
     let msg = mtalab_server::mta::gateway::rfc822_to_p1(
         &mtalab_server::mta::gateway::ToP1 {
             data: &rfc822(subject, 2000),
             from: "User1@SiteA.test",
-            rcpts: &["User2@SiteB.test".to_string()],
-            prefix: "c=US;a= ;p=ExchangeORG;o=SiteB",
+            rcpts: &[rcpt.to_string()],
+            prefix: &format!("c=US;a= ;p=ExchangeORG;o={site}"),
             site: &cfg.site_addressing.x400,
             local_id,
             arrival: chrono::Utc::now(),
@@ -446,6 +459,60 @@ async fn a_transfer_sent_again_is_confirmed_but_not_delivered_twice() {
         1
     );
     assert_eq!(b.copies("User2", "sent twice").await, 1);
+    b.stop().await;
+}
+
+/// Queue files of `data_dir` whose text holds `needle`.
+fn queued_with(data_dir: &Path, needle: &str) -> usize {
+    std::fs::read_dir(data_dir.join("queue"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "msg"))
+        .filter(|e| {
+            std::fs::read(e.path())
+                .is_ok_and(|d| d.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_identifier_not_yet_on_disk_comes_back_from_its_queue_file() {
+    let net = Net(74);
+    let (_t, da, db) = tmp();
+    // For an SMTP address of SiteA (an RFC-822 domain-defined attribute): ServerB accepts it
+    // and routes it on over its connector to ServerA, which is not running, so the message
+    // stays in ServerB's queue.
+    let id = "18F0000000000C000001";
+    let apdu = p1_message_to(net, &da, "kept in the queue", id, "someone@SiteA.test", "SiteA");
+    let b = Server::start(net, "ServerB", &db).await;
+    let mut c = associate(net).await;
+    c.transfer(apdu.clone(), Duration::from_secs(5), &mut Vec::new())
+        .await
+        .unwrap();
+    c.release(Duration::from_secs(2)).await;
+    assert_eq!(queued_with(&db, id), 1);
+    assert_eq!(queued_with(&db, "\"x400\":{"), 1, "queued as received over X.400");
+    b.stop().await;
+    // A crash after the AEA, before the record's line reached the disk: the queue file,
+    // fsynced before the AEA, is the only durable trace of the accepted identifier.
+    let record = db.join("mta/accepted-ids.jsonl");
+    assert!(std::fs::read_to_string(&record).unwrap().contains(id));
+    std::fs::write(&record, "").unwrap();
+    let b = Server::start(net, "ServerB", &db).await;
+    // Read back from the queue file at start, and on disk again.
+    let text = std::fs::read_to_string(&record).unwrap();
+    assert!(
+        text.contains(id) && text.contains("\"mta\":\"ServerA\""),
+        "{text}"
+    );
+    // The transfer sent again is confirmed and not queued a second time.
+    let mut c = associate(net).await;
+    c.transfer(apdu, Duration::from_secs(5), &mut Vec::new())
+        .await
+        .unwrap();
+    c.release(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(queued_with(&db, id), 1);
     b.stop().await;
 }
 

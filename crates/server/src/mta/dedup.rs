@@ -11,9 +11,23 @@
 //! # File
 //! `<data_dir>/mta/accepted-ids.jsonl`: one JSON object per line,
 //! `{"t": <ms since the UNIX epoch>, "mta": "<remote MTA name>", "id": "<GDI mnemonic>;<local
-//! identifier>", "rcpts": ["<O/R mnemonic>", …]}`, appended and fsynced (file, and the
-//! directory when the file is created or rewritten) before the transfer is confirmed. A torn
-//! last line (a crash while appending) is ignored on load.
+//! identifier>", "rcpts": ["<O/R mnemonic>", …]}`. A torn last line (a crash while
+//! appending) is ignored on load.
+//!
+//! # Durability
+//! An accepted identifier must survive a crash from the moment the transfer is confirmed.
+//! Two ways, chosen per transfer by the receiving MTA:
+//! - [`Claim::commit`]: the line is appended and fsynced (one fsync shared by concurrent
+//!   transfers) before the transfer is confirmed. For transfers whose queue file does not
+//!   carry every recipient accepted (a report, a recipient answered by a non-delivery
+//!   report, content that could not be converted).
+//! - [`Claim::record`]: the line is appended but not fsynced before the confirmation,
+//!   because the queue file, fsynced before it, already carries the sending MTA, the MTS
+//!   identifier and every recipient accepted ([`crate::queue::X400Origin`]). The line only
+//!   has to be on disk before that queue file goes: [`Dedup::sync`] is called before a
+//!   queue file with an X.400 origin is removed, and at start the queue's files are read
+//!   back into the record ([`Dedup::adopt`]). This keeps the second fsync off the path of
+//!   the confirmation (the AEA), where every transfer of an association waits for it.
 //!
 //! # Bounds
 //! Entries are kept for [`Dedup::retention`] — at least the longest time a sender may keep
@@ -35,6 +49,11 @@ use serde::{Deserialize, Serialize};
 pub const MIN_RETENTION: Duration = Duration::from_secs(3600);
 /// At most this many entries are kept.
 pub const MAX_ENTRIES: usize = 100_000;
+/// How long [`Dedup::sync`] lets lines gather before it writes and fsyncs them.
+pub const SYNC_GATHER: Duration = Duration::from_millis(10);
+/// Expired entries are looked for once per this many entries added (and whenever there are
+/// more than [`MAX_ENTRIES`]).
+const TRIM_EVERY: usize = 1024;
 /// Most recipients remembered per entry (X.411's ub-recipients is 32 767; an MTS-APDU with
 /// more than this is simply not deduplicated beyond them).
 const MAX_RCPTS: usize = 1024;
@@ -65,6 +84,8 @@ struct State {
     in_flight: HashSet<(String, String)>,
     /// Lines in the file (live and expired).
     lines: usize,
+    /// Entries added since the last trim.
+    adds: usize,
 }
 
 struct Journal {
@@ -151,6 +172,7 @@ impl Dedup {
                 entries,
                 in_flight: HashSet::new(),
                 lines,
+                adds: 0,
             }),
             done: tokio::sync::Notify::new(),
             journal: Mutex::new(Journal {
@@ -163,7 +185,7 @@ impl Dedup {
             }),
             synced: Condvar::new(),
         };
-        inner.trim();
+        inner.trim(false);
         Ok(Dedup {
             inner: Arc::new(inner),
         })
@@ -187,6 +209,49 @@ impl Dedup {
     /// Whether no entry is kept.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Put every line recorded so far on disk (one write and fsync, shared with concurrent
+    /// callers; nothing to do when none is waiting). Called before a queue file carrying an
+    /// X.400 origin is removed. Blocks on the disk (run it with `spawn_blocking`).
+    ///
+    /// # Errors
+    /// The file cannot be written or synced.
+    pub fn sync(&self) -> std::io::Result<()> {
+        let upto = self.inner.journal.lock().expect("journal").appended;
+        self.inner.wait_synced(upto, SYNC_GATHER)
+    }
+
+    /// Take in a transfer accepted before a restart, from its queue file: sent by `mta`,
+    /// MTS identifier `id`, recipients `rcpts`, accepted at `t` (ms since the UNIX epoch).
+    /// Its line is appended; [`Dedup::sync`] puts it on disk. Entries older than the
+    /// retention are ignored.
+    ///
+    /// # Errors
+    /// The line cannot be encoded.
+    pub fn adopt(&self, mta: &str, id: &str, rcpts: &[String], t: i64) -> std::io::Result<()> {
+        if t < now_ms() - self.inner.retention.as_millis() as i64 {
+            return Ok(());
+        }
+        let rcpts: Vec<String> = rcpts.iter().take(MAX_RCPTS).cloned().collect();
+        {
+            let mut st = self.inner.state.lock().expect("dedup");
+            let e = st.entries.entry((mta.to_string(), id.to_string())).or_default();
+            if rcpts.iter().all(|r| e.rcpts.contains(r)) && e.t != 0 {
+                return Ok(());
+            }
+            e.t = e.t.max(t);
+            e.rcpts.extend(rcpts.iter().cloned());
+            st.lines += 1;
+        }
+        self.inner
+            .append(&Line {
+                t,
+                mta: mta.to_string(),
+                id: id.to_string(),
+                rcpts,
+            })
+            .map(|_| ())
     }
 
     /// Look a transfer up before committing it: `mta` is the sending MTA, `id` the MTS
@@ -227,8 +292,17 @@ impl Dedup {
 }
 
 impl Inner {
-    fn trim(&self) {
+    /// Drop expired entries, and the oldest beyond [`MAX_ENTRIES`]; after an add, only once
+    /// per [`TRIM_EVERY`] adds or when there are too many (`after_add`).
+    fn trim(&self, after_add: bool) {
         let mut st = self.state.lock().expect("dedup");
+        if after_add {
+            st.adds += 1;
+            if st.adds < TRIM_EVERY && st.entries.len() <= MAX_ENTRIES {
+                return;
+            }
+        }
+        st.adds = 0;
         let cutoff = now_ms() - self.retention.as_millis() as i64;
         st.entries.retain(|_, e| e.t >= cutoff);
         if st.entries.len() > MAX_ENTRIES {
@@ -239,15 +313,24 @@ impl Inner {
         }
     }
 
-    /// Append one line and wait until it is on disk (group commit: one fsync covers every
-    /// line appended meanwhile).
-    fn append(&self, line: &Line) -> std::io::Result<()> {
+    /// Append one line to the buffer; returns its sequence number, for [`Inner::wait_synced`].
+    fn append(&self, line: &Line) -> std::io::Result<u64> {
         let mut text = serde_json::to_vec(line).map_err(std::io::Error::other)?;
         text.push(b'\n');
         let mut j = self.journal.lock().expect("journal");
         j.buf.extend_from_slice(&text);
         j.appended += 1;
-        let mine = j.appended;
+        Ok(j.appended)
+    }
+
+    /// Wait until every line up to sequence number `mine` is on disk (group commit: one
+    /// write and fsync covers every line appended meanwhile).
+    ///
+    /// The caller that starts a write first waits `gather` (nothing when zero) so that more
+    /// lines join it: [`Dedup::sync`] is off the path of any confirmation and gathers for
+    /// [`SYNC_GATHER`], which turns one fsync per few messages into one per many.
+    fn wait_synced(&self, mine: u64, gather: Duration) -> std::io::Result<()> {
+        let mut j = self.journal.lock().expect("journal");
         loop {
             if j.synced >= mine {
                 return match &j.error {
@@ -256,10 +339,15 @@ impl Inner {
                 };
             }
             if !j.syncing {
+                let mut file = j.file.try_clone()?;
                 j.syncing = true;
+                if !gather.is_zero() {
+                    drop(j);
+                    std::thread::sleep(gather);
+                    j = self.journal.lock().expect("journal");
+                }
                 let batch = std::mem::take(&mut j.buf);
                 let upto = j.appended;
-                let mut file = j.file.try_clone()?;
                 drop(j);
                 let r = file.write_all(&batch).and_then(|()| file.sync_data());
                 j = self.journal.lock().expect("journal");
@@ -276,6 +364,13 @@ impl Inner {
 
     /// Rewrite the file with the live entries only, when it has grown to twice their number.
     fn compact(&self) -> std::io::Result<()> {
+        {
+            // Looked at first without the journal, which a sync may hold for a while.
+            let st = self.state.lock().expect("dedup");
+            if st.lines < 2 * st.entries.len() + 1024 {
+                return Ok(());
+            }
+        }
         let mut j = self.journal.lock().expect("journal");
         while j.syncing {
             j = self.synced.wait(j).expect("journal");
@@ -338,11 +433,26 @@ fn rewrite(path: &Path, entries: &HashMap<(String, String), Entry>) -> std::io::
 }
 
 impl Claim {
-    /// The transfer is in the queue (fsynced): record its recipients (`rcpts`, those it
-    /// carried) durably before it is confirmed. Blocks on the file's fsync (run it with
-    /// `spawn_blocking`). An error writing the file is returned, but the entry is kept in
-    /// memory regardless.
+    /// The transfer is stored: record its recipients (`rcpts`, those it carried) durably
+    /// before it is confirmed. Blocks on the file's fsync (run it with `spawn_blocking`). An
+    /// error writing the file is returned, but the entry is kept in memory regardless.
     pub fn commit(self, rcpts: &[String]) -> std::io::Result<()> {
+        let seq = self.add(rcpts)?;
+        self.inner.wait_synced(seq, Duration::ZERO)
+    }
+
+    /// The transfer is in a queue file that carries the sending MTA, the MTS identifier and
+    /// every recipient in `rcpts` (fsynced): record it now, on disk by the next
+    /// [`Dedup::sync`] (see the module's "Durability"). Does not block on the disk.
+    ///
+    /// # Errors
+    /// The line cannot be encoded (the entry is kept in memory regardless).
+    pub fn record(self, rcpts: &[String]) -> std::io::Result<()> {
+        self.add(rcpts).map(|_| ())
+    }
+
+    /// Add the entry in memory and its line to the buffer; its sequence number.
+    fn add(&self, rcpts: &[String]) -> std::io::Result<u64> {
         let inner = &self.inner;
         let t = now_ms();
         let rcpts: Vec<String> = rcpts.iter().take(MAX_RCPTS).cloned().collect();
@@ -359,7 +469,7 @@ impl Claim {
             id: self.key.1.clone(),
             rcpts,
         });
-        inner.trim();
+        inner.trim(true);
         if let Err(e) = inner.compact() {
             tracing::warn!(error = %e, file = %inner.path.display(), "cannot compact the record of accepted MTS identifiers");
         }
@@ -418,6 +528,36 @@ mod tests {
         };
         assert_eq!(fresh, vec![1]);
         drop(claim);
+    }
+
+    #[tokio::test]
+    async fn a_recorded_line_reaches_the_disk_at_sync_and_adopted_ones_come_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = rc(&["x"]);
+        let d = Dedup::open(dir.path(), Duration::ZERO).unwrap();
+        let Begin::New(claim, _) = d.begin("A", "deferred", &r).await else {
+            panic!()
+        };
+        claim.record(&r).unwrap();
+        // Known at once, on disk only after sync.
+        assert!(matches!(d.begin("A", "deferred", &r).await, Begin::Duplicate));
+        assert!(!std::fs::read_to_string(d.path()).unwrap().contains("deferred"));
+        d.sync().unwrap();
+        assert!(std::fs::read_to_string(d.path()).unwrap().contains("deferred"));
+        // Lost before the sync (a crash): adopted back from its queue file.
+        drop(d);
+        std::fs::write(dir.path().join("accepted-ids.jsonl"), "").unwrap();
+        let d = Dedup::open(dir.path(), Duration::ZERO).unwrap();
+        assert!(d.is_empty());
+        d.adopt("A", "deferred", &r, now_ms()).unwrap();
+        // One older than the retention is not.
+        d.adopt("A", "stale", &r, now_ms() - 2 * MIN_RETENTION.as_millis() as i64).unwrap();
+        assert_eq!(d.len(), 1);
+        d.sync().unwrap();
+        drop(d);
+        let d = Dedup::open(dir.path(), Duration::ZERO).unwrap();
+        assert!(matches!(d.begin("A", "deferred", &r).await, Begin::Duplicate));
+        assert!(matches!(d.begin("A", "stale", &r).await, Begin::New(..)));
     }
 
     #[tokio::test]

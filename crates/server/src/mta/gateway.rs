@@ -158,7 +158,13 @@ pub fn local_recipient_for<'a>(or: &OrAddress, dir: &'a Directory) -> Option<&'a
 /// header, the Received header of a message that came in over X.400, and the record of
 /// accepted identifiers.
 pub fn mts_id(id: &MtsIdentifier) -> String {
-    format!("{};{}", id.global_domain_identifier.to_mnemonic(), id.local_identifier)
+    mts_id_text(&id.global_domain_identifier.to_mnemonic(), &id.local_identifier)
+}
+
+/// The same text form from its parts: the global domain identifier's mnemonic and the
+/// local identifier (as kept in a queue file's [`crate::queue::X400Origin`]).
+pub fn mts_id_text(gdi_mnemonic: &str, local: &str) -> String {
+    format!("{gdi_mnemonic};{local}")
 }
 
 /// The global domain identifier of a site X.400 address (`c`, `a`, `p`).

@@ -265,16 +265,14 @@ pub async fn process_apdu(ctx: &Arc<Ctx>, ci: Option<usize>, peer: SocketAddr, a
                 });
             }
             let carried: Vec<String> = fresh.iter().map(|&i| rcpts[i].clone()).collect();
-            accept_message(ctx, &conn_name, peer, msg).await?;
-            record(claim, carried).await;
-            Ok(())
+            accept_message(ctx, &conn_name, peer, msg, claim, carried).await
         }
         Ok(MtsApdu::Report(r)) => {
             let id = gateway::mts_id(&r.envelope.report_identifier);
             let rcpts = vec![r.envelope.report_destination_name.to_mnemonic()];
             let Some((claim, _)) = claim(ctx, &conn_name, &id, &rcpts).await else { return Ok(()) };
             accept_report(ctx, r).await?;
-            record(claim, rcpts).await;
+            record(claim, rcpts, false).await;
             Ok(())
         }
         Ok(MtsApdu::Probe(p)) => accept_probe(ctx, peer, p).await,
@@ -301,48 +299,74 @@ async fn claim(ctx: &Arc<Ctx>, from_mta: &str, id: &str, rcpts: &[String]) -> Op
     }
 }
 
-/// After the queue commit: record the accepted MTS identifier on disk, before the transfer is
-/// confirmed. A failure to write it is logged (the entry stays in memory; only a restart in
-/// between could then let a re-sent transfer through twice).
-async fn record(claim: crate::mta::dedup::Claim, rcpts: Vec<String>) {
-    match tokio::task::spawn_blocking(move || claim.commit(&rcpts)).await {
+/// After the queue commit: record the accepted MTS identifier before the transfer is
+/// confirmed. When `in_queue` (the queue file carries the sending MTA, the identifier and
+/// every recipient in `rcpts`), the line goes to disk before that file is removed, not now;
+/// else it is fsynced now ([`crate::mta::dedup`], "Durability"). A failure to write it is
+/// logged (the entry stays in memory; only a restart in between could then let a re-sent
+/// transfer through twice).
+async fn record(claim: crate::mta::dedup::Claim, rcpts: Vec<String>, in_queue: bool) {
+    let r = if in_queue {
+        Ok(claim.record(&rcpts))
+    } else {
+        tokio::task::spawn_blocking(move || claim.commit(&rcpts)).await
+    };
+    match r {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "cannot record an accepted MTS identifier on disk"),
         Err(e) => tracing::error!(error = %e, "recording an accepted MTS identifier failed"),
     }
 }
 
-async fn accept_message(ctx: &Arc<Ctx>, from_mta: &str, peer: SocketAddr, msg: mtalab_p1::Message) -> anyhow::Result<()> {
-    let (data, from, rcpts, unknown, origin) = {
+/// Convert and queue a message received from `from_mta`, and record its MTS identifier
+/// (`claim`, for the recipients `carried`) before it is handed to delivery. When one queue
+/// file carries every recipient (see [`X400Origin`]) the record is not fsynced now; when some
+/// or all of them are answered otherwise (a non-delivery report, content that cannot be
+/// converted) it is.
+async fn accept_message(
+    ctx: &Arc<Ctx>,
+    from_mta: &str,
+    peer: SocketAddr,
+    msg: mtalab_p1::Message,
+    claim: crate::mta::dedup::Claim,
+    carried: Vec<String>,
+) -> anyhow::Result<()> {
+    let converted = {
         let dir = ctx.directory.read().expect("dir lock");
         let router = ctx.router();
-        let data = match gateway::p1_to_rfc822(&msg, &dir) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(error = %e, "X.400 message content cannot be converted; dropped");
-                return Ok(());
-            }
-        };
-        let from = gateway::or_to_smtp(&msg.envelope.originator_name.address, &dir);
-        let mut rcpts = Vec::new();
-        let mut unknown = Vec::new();
-        let mut origin_rcpts = Vec::new();
-        for (i, p) in msg.envelope.per_recipient_fields.iter().enumerate() {
-            let smtp = gateway::or_to_smtp(&p.recipient_name.address, &dir);
-            if deliverable(ctx, &router, &dir, &smtp) {
-                rcpts.push(smtp);
-                origin_rcpts.push(p.recipient_name.to_mnemonic());
-            } else {
-                unknown.push(i);
+        match gateway::p1_to_rfc822(&msg, &dir) {
+            Err(e) => Err(e),
+            Ok(data) => {
+                let from = gateway::or_to_smtp(&msg.envelope.originator_name.address, &dir);
+                let mut rcpts = Vec::new();
+                let mut unknown = Vec::new();
+                let mut origin_rcpts = Vec::new();
+                for (i, p) in msg.envelope.per_recipient_fields.iter().enumerate() {
+                    let smtp = gateway::or_to_smtp(&p.recipient_name.address, &dir);
+                    if deliverable(ctx, &router, &dir, &smtp) {
+                        rcpts.push(smtp);
+                        origin_rcpts.push(p.recipient_name.to_mnemonic());
+                    } else {
+                        unknown.push(i);
+                    }
+                }
+                let origin = X400Origin {
+                    originator: msg.envelope.originator_name.to_mnemonic(),
+                    mts_gdi: msg.envelope.message_identifier.global_domain_identifier.to_mnemonic(),
+                    mts_local: msg.envelope.message_identifier.local_identifier.clone(),
+                    recipients: origin_rcpts,
+                };
+                Ok((data, from, rcpts, unknown, origin))
             }
         }
-        let origin = X400Origin {
-            originator: msg.envelope.originator_name.to_mnemonic(),
-            mts_gdi: msg.envelope.message_identifier.global_domain_identifier.to_mnemonic(),
-            mts_local: msg.envelope.message_identifier.local_identifier.clone(),
-            recipients: origin_rcpts,
-        };
-        (data, from, rcpts, unknown, origin)
+    };
+    let (data, from, rcpts, unknown, origin) = match converted {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "X.400 message content cannot be converted; dropped");
+            record(claim, carried, false).await;
+            return Ok(());
+        }
     };
     if !unknown.is_empty() {
         let outcomes: Vec<RecipientOutcome> = unknown
@@ -359,6 +383,7 @@ async fn accept_message(ctx: &Arc<Ctx>, from_mta: &str, peer: SocketAddr, msg: m
         queue_report(ctx, &msg, &outcomes).await?;
     }
     if rcpts.is_empty() {
+        record(claim, carried, false).await;
         return Ok(());
     }
     let env = Envelope {
@@ -374,7 +399,11 @@ async fn accept_message(ctx: &Arc<Ctx>, from_mta: &str, peer: SocketAddr, msg: m
     };
     let received = format!("{from_mta} [{}] (X.400 MTA {from_mta})\r\n\tvia X.400 P1 mts-id {}", peer.ip(), gateway::mts_id(&msg.envelope.message_identifier));
     let data = crate::ims::with_received(&ctx.hostname, &received, &env, &data);
-    crate::delivery::enqueue(ctx, env, data).await
+    let data = crate::delivery::commit(ctx, &env, data).await?;
+    // Before delivery can remove the queue file (which syncs the record first).
+    record(claim, carried, unknown.is_empty()).await;
+    crate::delivery::submit(ctx, env, Some(data));
+    Ok(())
 }
 
 /// Whether mail for `smtp` (a recipient's address after the gateway's mapping) would be
