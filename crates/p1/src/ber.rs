@@ -826,10 +826,25 @@ impl Writer {
         tag: Tag,
         f: impl FnOnce(&mut Writer) -> Result<()>,
     ) -> Result<()> {
-        let mut inner = Writer::new();
-        f(&mut inner)?;
-        push_header(&mut self.buf, tag.constructed(), inner.buf.len());
-        self.buf.extend_from_slice(&inner.buf);
+        // Written in place behind a one-octet length, which is widened afterwards if the
+        // contents need the long form: one move of the contents instead of a buffer per
+        // level (a message body sits several levels deep).
+        let start = self.buf.len();
+        push_header(&mut self.buf, tag.constructed(), 0);
+        let at = self.buf.len();
+        if let Err(e) = f(self) {
+            self.buf.truncate(start);
+            return Err(e);
+        }
+        let len = self.buf.len() - at;
+        if len < 0x80 {
+            self.buf[at - 1] = len as u8;
+        } else {
+            let bytes = (len as u64).to_be_bytes();
+            let skip = bytes.iter().take_while(|b| **b == 0).count();
+            self.buf[at - 1] = 0x80 | (8 - skip) as u8;
+            self.buf.splice(at..at, bytes[skip..].iter().copied());
+        }
         Ok(())
     }
 
