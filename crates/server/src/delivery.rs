@@ -360,7 +360,6 @@ async fn attempt(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
     let mut transient: Option<String> = None;
     let mut remote: BTreeMap<String, (NextHop, Vec<(usize, Mailbox)>)> = BTreeMap::new();
     let mut x400: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    let mut retry_delay: Option<Duration> = None;
     for p in pending {
         match p {
             Pending::Local { index, alias } => {
@@ -403,13 +402,50 @@ async fn attempt(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
         }
     }
 
+    if x400.is_empty() {
+        return conclude(ctx, &job.id, &entry, &data, results, transient, x400).await;
+    }
+    // Recipients for X.400 connectors: the message goes to the MTA's connector queues, and
+    // this worker to its next message. A transfer waits there for an association, and the
+    // number waiting is what Threshold counts (a worker held per waiting transfer would cap
+    // it at the number of workers).
+    let Some(m) = ctx.mta.as_ref() else {
+        return conclude(ctx, &job.id, &entry, &data, results, transient, x400).await;
+    };
+    let permit = m.queued.clone().acquire_owned().await?;
+    let c = ctx.clone();
+    tokio::spawn(async move {
+        let id = job.id;
+        if let Err(e) = conclude(&c, &id, &entry, &data, results, transient, x400).await {
+            tracing::error!(id, error = %e, "delivery attempt failed; retrying later");
+            schedule_retry(&c, &id, format!("internal error: {e}"));
+        }
+        drop(permit);
+    });
+    Ok(())
+}
+
+/// The rest of a delivery attempt of message `id`: the X.400 transfers (`x400`, connector →
+/// recipient indices), then the outcomes (`results`, with those of local and SMTP delivery)
+/// recorded, and the message finished or scheduled again (after the delay a connector asked
+/// for, if one did, with `transient` as the reason).
+async fn conclude(
+    ctx: &Arc<Ctx>,
+    id: &str,
+    entry: &Entry,
+    data: &Arc<Vec<u8>>,
+    mut results: Vec<(usize, Outcome)>,
+    mut transient: Option<String>,
+    x400: BTreeMap<usize, Vec<usize>>,
+) -> anyhow::Result<()> {
+    let mut retry_delay: Option<Duration> = None;
     for (ci, indices) in x400 {
-        let (outs, pending) = deliver_x400(ctx, &entry, &data, ci, &indices).await;
+        let (outs, pending) = deliver_x400(ctx, entry, data, ci, &indices).await;
         results.extend(outs);
         if let Some(p) = pending {
             transient = Some(p.error);
             retry_delay = retry_delay.max(p.delay);
-            if let Some(en) = ctx.entries.lock().expect("entries lock").get_mut(&job.id) {
+            if let Some(en) = ctx.entries.lock().expect("entries lock").get_mut(id) {
                 if p.attempted {
                     *en.mta_retries.entry(ci).or_insert(0) += 1;
                 }
@@ -427,7 +463,7 @@ async fn attempt(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
         && results.iter().all(|(_, o)| matches!(o, Outcome::Delivered { .. }));
     if !results.is_empty() && !first_time_all_delivered {
         let c = ctx.clone();
-        let id = job.id.clone();
+        let id = id.to_string();
         let lines: Vec<LogLine> = results
             .iter()
             .map(|(index, outcome)| LogLine::Rcpt { index: *index, outcome: outcome.clone() })
@@ -436,17 +472,17 @@ async fn attempt(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
     }
     let still_pending = {
         let mut entries = ctx.entries.lock().expect("entries lock");
-        let Some(e) = entries.get_mut(&job.id) else { return Ok(()) };
+        let Some(e) = entries.get_mut(id) else { return Ok(()) };
         for (i, o) in results {
             e.outcomes[i] = Some(o);
         }
         e.outcomes.iter().any(Option::is_none)
     };
     if still_pending {
-        schedule_retry(ctx, &job.id, transient.unwrap_or_else(|| "delivery deferred".into()));
+        schedule_retry(ctx, id, transient.unwrap_or_else(|| "delivery deferred".into()));
         Ok(())
     } else {
-        finish(ctx, &job.id, Some(&data)).await
+        finish(ctx, id, Some(data)).await
     }
 }
 

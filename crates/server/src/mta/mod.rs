@@ -152,7 +152,16 @@ pub struct Mta {
     pub transfers: Transfers,
     /// Failed transfers per (connector, MTS identifier), against Max transfer retries.
     pub transfer_failures: Mutex<HashMap<(usize, String), u32>>,
+    /// Messages handed from the delivery workers to the MTA's connector queues and not yet
+    /// done, at most [`MAX_QUEUED_TRANSFERS`]: a worker waits for a permit, then goes on
+    /// to its next message while the transfer waits for an association.
+    pub queued: Arc<tokio::sync::Semaphore>,
 }
+
+/// Most messages queued for transfer (waiting for or crossing an association) at once, all
+/// connectors together; beyond it the delivery workers wait. Threshold counts these
+/// queued messages, as Exchange's MTA counts its connector queues (DESIGN §4, Override tab).
+pub const MAX_QUEUED_TRANSFERS: usize = 256;
 
 /// How long a sender may keep trying one message over `c`: Max open retries × Open interval
 /// plus (Max transfer retries + 1) × Transfer interval, nominal seconds.
@@ -209,6 +218,7 @@ impl Mta {
             pool: outbound::Pool::default(),
             notify: tokio::sync::Notify::new(),
             generation: AtomicU64::new(0),
+            queued: Arc::new(tokio::sync::Semaphore::new(MAX_QUEUED_TRANSFERS)),
         };
         events.log(catalog::MTA_STARTED, &[VERSION.0, VERSION.1]);
         Ok(Some(mta))
