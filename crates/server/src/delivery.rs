@@ -151,10 +151,11 @@ pub fn submit(ctx: &Ctx, envelope: Envelope, data: Option<Arc<Vec<u8>>>) {
 
 /// Before removing a queue file that carries an X.400 origin (`x400`): put the record of
 /// accepted MTS identifiers on disk, since that file was the durable copy of its line
-/// ([`crate::mta::dedup`], "Durability"). Blocks on the disk.
-fn sync_accepted(ctx: &Ctx, x400: bool) -> std::io::Result<()> {
+/// ([`crate::mta::dedup`], "Durability"). Waits for the record's next write (which gathers
+/// the lines of [`crate::mta::dedup::SYNC_GATHER`]) without holding a thread.
+async fn sync_accepted(ctx: &Ctx, x400: bool) -> std::io::Result<()> {
     match (&ctx.mta, x400) {
-        (Some(m), true) => m.dedup.sync(),
+        (Some(m), true) => m.dedup.sync_async().await,
         _ => Ok(()),
     }
 }
@@ -851,19 +852,12 @@ async fn finish(ctx: &Arc<Ctx>, id: &str, data: Option<&Arc<Vec<u8>>>) -> anyhow
     let c = ctx.clone();
     let idc = id.to_string();
     let x400 = entry.envelope.x400.is_some();
+    sync_accepted(ctx, x400).await?;
     if failed.is_empty() {
-        tokio::task::spawn_blocking(move || {
-            sync_accepted(&c, x400)?;
-            c.queue.remove(&idc)
-        })
-        .await??;
+        tokio::task::spawn_blocking(move || c.queue.remove(&idc)).await??;
     } else if entry.envelope.from.is_empty() {
         // A DSN that failed itself: never bounce a bounce (RFC 5321 §6.1); set it aside.
-        let path = tokio::task::spawn_blocking(move || {
-            sync_accepted(&c, x400)?;
-            c.queue.set_aside(&idc)
-        })
-        .await??;
+        let path = tokio::task::spawn_blocking(move || c.queue.set_aside(&idc)).await??;
         let why = failed.iter().map(|f| format!("{}: {}", f.rcpt, f.diagnostic)).collect::<Vec<_>>().join("; ");
         ctx.events.log(catalog::IMC_SYSTEM_MESSAGE_SET_ASIDE, &[id, &format!("{why} ({})", path.display())]);
     } else {
@@ -905,7 +899,6 @@ async fn finish(ctx: &Arc<Ctx>, id: &str, data: Option<&Arc<Vec<u8>>>) -> anyhow
         tokio::task::spawn_blocking(move || {
             c.queue.commit(&env2, &data2)?;
             c.queue.record(&idc2, &LogLine::DsnQueued { dsn_id: env2.id.clone() })?;
-            sync_accepted(&c, x400)?;
             c.queue.remove(&idc2)
         })
         .await??;

@@ -95,7 +95,10 @@ struct Journal {
     syncing: bool,
     appended: u64,
     synced: u64,
+    /// The last write's error, if it failed.
     error: Option<String>,
+    /// Writes that failed so far.
+    failures: u64,
 }
 
 /// The record of accepted MTS identifiers of one MTA.
@@ -111,6 +114,8 @@ struct Inner {
     done: tokio::sync::Notify,
     journal: Mutex<Journal>,
     synced: Condvar,
+    /// The same news for tasks: the count of lines on disk, sent after each write.
+    synced_tx: tokio::sync::watch::Sender<u64>,
 }
 
 /// What [`Dedup::begin`] found.
@@ -182,8 +187,10 @@ impl Dedup {
                 appended: 0,
                 synced: 0,
                 error: None,
+                failures: 0,
             }),
             synced: Condvar::new(),
+            synced_tx: tokio::sync::watch::Sender::new(0),
         };
         inner.trim(false);
         Ok(Dedup {
@@ -220,6 +227,41 @@ impl Dedup {
     pub fn sync(&self) -> std::io::Result<()> {
         let upto = self.inner.journal.lock().expect("journal").appended;
         self.inner.wait_synced(upto, SYNC_GATHER)
+    }
+
+    /// [`Dedup::sync`] for a task: the same, but waiting without holding a thread. The
+    /// write, after [`SYNC_GATHER`], runs in a task of its own, so that a caller dropped
+    /// half-way does not leave it undone.
+    ///
+    /// # Errors
+    /// The file cannot be written or synced.
+    pub async fn sync_async(&self) -> std::io::Result<()> {
+        let inner = &self.inner;
+        let (upto, failures) = {
+            let j = inner.journal.lock().expect("journal");
+            (j.appended, j.failures)
+        };
+        loop {
+            let mut rx = inner.synced_tx.subscribe();
+            {
+                let mut j = inner.journal.lock().expect("journal");
+                if j.synced >= upto {
+                    return Ok(());
+                }
+                if j.failures != failures {
+                    return Err(std::io::Error::other(j.error.clone().unwrap_or_default()));
+                }
+                if !j.syncing {
+                    j.syncing = true;
+                    let writer = inner.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(SYNC_GATHER).await;
+                        let _ = tokio::task::spawn_blocking(move || writer.write_turn()).await;
+                    });
+                }
+            }
+            let _ = rx.changed().await;
+        }
     }
 
     /// Take in a transfer accepted before a restart, from its queue file: sent by `mta`,
@@ -331,35 +373,58 @@ impl Inner {
     /// [`SYNC_GATHER`], which turns one fsync per few messages into one per many.
     fn wait_synced(&self, mine: u64, gather: Duration) -> std::io::Result<()> {
         let mut j = self.journal.lock().expect("journal");
+        let failures = j.failures;
         loop {
             if j.synced >= mine {
-                return match &j.error {
-                    Some(e) => Err(std::io::Error::other(e.clone())),
-                    None => Ok(()),
-                };
+                return Ok(());
+            }
+            if j.failures != failures {
+                return Err(std::io::Error::other(j.error.clone().unwrap_or_default()));
             }
             if !j.syncing {
-                let mut file = j.file.try_clone()?;
                 j.syncing = true;
-                if !gather.is_zero() {
-                    drop(j);
-                    std::thread::sleep(gather);
-                    j = self.journal.lock().expect("journal");
-                }
-                let batch = std::mem::take(&mut j.buf);
-                let upto = j.appended;
                 drop(j);
-                let r = file.write_all(&batch).and_then(|()| file.sync_data());
+                if !gather.is_zero() {
+                    std::thread::sleep(gather);
+                }
+                self.write_turn()?;
                 j = self.journal.lock().expect("journal");
-                j.syncing = false;
-                j.synced = upto;
-                j.error = r.as_ref().err().map(|e| e.to_string());
-                self.synced.notify_all();
-                r?;
                 continue;
             }
             j = self.synced.wait(j).expect("journal");
         }
+    }
+
+    /// Write and fsync every line in the buffer; the caller has set `syncing` (its turn).
+    /// Gives the turn back and wakes the waiters, threads and tasks, whatever the outcome.
+    /// On an error the lines go back to the front of the buffer, for the next turn, and the
+    /// waiters of this one are told ([`Journal::failures`]).
+    fn write_turn(&self) -> std::io::Result<()> {
+        let (batch, upto, file) = {
+            let mut j = self.journal.lock().expect("journal");
+            let file = j.file.try_clone();
+            (std::mem::take(&mut j.buf), j.appended, file)
+        };
+        let r = file.and_then(|mut f| f.write_all(&batch).and_then(|()| f.sync_data()));
+        let mut j = self.journal.lock().expect("journal");
+        j.syncing = false;
+        match &r {
+            Ok(()) => {
+                j.synced = upto;
+                j.error = None;
+            }
+            Err(e) => {
+                let mut back = batch;
+                back.extend_from_slice(&j.buf);
+                j.buf = back;
+                j.error = Some(e.to_string());
+                j.failures += 1;
+            }
+        }
+        self.synced.notify_all();
+        drop(j);
+        self.synced_tx.send_replace(upto);
+        r
     }
 
     /// Rewrite the file with the live entries only, when it has grown to twice their number.
@@ -400,6 +465,7 @@ impl Inner {
         j.synced = j.appended;
         j.error = None;
         self.synced.notify_all();
+        self.synced_tx.send_replace(j.synced);
         self.state.lock().expect("dedup").lines = entries.len();
         Ok(())
     }
@@ -542,7 +608,7 @@ mod tests {
         // Known at once, on disk only after sync.
         assert!(matches!(d.begin("A", "deferred", &r).await, Begin::Duplicate));
         assert!(!std::fs::read_to_string(d.path()).unwrap().contains("deferred"));
-        d.sync().unwrap();
+        d.sync_async().await.unwrap();
         assert!(std::fs::read_to_string(d.path()).unwrap().contains("deferred"));
         // Lost before the sync (a crash): adopted back from its queue file.
         drop(d);
