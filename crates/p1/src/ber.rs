@@ -515,15 +515,16 @@ impl StrKind {
     /// in PrintableStrings); the 8-bit types map octets onto Latin-1.
     fn decode(self, octets: &[u8], what: &'static str) -> Result<String> {
         match self {
+            // ASCII octets are their own UTF-8: one check and one copy (a body text is
+            // kilobytes), the character by character mapping only for the rest.
+            _ if octets.is_ascii() => Ok(String::from_utf8(octets.to_vec()).unwrap_or_default()),
             StrKind::EightBit => Ok(octets.iter().map(|b| char::from(*b)).collect()),
             _ => {
-                if let Some(b) = octets.iter().find(|b| **b >= 0x80) {
-                    return Err(Error::invalid(
-                        what,
-                        format!("octet {b:#04x} outside the 7-bit repertoire"),
-                    ));
-                }
-                Ok(octets.iter().map(|b| char::from(*b)).collect())
+                let b = octets.iter().find(|b| **b >= 0x80).copied().unwrap_or_default();
+                Err(Error::invalid(
+                    what,
+                    format!("octet {b:#04x} outside the 7-bit repertoire"),
+                ))
             }
         }
     }
@@ -534,6 +535,7 @@ impl StrKind {
     /// constructors.
     pub fn encode(self, s: &str, what: &'static str) -> Result<Vec<u8>> {
         match self {
+            StrKind::Numeric | StrKind::Printable | StrKind::Ia5 if s.is_ascii() => {}
             StrKind::Numeric | StrKind::Printable | StrKind::Ia5 => {
                 if let Some(c) = s.chars().find(|c| !c.is_ascii()) {
                     return Err(Error::unencodable(
@@ -542,6 +544,7 @@ impl StrKind {
                     ));
                 }
             }
+            StrKind::EightBit if s.is_ascii() => {}
             StrKind::EightBit => {
                 if let Some(c) = s.chars().find(|c| u32::from(*c) > 0xff) {
                     return Err(Error::unencodable(
