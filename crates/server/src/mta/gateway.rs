@@ -112,17 +112,40 @@ pub fn smtp_to_or(addr: &str, dir: &Directory, prefix: &str) -> Result<OrName, S
     if let Some((l, d)) = addr.rsplit_once('@')
         && let Some(r) = dir.lookup_smtp(l, d)
     {
-        return OrName::parse_mnemonic(&r.x400).map_err(|e| format!("{}: {e}", r.x400));
+        return parse_or_name(&r.x400);
     }
     if let Some(inner) = addr.strip_prefix("IMCEAX400-")
         && let Some((enc, _domain)) = inner.rsplit_once('@')
         && let Some(m) = imcea_unescape(enc)
-        && let Ok(o) = OrName::parse_mnemonic(&m)
+        && let Ok(o) = parse_or_name(&m)
     {
         return Ok(o);
     }
     let text = format!("{};dda:{DDA_RFC822}={}", prefix.trim_end_matches(';'), encode_rfc822_dda(addr));
-    OrName::parse_mnemonic(&text).map_err(|e| format!("{text}: {e}"))
+    parse_or_name(&text)
+}
+
+/// Entries kept by [`parse_or_name`]'s cache (per thread) before it starts again.
+const OR_NAME_CACHE: usize = 512;
+
+/// [`OrName::parse_mnemonic`], remembered per thread: the gateway parses the same few
+/// addresses (a site's recipients, its prefix with a sender's address) for every message.
+fn parse_or_name(text: &str) -> Result<OrName, String> {
+    thread_local! {
+        static CACHE: std::cell::RefCell<std::collections::HashMap<String, OrName>> = Default::default();
+    }
+    if let Some(o) = CACHE.with(|c| c.borrow().get(text).cloned()) {
+        return Ok(o);
+    }
+    let o = OrName::parse_mnemonic(text).map_err(|e| format!("{text}: {e}"))?;
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= OR_NAME_CACHE {
+            c.clear();
+        }
+        c.insert(text.to_string(), o.clone());
+    });
+    Ok(o)
 }
 
 /// The SMTP address for an O/R address (see the module docs).
@@ -133,7 +156,7 @@ pub fn or_to_smtp(or: &OrAddress, dir: &Directory) -> String {
         return a;
     }
     let m = or.to_mnemonic();
-    if let Some(r) = local_recipient_for(or, dir)
+    if let Some(r) = recipient_with_mnemonic(&m, dir)
         && let Some(p) = r.smtp.first()
     {
         return p.clone();
@@ -144,7 +167,12 @@ pub fn or_to_smtp(or: &OrAddress, dir: &Directory) -> String {
 /// The local recipient whose X.400 address equals `or` (attribute by attribute,
 /// case-insensitive), if any.
 pub fn local_recipient_for<'a>(or: &OrAddress, dir: &'a Directory) -> Option<&'a mtalab_directory::Recipient> {
-    let mut want = mnemonic_pairs(&or.to_mnemonic());
+    recipient_with_mnemonic(&or.to_mnemonic(), dir)
+}
+
+/// [`local_recipient_for`] an O/R address already in mnemonic form.
+fn recipient_with_mnemonic<'a>(mnemonic: &str, dir: &'a Directory) -> Option<&'a mtalab_directory::Recipient> {
+    let mut want = mnemonic_pairs(mnemonic);
     want.sort();
     dir.recipients().iter().find(|r| {
         let mut have = mnemonic_pairs(&r.x400);
