@@ -225,7 +225,7 @@ pub struct ToP1<'a> {
 /// Convert an RFC 5322 message into a P1 message carrying an IPM (subject, originator,
 /// To/Cc recipients and the first text body survive; other body parts are dropped).
 pub fn rfc822_to_p1(input: &ToP1<'_>, dir: &Directory) -> Result<mtalab_p1::Message, String> {
-    let parsed = mail_parser::MessageParser::default().parse(input.data).ok_or("the message cannot be parsed")?;
+    let (parsed, body) = parse_for_ipm(input.data).ok_or("the message cannot be parsed")?;
     let originator_smtp = if input.from.is_empty() { dir.addressing().smtp.replacen('@', "postmaster@", 1) } else { input.from.to_string() };
     let originator = smtp_to_or(&originator_smtp, dir, input.prefix)?;
     let recipients = input.rcpts.iter().map(|r| smtp_to_or(r, dir, input.prefix)).collect::<Result<Vec<_>, _>>()?;
@@ -236,7 +236,6 @@ pub fn rfc822_to_p1(input: &ToP1<'_>, dir: &Directory) -> Result<mtalab_p1::Mess
     let to = header_addrs(parsed.to());
     let cc = header_addrs(parsed.cc());
     let subject = parsed.subject().unwrap_or_default().to_string();
-    let body = parsed.body_text(0).map(|b| b.into_owned()).unwrap_or_default();
     let this_ipm = mtalab_p1::ipm::IpmIdentifier {
         user: Some(originator.clone()),
         user_relative_identifier: parsed.message_id().map(|m| m.chars().filter(|c| c.is_ascii_graphic()).take(64).collect()).unwrap_or_else(|| input.local_id.to_string()),
@@ -253,6 +252,31 @@ pub fn rfc822_to_p1(input: &ToP1<'_>, dir: &Directory) -> Result<mtalab_p1::Mess
     )]));
     env.content_identifier = Some(subject.chars().filter(|c| c.is_ascii_alphanumeric() || *c == ' ').take(16).collect::<String>()).filter(|s| !s.is_empty());
     Ok(mtalab_p1::Message { envelope: env, content })
+}
+
+/// Parse an RFC 5322 message for its IPM: the message (its header fields at least) and its
+/// text body. A plain text message in US-ASCII (no Content-Type, or text/plain; no
+/// Content-Transfer-Encoding, or 7bit/8bit) has its body taken as it is, after a parse of
+/// the header fields only; anything else is parsed whole (MIME parts, charsets, encodings)
+/// and gives its first text part.
+fn parse_for_ipm(data: &[u8]) -> Option<(mail_parser::Message<'_>, String)> {
+    use mail_parser::MimeHeaders;
+    let headers = mail_parser::MessageParser::default().parse_headers(data)?;
+    let plain = headers.content_type().is_none_or(|c| c.ctype().eq_ignore_ascii_case("text") && c.subtype().is_none_or(|s| s.eq_ignore_ascii_case("plain")))
+        && headers.content_transfer_encoding().is_none_or(|e| e.eq_ignore_ascii_case("7bit") || e.eq_ignore_ascii_case("8bit"));
+    // The body starts after the first empty line (CRLF CRLF, or LF LF).
+    let start = data.iter().enumerate().filter(|(_, c)| **c == b'\n').find_map(|(p, _)| match &data[p + 1..] {
+        [b'\n', ..] => Some(p + 2),
+        [b'\r', b'\n', ..] => Some(p + 3),
+        _ => None,
+    });
+    if plain && let Some(start) = start && data[start..].is_ascii() {
+        let body = String::from_utf8(data[start..].to_vec()).ok()?;
+        return Some((headers, body));
+    }
+    let parsed = mail_parser::MessageParser::default().parse(data)?;
+    let body = parsed.body_text(0).map(|b| b.into_owned()).unwrap_or_default();
+    Some((parsed, body))
 }
 
 /// Convert a P1 message's IPM content back into an RFC 5322 message.
@@ -345,6 +369,30 @@ fn seven_bit_crlf(body: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plain_ascii_body_is_taken_as_mail_parser_gives_it() {
+        let samples: &[&[u8]] = &[
+            b"From: a@b.test\r\nSubject: one\r\n\r\nline 1\r\nline 2\r\n",
+            b"From: a@b.test\nSubject: lf only\n\nline 1\nline 2\n",
+            b"Subject: typed\r\nContent-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n\r\nbody\r\n\r\n",
+            b"Subject: empty\r\n\r\n",
+            b"Subject: folded\r\n continued\r\nTo: x@y.test\r\n\r\n.leading dot\r\n",
+        ];
+        for raw in samples {
+            let (fast, body) = parse_for_ipm(raw).unwrap();
+            let full = mail_parser::MessageParser::default().parse(*raw).unwrap();
+            assert_eq!(body, full.body_text(0).unwrap_or_default(), "{}", String::from_utf8_lossy(raw));
+            assert_eq!(fast.subject(), full.subject());
+        }
+        // Encoded, non-ASCII or multipart: parsed whole.
+        let qp = b"Subject: qp\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9\r\n";
+        assert_eq!(parse_for_ipm(qp).unwrap().1.trim_end(), "caf\u{e9}");
+        let latin1 = b"Subject: l\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\ncaf\xe9\r\n";
+        assert_eq!(parse_for_ipm(latin1).unwrap().1.trim_end(), "caf\u{e9}");
+        let multi = b"Subject: m\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\ninner\r\n--b--\r\n";
+        assert_eq!(parse_for_ipm(multi).unwrap().1.trim_end(), "inner");
+    }
 
     #[test]
     fn a_seven_bit_body_is_written_as_mail_builder_writes_it() {
