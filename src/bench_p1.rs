@@ -13,6 +13,11 @@
 //!
 //! Then the association set-up rate: associations opened, bound (MTABind) and released per
 //! second against B's MTA, one at a time.
+//!
+//! With `--rounds N` the three runs are made N times, each round starting with the next of
+//! them (so no way always follows the same one), with the file system synced before every
+//! run (so that no run pays for the write-back of the one before). Medians are printed, and
+//! the X.400 Threshold ÷ SMTP ratio of each round.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -44,6 +49,11 @@ pub struct P1Args {
     /// Associations to open for the set-up rate.
     #[arg(long, default_value_t = 300)]
     pub associations: u32,
+    /// Rounds of the three runs; each round starts with another of them, and the file
+    /// system is synced before every run. The table gives each figure's median, and the
+    /// X.400 ÷ SMTP ratio of every round.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: u32,
     /// Directory for the servers' data (default $TMPDIR or /tmp).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
@@ -169,6 +179,26 @@ struct Run {
     cpu_b_ms: f64,
 }
 
+/// The median of each figure over `runs` (not empty).
+fn median_run(runs: &[Run]) -> Run {
+    let med = |f: fn(&Run) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    };
+    Run { rate: med(|r| r.rate), cpu_a_ms: med(|r| r.cpu_a_ms), cpu_b_ms: med(|r| r.cpu_b_ms) }
+}
+
+/// Write back everything dirty before a run (`sync(1)`; the work directory `dir` is only
+/// named in the log), so that a run does not pay for the one before it.
+async fn settle(dir: &Path) {
+    match Command::new("sync").status().await {
+        Ok(s) if s.success() => {}
+        other => tracing::warn!(dir = %dir.display(), ?other, "sync before the run failed"),
+    }
+}
+
 /// One throughput run.
 async fn throughput(work: &Path, route: &str, threshold: u32, a: &P1Args) -> anyhow::Result<Run> {
     let dir = work.join(route);
@@ -255,31 +285,49 @@ pub async fn run(a: P1Args) -> anyhow::Result<ExitCode> {
     let base = a.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     let work = base.join(format!("mtalab-bench-p1-{}", std::process::id()));
     let result = async {
-        let x1 = throughput(&work, "x400-1", 1_000_000, &a).await.context("X.400, one association")?;
-        let xt = throughput(&work, "x400-threshold", a.threshold, &a).await.context("X.400, Threshold associations")?;
-        let smtp = throughput(&work, "smtp", 50, &a).await.context("SMTP relay")?;
+        let routes = [("x400-1", 1_000_000), ("x400-threshold", a.threshold), ("smtp", 50)];
+        let mut runs: [Vec<Run>; 3] = Default::default();
+        let mut ratios = Vec::new();
+        for round in 0..a.rounds.max(1) as usize {
+            let mut this = [None; 3];
+            for k in 0..3 {
+                let i = (round + k) % 3;
+                let (route, threshold) = routes[i];
+                settle(&base).await;
+                let r = throughput(&work, route, threshold, &a).await.with_context(|| format!("run {route}"))?;
+                tracing::info!(round, route, rate = r.rate, "run measured");
+                this[i] = Some(r);
+                runs[i].push(r);
+            }
+            if let [_, Some(xt), Some(smtp)] = this {
+                ratios.push(xt.rate / smtp.rate);
+            }
+        }
         let assoc = setup_rate(&work, &a).await.context("association set-up")?;
-        anyhow::Ok((x1, xt, smtp, assoc))
+        let [x1, xt, smtp] = runs.map(|v| median_run(&v));
+        anyhow::Ok((x1, xt, smtp, assoc, ratios))
     }
     .await;
     let _ = std::fs::remove_dir_all(&work);
-    let (x1, xt, smtp, assoc) = result?;
+    let (x1, xt, smtp, assoc, ratios) = result?;
     if a.json {
         println!(
             "{}",
             json!({"messages": a.messages, "size": a.size, "sessions": a.sessions, "threshold": a.threshold,
                    "x400_one_association_msgs_per_s": x1.rate, "x400_threshold_msgs_per_s": xt.rate, "smtp_relay_msgs_per_s": smtp.rate,
                    "cpu_ms_per_msg": {"x400_one_association": [x1.cpu_a_ms, x1.cpu_b_ms], "x400_threshold": [xt.cpu_a_ms, xt.cpu_b_ms], "smtp_relay": [smtp.cpu_a_ms, smtp.cpu_b_ms]},
-                   "associations_per_s": assoc})
+                   "associations_per_s": assoc, "rounds": a.rounds.max(1), "x400_threshold_over_smtp_per_round": ratios})
         );
     } else {
-        println!("mtalab bench p1: {} messages of {} octets, {} submission sessions", a.messages, a.size, a.sessions);
+        println!("mtalab bench p1: {} messages of {} octets, {} submission sessions, {} round(s){}", a.messages, a.size, a.sessions, a.rounds.max(1), if a.rounds > 1 { " (medians)" } else { "" });
         println!("  {:<48} {:>10} {:>14}", "", "msgs/s", "CPU ms/msg A+B");
         let row = |name: String, r: Run| println!("  {name:<48} {:>10.1} {:>6.3}+{:<6.3}", r.rate, r.cpu_a_ms, r.cpu_b_ms);
         row("X.400 P1, one association".into(), x1);
         row(format!("X.400 P1, Threshold {} (up to 10 associations)", a.threshold), xt);
         row("SMTP relay (IMS to IMS)".into(), smtp);
         println!("  {:<48} {:>10.1} /s", "associations opened, bound and released", assoc);
+        let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+        println!("  X.400 Threshold {} ÷ SMTP, per round: {}", a.threshold, shown.join(" "));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@
 mod util;
 
 mod bad_input;
+mod bench;
 mod durability;
 mod lab;
 mod probe;
