@@ -15,6 +15,11 @@ use mtalab_lab::{LabState, LocalOptions, Scenario};
 use mtalab_server::config::Config;
 use mtalab_server::events;
 
+/// mimalloc: per-thread free lists, so that a buffer allocated on one tokio worker and freed
+/// on another (or on a blocking-pool thread) does not contend for a glibc malloc arena lock.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exchange 4.0/5.x site connectivity, brought back as real daemons: IMS SMTP, labs, events.
 #[derive(Parser)]
 #[command(name = "mtalab", version, about)]
