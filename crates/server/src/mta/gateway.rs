@@ -307,10 +307,9 @@ pub fn p1_to_rfc822(msg: &mtalab_p1::Message, dir: &Directory) -> Result<Vec<u8>
     if id.contains('@') {
         b = b.message_id(id.trim_matches(|c| c == '<' || c == '>'));
     }
-    let body = body.replace("\r\n", "\n");
     let b = match seven_bit_crlf(&body) {
         Some(text) => b.body(MimePart::new("text/plain", MimeBody::Text(text.into())).transfer_encoding("7bit")),
-        None => b.text_body(body),
+        None => b.text_body(body.replace("\r\n", "\n")),
     };
     let out = b.write_to_vec().map_err(|e| e.to_string())?;
     // The MTAs the message passed, from the internal trace (oldest first), as Received:
@@ -331,37 +330,30 @@ pub fn p1_to_rfc822(msg: &mtalab_p1::Message, dir: &Directory) -> Result<Vec<u8>
     Ok(v)
 }
 
-/// A body text (lines ended by LF) with CRLF line ends, when it can go as it is with
+/// A body text (lines ended by LF or CRLF) with CRLF line ends, when it can go as it is with
 /// `Content-Transfer-Encoding: 7bit`: US-ASCII without controls other than tab, no line longer
 /// than 76 octets, no space or tab ending a line (RFC 2045 §2.7, and the rule by which
 /// mail-builder picks 7bit). None when it needs mail-builder's choice of encoding.
 fn seven_bit_crlf(body: &str) -> Option<String> {
-    let bytes = body.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 32 + 2);
-    let mut line = 0usize;
-    let mut prev = b'\n';
-    for &c in bytes {
-        match c {
-            b'\n' => {
-                if prev == b' ' || prev == b'\t' {
-                    return None;
-                }
-                out.extend_from_slice(b"\r\n");
-                line = 0;
-            }
-            b'\t' | 0x20..=0x7e => {
-                line += 1;
-                if line > 76 {
-                    return None;
-                }
-                out.push(c);
-            }
-            _ => return None,
+    let mut out = Vec::with_capacity(body.len() + body.len() / 32 + 2);
+    let mut rest = body.as_bytes();
+    loop {
+        let (line, next) = match rest.iter().position(|&c| c == b'\n') {
+            Some(p) => (rest[..p].strip_suffix(b"\r").unwrap_or(&rest[..p]), Some(&rest[p + 1..])),
+            None => (rest, None),
+        };
+        // A CR not followed by LF fails the test below and is left to mail-builder.
+        if line.len() > 76 || matches!(line.last(), Some(b' ' | b'\t')) || !line.iter().all(|&c| c == b'\t' || (0x20..=0x7e).contains(&c)) {
+            return None;
         }
-        prev = c;
-    }
-    if prev == b' ' || prev == b'\t' {
-        return None;
+        out.extend_from_slice(line);
+        match next {
+            Some(n) => {
+                out.extend_from_slice(b"\r\n");
+                rest = n;
+            }
+            None => break,
+        }
     }
     String::from_utf8(out).ok()
 }
@@ -398,14 +390,14 @@ mod tests {
     fn a_seven_bit_body_is_written_as_mail_builder_writes_it() {
         let build = |b: MessageBuilder<'static>| b.from("a@b.test").subject("s").message_id("x@b.test").date(0i64).write_to_string().unwrap();
         let long = "y".repeat(76);
-        for body in ["one line\n", "two\nlines", "\ttabbed\n\nblank above\n", long.as_str(), ""] {
+        for body in ["one line\n", "two\nlines", "\ttabbed\n\nblank above\n", long.as_str(), "", "crlf\r\nends\r\n", "mixed\r\nand\nlf"] {
             let text = seven_bit_crlf(body).unwrap_or_else(|| panic!("{body:?} is 7bit"));
             let ours = build(MessageBuilder::new().body(MimePart::new("text/plain", MimeBody::Text(text.into())).transfer_encoding("7bit")));
-            let theirs = build(MessageBuilder::new().text_body(body.to_string()));
+            let theirs = build(MessageBuilder::new().text_body(body.replace("\r\n", "\n")));
             assert_eq!(ours, theirs, "{body:?}");
         }
         let longer = "z".repeat(77);
-        for body in ["trailing space \nx", "trailing tab\t", "caf\u{e9}\n", "bell\u{7}\n", "bare\rcr", longer.as_str()] {
+        for body in ["trailing space \nx", "trailing space \r\nx", "trailing tab\t", "cr at end\r", "caf\u{e9}\n", "bell\u{7}\n", "bare\rcr", longer.as_str()] {
             assert!(seven_bit_crlf(body).is_none(), "{body:?} is left to mail-builder");
         }
     }
