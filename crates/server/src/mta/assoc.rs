@@ -8,6 +8,7 @@
 //! and what this side sends over it is paced at the link's rate.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use mtalab_osi::association::{Association, Event, ReceiveProgress, SendProgress,
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::links::{LinkPath, PARK_MAX};
 
@@ -70,6 +71,11 @@ pub struct Conn {
     pub peer: SocketAddr,
     link: Option<LinkPath>,
     progress: Option<Arc<Mutex<Progress>>>,
+    /// The one timer of [`Conn::next_event`]: the association's timer or the end of the
+    /// silence allowed, whichever comes first. Reset only when that moment moves earlier or
+    /// the timer has fired, not on every read and write: each reset takes the runtime's
+    /// timer lock, which the tasks of every association share.
+    sleep: Pin<Box<Sleep>>,
 }
 
 impl Conn {
@@ -86,6 +92,7 @@ impl Conn {
             peer,
             link: None,
             progress: None,
+            sleep: Box::pin(tokio::time::sleep_until(Instant::now() + Duration::from_secs(3600))),
         }
     }
 
@@ -181,12 +188,18 @@ impl Conn {
                 _ => (None, pending),
             };
             let timer = self.assoc.poll_timeout().map(Instant::from_std);
+            let idle_at = last_input + wait;
+            let due = timer.map_or(idle_at, |t| t.min(idle_at));
+            if self.sleep.is_elapsed() || due < self.sleep.deadline() {
+                self.sleep.as_mut().reset(due);
+            }
             let Conn {
                 io,
                 buf,
                 out,
                 out_pos,
                 link,
+                sleep,
                 ..
             } = self;
             let Some(Io { rd, wr }) = io.as_mut() else {
@@ -230,11 +243,17 @@ impl Conn {
                     }
                 }
                 _ = async { match link.as_mut() { Some(l) => l.changed().await, None => std::future::pending().await } }, if has_link => {}
-                _ = async { match timer { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
-                    self.assoc.handle_timeout(std::time::Instant::now());
-                    self.report();
+                _ = sleep.as_mut() => {
+                    // Fired at `due`, or later than the moment it was set for: look again.
+                    let now = Instant::now();
+                    if timer.is_some_and(|t| now >= t) {
+                        self.assoc.handle_timeout(now.into_std());
+                        self.report();
+                    }
+                    if now >= last_input + wait {
+                        return Err(DriveError::Timeout(what));
+                    }
                 }
-                _ = tokio::time::sleep_until(last_input + wait) => return Err(DriveError::Timeout(what)),
             }
         }
     }
