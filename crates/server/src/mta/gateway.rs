@@ -151,18 +151,35 @@ fn parse_or_name(text: &str) -> Result<OrName, String> {
 
 /// The SMTP address for an O/R address (see the module docs).
 pub fn or_to_smtp(or: &OrAddress, dir: &Directory) -> String {
+    smtp_for(or, None, dir)
+}
+
+/// [`or_to_smtp`] of `or` whose mnemonic form (`OrAddress::to_mnemonic`) the caller has
+/// already made.
+pub fn or_to_smtp_mnemonic(or: &OrAddress, mnemonic: &str, dir: &Directory) -> String {
+    smtp_for(or, Some(mnemonic), dir)
+}
+
+fn smtp_for(or: &OrAddress, mnemonic: Option<&str>, dir: &Directory) -> String {
     if let Some(d) = or.domain_defined_attributes.iter().find(|d| d.attribute_type.eq_ignore_ascii_case(DDA_RFC822))
         && let Some(a) = decode_rfc822_dda(&d.value)
     {
         return a;
     }
-    let m = or.to_mnemonic();
-    if let Some(r) = recipient_with_mnemonic(&m, dir)
+    let made;
+    let m = match mnemonic {
+        Some(m) => m,
+        None => {
+            made = or.to_mnemonic();
+            &made
+        }
+    };
+    if let Some(r) = recipient_with_mnemonic(m, dir)
         && let Some(p) = r.smtp.first()
     {
         return p.clone();
     }
-    format!("IMCEAX400-{}@{}", imcea_escape(&m), dir.addressing().smtp.trim_start_matches('@'))
+    format!("IMCEAX400-{}@{}", imcea_escape(m), dir.addressing().smtp.trim_start_matches('@'))
 }
 
 /// The local recipient whose X.400 address equals `or` (attribute by attribute,
@@ -280,17 +297,22 @@ fn parse_for_ipm(data: &[u8]) -> Option<(mail_parser::Message<'_>, String)> {
 }
 
 /// Convert a P1 message's IPM content back into an RFC 5322 message.
-pub fn p1_to_rfc822(msg: &mtalab_p1::Message, dir: &Directory) -> Result<Vec<u8>, String> {
+///
+/// `known`: O/R addresses the caller has already mapped with [`or_to_smtp`] (the envelope's
+/// originator and recipients, which the IPM heading usually names again), so that they are
+/// not looked up twice.
+pub fn p1_to_rfc822(msg: &mtalab_p1::Message, dir: &Directory, known: &[(&OrAddress, String)]) -> Result<Vec<u8>, String> {
     let ipm = Ipm::decode(&msg.content).map_err(|e| format!("IPM: {e}"))?;
+    let smtp = |or: &OrAddress| known.iter().find(|(k, _)| *k == or).map_or_else(|| or_to_smtp(or, dir), |(_, s)| s.clone());
     let from = ipm
         .heading
         .originator
         .as_ref()
         .and_then(|o| o.formal_name.as_ref())
-        .map(|n| or_to_smtp(&n.address, dir))
-        .unwrap_or_else(|| or_to_smtp(&msg.envelope.originator_name.address, dir));
+        .map(|n| smtp(&n.address))
+        .unwrap_or_else(|| smtp(&msg.envelope.originator_name.address));
     let map = |v: &[mtalab_p1::ipm::RecipientSpecifier]| -> Vec<String> {
-        v.iter().filter_map(|r| r.recipient.formal_name.as_ref()).map(|n| or_to_smtp(&n.address, dir)).collect()
+        v.iter().filter_map(|r| r.recipient.formal_name.as_ref()).map(|n| smtp(&n.address)).collect()
     };
     let to = map(&ipm.heading.primary_recipients);
     let cc = map(&ipm.heading.copy_recipients);

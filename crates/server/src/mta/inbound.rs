@@ -334,31 +334,32 @@ async fn accept_message(
     let converted = {
         let dir = ctx.directory.read().expect("dir lock");
         let router = ctx.router();
-        match gateway::p1_to_rfc822(&msg, &dir) {
-            Err(e) => Err(e),
-            Ok(data) => {
-                let from = gateway::or_to_smtp(&msg.envelope.originator_name.address, &dir);
-                let mut rcpts = Vec::new();
-                let mut unknown = Vec::new();
-                let mut origin_rcpts = Vec::new();
-                for (i, p) in msg.envelope.per_recipient_fields.iter().enumerate() {
-                    let smtp = gateway::or_to_smtp(&p.recipient_name.address, &dir);
-                    if deliverable(ctx, &router, &dir, &smtp) {
-                        rcpts.push(smtp);
-                        origin_rcpts.push(p.recipient_name.to_mnemonic());
-                    } else {
-                        unknown.push(i);
-                    }
-                }
-                let origin = X400Origin {
-                    originator: msg.envelope.originator_name.to_mnemonic(),
-                    mts_gdi: msg.envelope.message_identifier.global_domain_identifier.to_mnemonic(),
-                    mts_local: msg.envelope.message_identifier.local_identifier.clone(),
-                    recipients: origin_rcpts,
-                };
-                Ok((data, from, rcpts, unknown, origin))
+        let from = gateway::or_to_smtp(&msg.envelope.originator_name.address, &dir);
+        let mut known = vec![(&msg.envelope.originator_name.address, from.clone())];
+        let mut rcpts = Vec::new();
+        let mut unknown = Vec::new();
+        let mut origin_rcpts = Vec::new();
+        for (i, p) in msg.envelope.per_recipient_fields.iter().enumerate() {
+            // `carried` holds the mnemonic of each recipient left in the envelope, in order.
+            let mnemonic = carried.get(i).cloned().unwrap_or_else(|| p.recipient_name.to_mnemonic());
+            let smtp = gateway::or_to_smtp_mnemonic(&p.recipient_name.address, &mnemonic, &dir);
+            known.push((&p.recipient_name.address, smtp.clone()));
+            if deliverable(ctx, &router, &dir, &smtp) {
+                rcpts.push(smtp);
+                origin_rcpts.push(mnemonic);
+            } else {
+                unknown.push(i);
             }
         }
+        gateway::p1_to_rfc822(&msg, &dir, &known).map(|data| {
+            let origin = X400Origin {
+                originator: msg.envelope.originator_name.to_mnemonic(),
+                mts_gdi: msg.envelope.message_identifier.global_domain_identifier.to_mnemonic(),
+                mts_local: msg.envelope.message_identifier.local_identifier.clone(),
+                recipients: origin_rcpts,
+            };
+            (data, from, rcpts, unknown, origin)
+        })
     };
     let (data, from, rcpts, unknown, origin) = match converted {
         Ok(c) => c,
