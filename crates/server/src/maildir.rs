@@ -5,8 +5,10 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use mail_parser::MimeHeaders;
 use serde::Serialize;
@@ -17,6 +19,10 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 #[derive(Debug, Clone)]
 pub struct Mailboxes {
     root: PathBuf,
+    /// Aliases whose `tmp`, `new` and `cur` were made (or found) by this process: not made
+    /// again for every message. A directory removed meanwhile is made again when a write
+    /// into it finds it missing.
+    made: Arc<Mutex<HashSet<String>>>,
 }
 
 /// A message in a mailbox, as the admin API lists it.
@@ -43,14 +49,15 @@ impl Mailboxes {
     pub fn new(data_dir: &Path) -> io::Result<Mailboxes> {
         let root = data_dir.join("mailboxes");
         fs::create_dir_all(&root)?;
-        Ok(Mailboxes { root })
+        Ok(Mailboxes { root, made: Arc::default() })
     }
 
     /// Deliver one message to `alias`; returns the new file's path. Blocking.
     pub fn deliver(&self, alias: &str, return_path: &str, delivered_to: &str, data: &[u8]) -> io::Result<PathBuf> {
         let dir = self.root.join(alias);
-        for sub in ["tmp", "new", "cur"] {
-            fs::create_dir_all(dir.join(sub))?;
+        if !self.made.lock().expect("maildir lock").contains(alias) {
+            make_dirs(&dir)?;
+            self.made.lock().expect("maildir lock").insert(alias.to_string());
         }
         let name = format!(
             "{}.M{}P{}Q{}.mtalab",
@@ -60,7 +67,13 @@ impl Mailboxes {
             SEQ.fetch_add(1, Ordering::Relaxed)
         );
         let tmp = dir.join("tmp").join(&name);
-        let mut f = File::create(&tmp)?;
+        let mut f = match File::create(&tmp) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                make_dirs(&dir)?;
+                File::create(&tmp)?
+            }
+            r => r?,
+        };
         let mut buf = Vec::with_capacity(data.len() + 128);
         write!(buf, "Return-Path: <{return_path}>\r\nDelivered-To: {delivered_to}\r\n")?;
         buf.extend_from_slice(data);
@@ -68,7 +81,13 @@ impl Mailboxes {
         f.sync_all()?;
         drop(f);
         let new = dir.join("new").join(&name);
-        fs::rename(&tmp, &new)?;
+        if let Err(e) = fs::rename(&tmp, &new) {
+            if e.kind() != io::ErrorKind::NotFound {
+                return Err(e);
+            }
+            make_dirs(&dir)?;
+            fs::rename(&tmp, &new)?;
+        }
         File::open(dir.join("new"))?.sync_all()?;
         Ok(new)
     }
@@ -105,6 +124,14 @@ impl Mailboxes {
     pub fn read(&self, alias: &str, id: &str) -> io::Result<Vec<u8>> {
         fs::read(self.root.join(safe(alias)?).join("new").join(safe(id)?))
     }
+}
+
+/// Make a Maildir's `tmp`, `new` and `cur` under `dir` (and `dir`), where missing.
+fn make_dirs(dir: &Path) -> io::Result<()> {
+    for sub in ["tmp", "new", "cur"] {
+        fs::create_dir_all(dir.join(sub))?;
+    }
+    Ok(())
 }
 
 fn safe(name: &str) -> io::Result<&str> {
@@ -172,5 +199,21 @@ mod tests {
         assert_eq!(l[0].hops, 2);
         assert_eq!(m.aliases().unwrap(), vec!["JohnS".to_string()]);
         assert!(m.list("../x").is_err());
+    }
+
+    #[test]
+    fn a_mailbox_removed_meanwhile_is_made_again() {
+        let d = tempfile::tempdir().unwrap();
+        let m = Mailboxes::new(d.path()).unwrap();
+        m.deliver("JohnS", "a@b", "JohnS@x", b"Subject: one\r\n\r\nbody\r\n").unwrap();
+        fs::remove_dir_all(d.path().join("mailboxes/JohnS")).unwrap();
+        m.deliver("JohnS", "a@b", "JohnS@x", b"Subject: two\r\n\r\nbody\r\n").unwrap();
+        let l = m.list("JohnS").unwrap();
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].subject.as_deref(), Some("two"));
+        // Only new/ gone: the rename finds it missing and makes it.
+        fs::remove_dir_all(d.path().join("mailboxes/JohnS/new")).unwrap();
+        m.deliver("JohnS", "a@b", "JohnS@x", b"Subject: three\r\n\r\nbody\r\n").unwrap();
+        assert_eq!(m.list("JohnS").unwrap()[0].subject.as_deref(), Some("three"));
     }
 }
