@@ -104,6 +104,7 @@ pub fn server_config(sc: &Scenario, srv: &Server, map: &AddressMap, ports: Ports
             .collect(),
         ims,
         mta: srv.mta.as_ref().map(|m| MtaConfig {
+            max_queued_per_connector: MtaConfig::DEFAULT_MAX_QUEUED,
             listen: SocketAddr::new(ip, ports.p1),
             name: m.name.clone(),
             password: m.password.clone(),

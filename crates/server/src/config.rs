@@ -196,10 +196,28 @@ pub struct MtaConfig {
     /// X.400 connectors, one per remote MTA.
     #[serde(default)]
     pub connectors: Vec<X400Connector>,
+    /// Most messages queued for transfer over one connector at once (waiting for or
+    /// crossing an association); Threshold counts them. Beyond it a message waits in the
+    /// IMS queue and is tried again after the connector's Transfer interval. Default 256.
+    #[serde(default = "default_max_queued", skip_serializing_if = "is_default_max_queued")]
+    pub max_queued_per_connector: usize,
 }
 
 fn default_p1_port() -> u16 {
     102
+}
+
+impl MtaConfig {
+    /// The default of [`MtaConfig::max_queued_per_connector`].
+    pub const DEFAULT_MAX_QUEUED: usize = 256;
+}
+
+fn default_max_queued() -> usize {
+    MtaConfig::DEFAULT_MAX_QUEUED
+}
+
+fn is_default_max_queued(n: &usize) -> bool {
+    *n == default_max_queued()
 }
 
 /// Transport, session and presentation selectors. Text is used as its ASCII octets; a

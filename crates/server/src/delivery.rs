@@ -69,6 +69,9 @@ const POOL_IDLE: Duration = Duration::from_secs(5);
 const POOL_PER_HOST: usize = 32;
 /// Connect and reply timeout for outbound SMTP.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a delivery worker waits for room in an X.400 connector's queue before it leaves
+/// the message in the IMS queue for the connector's Transfer interval.
+const QUEUE_WAIT: Duration = Duration::from_secs(1);
 
 impl Pool {
     fn take(&self, addr: SocketAddr, src: Option<IpAddr>) -> Option<SmtpConnection> {
@@ -413,7 +416,27 @@ async fn attempt(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
     let Some(m) = ctx.mta.as_ref() else {
         return conclude(ctx, &job.id, &entry, &data, results, transient, x400).await;
     };
-    let permit = m.queued.clone().acquire_owned().await?;
+    // A permit of each connector's queue; a queue that stays full for QUEUE_WAIT (a connector
+    // whose transfers hang on a silent link) leaves the message in the IMS queue for the
+    // connector's Transfer interval, and this worker free for other mail.
+    let mut permits = Vec::with_capacity(x400.len());
+    for &ci in x400.keys() {
+        match tokio::time::timeout(QUEUE_WAIT, m.connector_queue(ci).acquire_owned()).await {
+            Ok(Ok(p)) => permits.push(p),
+            _ => {
+                drop(permits);
+                let c = m.connector(ci);
+                let name = c.as_ref().map_or_else(|| format!("connector {ci}"), |c| c.name.clone());
+                let delay = ctx.scaled(c.map_or(60.0, |c| c.overrides.transfer_interval));
+                tracing::info!(id = %job.id, connector = %name, "connector queue full; the message waits in the IMS queue");
+                if let Some(en) = ctx.entries.lock().expect("entries lock").get_mut(&job.id) {
+                    en.retry_delay = Some(delay);
+                }
+                let why = format!("{name}: the connector's queue is full");
+                return conclude(ctx, &job.id, &entry, &data, results, Some(why), BTreeMap::new()).await;
+            }
+        }
+    }
     let c = ctx.clone();
     tokio::spawn(async move {
         let id = job.id;
@@ -421,7 +444,7 @@ async fn attempt(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
             tracing::error!(id, error = %e, "delivery attempt failed; retrying later");
             schedule_retry(&c, &id, format!("internal error: {e}"));
         }
-        drop(permit);
+        drop(permits);
     });
     Ok(())
 }

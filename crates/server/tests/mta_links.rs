@@ -10,6 +10,8 @@
 //!   and also when the record's line was lost in a crash (the queue file carries it);
 //! - a sender that falls silent in the middle of an activity: the receiver aborts after its
 //!   Recovery timeout and keeps nothing of it.
+//! - a connector whose transfers hang, its queue full: another connector's mail still goes,
+//!   and the hanging connector's next messages wait in the IMS queue.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -130,7 +132,11 @@ struct Server {
 
 impl Server {
     async fn start(net: Net, me: &str, data: &Path) -> Server {
-        let cfg = Config::parse(&config(net, me, data)).unwrap();
+        Server::start_config(&config(net, me, data), me).await
+    }
+
+    async fn start_config(text: &str, me: &str) -> Server {
+        let cfg = Config::parse(text).unwrap();
         let admin = cfg.admin.listen;
         let (stop, rx) = watch::channel(false);
         let task = tokio::spawn(mtalab_server::run(cfg, rx));
@@ -234,6 +240,10 @@ fn rfc822(subject: &str, size: usize) -> Vec<u8> {
 }
 
 async fn submit(net: Net, subject: &str, size: usize) {
+    submit_to(net, "User2@SiteB.test", subject, size).await;
+}
+
+async fn submit_to(net: Net, rcpt: &str, subject: &str, size: usize) {
     let mut c = mtalab_server::conn::SmtpConnection::connect(
         SocketAddr::from((net.a(), SMTP)),
         Some(IpAddr::V4(net.a())),
@@ -246,7 +256,7 @@ async fn submit(net: Net, subject: &str, size: usize) {
         from: mtalab_smtp::ReversePath::Mailbox(
             mtalab_smtp::Mailbox::parse("User1@SiteA.test").unwrap(),
         ),
-        rcpts: vec![mtalab_smtp::Mailbox::parse("User2@SiteB.test").unwrap()],
+        rcpts: vec![mtalab_smtp::Mailbox::parse(rcpt).unwrap()],
         data: rfc822(subject, size),
     };
     let r = c.send(txn).await.unwrap();
@@ -588,5 +598,67 @@ async fn a_sender_silent_mid_activity_is_dropped_by_the_receiver() {
             .await,
         1
     );
+    b.stop().await;
+}
+
+/// A connector whose transfers hang (its remote end takes the TCP connection and never
+/// answers the CR) and whose queue is full: a message for another connector still goes at
+/// once, and the hanging connector's next messages wait in the IMS queue, not in a worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_connector_queue_holds_up_no_other_connector() {
+    let net = Net(75);
+    let (_t, da, db) = tmp();
+    // The silent MTA: accepts, reads nothing, says nothing.
+    let silent = Ipv4Addr::new(127, 75, 50, 50);
+    let listener = tokio::net::TcpListener::bind((silent, P1)).await.unwrap();
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((c, _)) = listener.accept().await {
+            conns.push(c);
+        }
+    });
+    let text = config(net, "ServerA", &da)
+        .replace("remote_port = 2528\n", "remote_port = 2528\nmax_queued_per_connector = 1\n")
+        .replace(
+            "[admin]",
+            &format!(
+                "[[mta.connectors]]\nname = \"X400 to Silent\"\nremote_mta_name = \"Silent\"\nstack_address = \"{silent}\"\n\
+                 address_space = [{{ type = \"SMTP\", address = \"silent.test\", cost = 1 }}]\n[admin]"
+            ),
+        );
+    assert!(text.contains("max_queued_per_connector = 1"), "{text}");
+    let a = Server::start_config(&text, "ServerA").await;
+    let b = Server::start(net, "ServerB", &db).await;
+
+    // The first message takes the silent connector's one place and hangs in the open (it
+    // waits for the CC); the next two find the queue full.
+    for i in 0..3 {
+        submit_to(net, "someone@silent.test", &format!("to silent {i}"), 100).await;
+    }
+    let t0 = Instant::now();
+    submit(net, "past the full queue", 100).await;
+    b.wait_copies("User2", "past the full queue", Duration::from_secs(10)).await;
+    let took = t0.elapsed();
+
+    // The silent connector's later messages wait in ServerA's queue, with the reason.
+    let t1 = Instant::now();
+    loop {
+        let q = a.get("/queue").await;
+        let full = q
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["last_error"].as_str().is_some_and(|s| s.contains("X400 to Silent: the connector's queue is full")))
+            .count();
+        if full >= 1 {
+            break;
+        }
+        assert!(t1.elapsed() < Duration::from_secs(10), "no message left waiting for a full queue: {q}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(queued_with(&da, "silent.test"), 3, "every message for the silent connector is still queued");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    held.abort();
+    a.stop().await;
     b.stop().await;
 }

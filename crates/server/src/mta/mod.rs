@@ -152,16 +152,14 @@ pub struct Mta {
     pub transfers: Transfers,
     /// Failed transfers per (connector, MTS identifier), against Max transfer retries.
     pub transfer_failures: Mutex<HashMap<(usize, String), u32>>,
-    /// Messages handed from the delivery workers to the MTA's connector queues and not yet
-    /// done, at most [`MAX_QUEUED_TRANSFERS`]: a worker waits for a permit, then goes on
-    /// to its next message while the transfer waits for an association.
-    pub queued: Arc<tokio::sync::Semaphore>,
+    /// Per connector index: the messages handed from the delivery workers to that
+    /// connector's queue and not yet done, at most `[mta] max_queued_per_connector`
+    /// ([`Mta::connector_queue`]). Threshold counts them, as Exchange's MTA counts its
+    /// connector queues (DESIGN §4, Override tab). One connector's full queue (a silent
+    /// link holds its transfers until the Recovery timeout) never holds up another's.
+    queued: Mutex<HashMap<usize, Arc<tokio::sync::Semaphore>>>,
+    max_queued: usize,
 }
-
-/// Most messages queued for transfer (waiting for or crossing an association) at once, all
-/// connectors together; beyond it the delivery workers wait. Threshold counts these
-/// queued messages, as Exchange's MTA counts its connector queues (DESIGN §4, Override tab).
-pub const MAX_QUEUED_TRANSFERS: usize = 256;
 
 /// How long a sender may keep trying one message over `c`: Max open retries × Open interval
 /// plus (Max transfer retries + 1) × Transfer interval, nominal seconds.
@@ -218,7 +216,8 @@ impl Mta {
             pool: outbound::Pool::default(),
             notify: tokio::sync::Notify::new(),
             generation: AtomicU64::new(0),
-            queued: Arc::new(tokio::sync::Semaphore::new(MAX_QUEUED_TRANSFERS)),
+            queued: Mutex::new(HashMap::new()),
+            max_queued: m.max_queued_per_connector.max(1),
         };
         events.log(catalog::MTA_STARTED, &[VERSION.0, VERSION.1]);
         Ok(Some(mta))
@@ -237,6 +236,14 @@ impl Mta {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.notify.notify_waiters();
         events.log(catalog::MTA_STARTED, &[VERSION.0, VERSION.1]);
+    }
+
+    /// The queue of connector `ci`: a permit per message queued for transfer over it (see
+    /// `[mta] max_queued_per_connector`). A worker takes a permit before it hands a message
+    /// to the connector, and the transfer's task gives it back when done.
+    pub fn connector_queue(&self, ci: usize) -> Arc<tokio::sync::Semaphore> {
+        let mut q = self.queued.lock().expect("connector queues");
+        q.entry(ci).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.max_queued))).clone()
     }
 
     /// Rebuild the GWART (Recalculate Routing).
