@@ -635,10 +635,10 @@ async fn a_full_connector_queue_holds_up_no_other_connector() {
     for i in 0..3 {
         submit_to(net, "someone@silent.test", &format!("to silent {i}"), 100).await;
     }
-    let t0 = Instant::now();
+    // Within 10 s: before each connector had its own queue, this waited for the silent
+    // connector's open to time out (30 s).
     submit(net, "past the full queue", 100).await;
     b.wait_copies("User2", "past the full queue", Duration::from_secs(10)).await;
-    let took = t0.elapsed();
 
     // The silent connector's later messages wait in ServerA's queue, with the reason.
     let t1 = Instant::now();
@@ -657,7 +657,6 @@ async fn a_full_connector_queue_holds_up_no_other_connector() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(queued_with(&da, "silent.test"), 3, "every message for the silent connector is still queued");
-    assert!(took < Duration::from_secs(10), "{took:?}");
     held.abort();
     a.stop().await;
     b.stop().await;

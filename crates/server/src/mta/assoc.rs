@@ -250,7 +250,7 @@ impl Conn {
                         self.assoc.handle_timeout(now.into_std());
                         self.report();
                     }
-                    if now >= last_input + wait {
+                    if now >= idle_at {
                         return Err(DriveError::Timeout(what));
                     }
                 }
