@@ -190,12 +190,42 @@ pub fn local_recipient_for<'a>(or: &OrAddress, dir: &'a Directory) -> Option<&'a
 
 /// [`local_recipient_for`] an O/R address already in mnemonic form.
 fn recipient_with_mnemonic<'a>(mnemonic: &str, dir: &'a Directory) -> Option<&'a mtalab_directory::Recipient> {
-    let mut want = mnemonic_pairs(mnemonic);
-    want.sort();
-    dir.recipients().iter().find(|r| {
-        let mut have = mnemonic_pairs(&r.x400);
-        have.sort();
-        have.len() == want.len() && have.iter().zip(&want).all(|((k1, v1), (k2, v2))| k1 == k2 && v1.eq_ignore_ascii_case(v2))
+    dir.recipients().iter().find(|r| same_attributes(mnemonic, &r.x400))
+}
+
+/// The `key=value` attributes of a mnemonic O/R address, as [`crate::mta::gwart::mnemonic_pairs`]
+/// reads them (key and value trimmed, an all-blank value as one space, no empty key), but
+/// borrowed, and with the key still in its own case.
+fn attributes(s: &str) -> impl Iterator<Item = (&str, &str)> {
+    s.split(';').filter_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        let k = k.trim();
+        let v = if v.trim().is_empty() && !v.is_empty() { " " } else { v.trim() };
+        (!k.is_empty()).then_some((k, v))
+    })
+}
+
+/// Whether two mnemonic O/R addresses hold the same attributes, in any order, keys and
+/// values compared case-insensitively; each attribute of one is matched with its own one of
+/// the other (`ou=A;ou=A` is not `ou=A;ou=B`). Without allocating: this runs for every
+/// address of every message crossing the gateway.
+fn same_attributes(a: &str, b: &str) -> bool {
+    let n = attributes(a).count();
+    if n != attributes(b).count() {
+        return false;
+    }
+    if n > 64 {
+        // More attributes than the bit set below holds (an O/R address has far fewer).
+        let mut x = mnemonic_pairs(a);
+        let mut y = mnemonic_pairs(b);
+        x.sort_by_key(|(k, v)| (k.clone(), v.to_ascii_lowercase()));
+        y.sort_by_key(|(k, v)| (k.clone(), v.to_ascii_lowercase()));
+        return x.iter().zip(&y).all(|((k1, v1), (k2, v2))| k1 == k2 && v1.eq_ignore_ascii_case(v2));
+    }
+    let mut used = 0u64;
+    attributes(a).all(|(k, v)| {
+        let hit = attributes(b).enumerate().find(|(i, (k2, v2))| used & (1 << i) == 0 && k2.eq_ignore_ascii_case(k) && v2.eq_ignore_ascii_case(v));
+        hit.map(|(i, _)| used |= 1 << i).is_some()
     })
 }
 
@@ -214,9 +244,24 @@ pub fn mts_id_text(gdi_mnemonic: &str, local: &str) -> String {
 }
 
 /// The global domain identifier of a site X.400 address (`c`, `a`, `p`).
+/// Parsed once per thread and site address (it is the same for every message).
 pub fn gdi_of(x: &crate::config::X400Config) -> GlobalDomainIdentifier {
-    GlobalDomainIdentifier::parse_mnemonic(&format!("c={};a={};p={}", x.c, x.a, x.p))
-        .unwrap_or_else(|_| GlobalDomainIdentifier::parse_mnemonic("c=US;a= ").expect("fallback GDI parses"))
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(String, GlobalDomainIdentifier)>> = const { std::cell::RefCell::new(None) };
+    }
+    let text = format!("c={};a={};p={}", x.c, x.a, x.p);
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((t, g)) if *t == text => g.clone(),
+            _ => {
+                let g = GlobalDomainIdentifier::parse_mnemonic(&text)
+                    .unwrap_or_else(|_| GlobalDomainIdentifier::parse_mnemonic("c=US;a= ").expect("fallback GDI parses"));
+                *last = Some((text, g.clone()));
+                g
+            }
+        }
+    })
 }
 
 /// Inputs of [`rfc822_to_p1`].
@@ -357,25 +402,42 @@ pub fn p1_to_rfc822(msg: &mtalab_p1::Message, dir: &Directory, known: &[(&OrAddr
 /// than 76 octets, no space or tab ending a line (RFC 2045 §2.7, and the rule by which
 /// mail-builder picks 7bit). None when it needs mail-builder's choice of encoding.
 fn seven_bit_crlf(body: &str) -> Option<String> {
-    let mut out = Vec::with_capacity(body.len() + body.len() / 32 + 2);
-    let mut rest = body.as_bytes();
+    let b = body.as_bytes();
+    // Every octet printable US-ASCII, tab, CR or LF: one pass without an early exit, which
+    // the compiler turns into vector instructions (this runs over every message body).
+    let bad = |c: u8| u8::from(c.wrapping_sub(0x20) > 0x5e) & u8::from(c != b'\t') & u8::from(c != b'\r') & u8::from(c != b'\n');
+    if b.chunks(64).any(|ch| ch.iter().fold(0u8, |acc, &c| acc | bad(c)) != 0) {
+        return None;
+    }
+    let crs = b.iter().filter(|&&c| c == b'\r').count();
+    let mut out = Vec::with_capacity(b.len() + b.len() / 32 + 2);
+    let (mut start, mut crlfs) = (0, 0);
+    let mut ends = memchr::memchr_iter(b'\n', b).map(Some).chain(std::iter::once(None));
     loop {
-        let (line, next) = match rest.iter().position(|&c| c == b'\n') {
-            Some(p) => (rest[..p].strip_suffix(b"\r").unwrap_or(&rest[..p]), Some(&rest[p + 1..])),
-            None => (rest, None),
+        let end = ends.next().flatten();
+        let raw = &b[start..end.unwrap_or(b.len())];
+        let line = match (end, raw.strip_suffix(b"\r")) {
+            (Some(_), Some(l)) => {
+                crlfs += 1;
+                l
+            }
+            _ => raw,
         };
-        // A CR not followed by LF fails the test below and is left to mail-builder.
-        if line.len() > 76 || matches!(line.last(), Some(b' ' | b'\t')) || !line.iter().all(|&c| c == b'\t' || (0x20..=0x7e).contains(&c)) {
+        if line.len() > 76 || matches!(line.last(), Some(b' ' | b'\t')) {
             return None;
         }
         out.extend_from_slice(line);
-        match next {
-            Some(n) => {
+        match end {
+            Some(e) => {
                 out.extend_from_slice(b"\r\n");
-                rest = n;
+                start = e + 1;
             }
             None => break,
         }
+    }
+    // A CR other than one ending a line before its LF is left to mail-builder.
+    if crs != crlfs {
+        return None;
     }
     String::from_utf8(out).ok()
 }
@@ -409,6 +471,66 @@ mod tests {
     }
 
     #[test]
+    fn o_r_addresses_match_attribute_by_attribute() {
+        let yes = [
+            ("c=US;a= ;p=ExchangeORG;o=SiteA;s=Smith;g=John", "g=john;s=SMITH;o=SiteA;p=exchangeorg;a= ;c=us"),
+            ("c=US;a=  ;p=P", " c = US ; a= ;p=P;"),
+            ("ou=A;ou=b;c=US", "ou=B;c=us;ou=a"),
+        ];
+        for (a, b) in yes {
+            assert!(same_attributes(a, b) && same_attributes(b, a), "{a} = {b}");
+        }
+        let no = [("c=US;ou=A;ou=A", "c=US;ou=A;ou=B"), ("c=US;s=Smith", "c=US;s=Smith;g=John"), ("c=US;s=Smith", "c=US;g=Smith"), ("c=US;a= ", "c=US;a=x")];
+        for (a, b) in no {
+            assert!(!same_attributes(a, b) && !same_attributes(b, a), "{a} != {b}");
+        }
+        let many: String = (0..70).map(|i| format!("dda:k{i}=v{i};")).collect();
+        let reversed: String = (0..70).rev().map(|i| format!("DDA:K{i}=V{i};")).collect();
+        assert!(same_attributes(&many, &reversed));
+        assert!(!same_attributes(&many, &reversed.replace("V3;", "V4;")));
+    }
+
+    /// The plain line-by-line form of [`seven_bit_crlf`], kept to check the fast one.
+    fn seven_bit_crlf_reference(body: &str) -> Option<String> {
+        let mut out = Vec::new();
+        let mut rest = body.as_bytes();
+        loop {
+            let (line, next) = match rest.iter().position(|&c| c == b'\n') {
+                Some(p) => (rest[..p].strip_suffix(b"\r").unwrap_or(&rest[..p]), Some(&rest[p + 1..])),
+                None => (rest, None),
+            };
+            if line.len() > 76 || matches!(line.last(), Some(b' ' | b'\t')) || !line.iter().all(|&c| c == b'\t' || (0x20..=0x7e).contains(&c)) {
+                return None;
+            }
+            out.extend_from_slice(line);
+            match next {
+                Some(n) => {
+                    out.extend_from_slice(b"\r\n");
+                    rest = n;
+                }
+                None => break,
+            }
+        }
+        String::from_utf8(out).ok()
+    }
+
+    use proptest::strategy::Strategy;
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_seven_bit_check_agrees_with_the_line_by_line_one(pieces in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::sample::select(vec!["a", "xy", " ", "\t", "\r", "\n", "\r\n", "\u{e9}", "\u{1}", "\u{7f}"]).prop_map(str::to_string),
+                (70usize..80).prop_map(|n| "w".repeat(n)),
+            ],
+            0..40,
+        )) {
+            let body = pieces.concat();
+            proptest::prop_assert_eq!(seven_bit_crlf(&body), seven_bit_crlf_reference(&body), "{:?}", body);
+        }
+    }
+
+    #[test]
     fn a_seven_bit_body_is_written_as_mail_builder_writes_it() {
         let build = |b: MessageBuilder<'static>| b.from("a@b.test").subject("s").message_id("x@b.test").date(0i64).write_to_string().unwrap();
         let long = "y".repeat(76);
@@ -418,8 +540,12 @@ mod tests {
             let theirs = build(MessageBuilder::new().text_body(body.replace("\r\n", "\n")));
             assert_eq!(ours, theirs, "{body:?}");
         }
+        let two_long = format!("{long}\r\n{long}\n");
+        for body in [two_long.as_str(), "\r\n", "\n\n\r\n"] {
+            assert!(seven_bit_crlf(body).is_some(), "{body:?} is 7bit");
+        }
         let longer = "z".repeat(77);
-        for body in ["trailing space \nx", "trailing space \r\nx", "trailing tab\t", "cr at end\r", "caf\u{e9}\n", "bell\u{7}\n", "bare\rcr", longer.as_str()] {
+        for body in ["\n\r", "a\r\r\n", "trailing space \nx", "trailing space \r\nx", "trailing tab\t", "cr at end\r", "caf\u{e9}\n", "bell\u{7}\n", "bare\rcr", longer.as_str()] {
             assert!(seven_bit_crlf(body).is_none(), "{body:?} is left to mail-builder");
         }
     }
