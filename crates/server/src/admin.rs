@@ -85,6 +85,7 @@ async fn health(State(ctx): Shared) -> Json<Value> {
         "hostname": ctx.hostname,
         "pid": std::process::id(),
         "services": { "ims": cfg.ims.as_ref().map(|i| json!({"listen": i.listen.to_string()})) },
+        "mailbox_deliveries": ctx.mailboxes.delivered_total(),
     }))
 }
 
