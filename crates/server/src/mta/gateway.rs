@@ -322,8 +322,20 @@ pub fn rfc822_to_p1(input: &ToP1<'_>, dir: &Directory) -> Result<mtalab_p1::Mess
 /// the header fields only; anything else is parsed whole (MIME parts, charsets, encodings)
 /// and gives its first text part.
 fn parse_for_ipm(data: &[u8]) -> Option<(mail_parser::Message<'_>, String)> {
-    use mail_parser::MimeHeaders;
-    let headers = mail_parser::MessageParser::default().parse_headers(data)?;
+    use mail_parser::{HeaderName, MessageParser, MimeHeaders};
+    // Only the fields the IPM takes are parsed into their structure (and, in MIME parts,
+    // what finding the text part needs); the rest (Received:, which every message carries
+    // and is costly to parse, Date:, From:…) is kept raw.
+    static PARSER: std::sync::OnceLock<MessageParser> = std::sync::OnceLock::new();
+    let parser = PARSER.get_or_init(|| {
+        MessageParser::new()
+            .with_mime_headers()
+            .header_text(HeaderName::Subject)
+            .header_address(HeaderName::To)
+            .header_address(HeaderName::Cc)
+            .header_id(HeaderName::MessageId)
+    });
+    let headers = parser.parse_headers(data)?;
     let plain = headers.content_type().is_none_or(|c| c.ctype().eq_ignore_ascii_case("text") && c.subtype().is_none_or(|s| s.eq_ignore_ascii_case("plain")))
         && headers.content_transfer_encoding().is_none_or(|e| e.eq_ignore_ascii_case("7bit") || e.eq_ignore_ascii_case("8bit"));
     // The body starts after the first empty line (CRLF CRLF, or LF LF).
@@ -336,7 +348,7 @@ fn parse_for_ipm(data: &[u8]) -> Option<(mail_parser::Message<'_>, String)> {
         let body = String::from_utf8(data[start..].to_vec()).ok()?;
         return Some((headers, body));
     }
-    let parsed = mail_parser::MessageParser::default().parse(data)?;
+    let parsed = parser.parse(data)?;
     let body = parsed.body_text(0).map(|b| b.into_owned()).unwrap_or_default();
     Some((parsed, body))
 }
@@ -454,12 +466,16 @@ mod tests {
             b"Subject: typed\r\nContent-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n\r\nbody\r\n\r\n",
             b"Subject: empty\r\n\r\n",
             b"Subject: folded\r\n continued\r\nTo: x@y.test\r\n\r\n.leading dot\r\n",
+            b"Received: from a.test ([127.0.0.1]) by b.test with ESMTP id 1;\r\n\tFri, 4 Dec 2026 20:00:00 +0000\r\nFrom: \"A\" <a@a.test>\r\nTo: \"User One\" <User1@b.test>, two@b.test\r\nCc: Group: c@c.test, d@d.test;\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\nMessage-ID: <1.2@a.test>\r\nDate: Fri, 4 Dec 2026 20:00:00 +0000\r\n\r\nbody\r\n",
         ];
         for raw in samples {
             let (fast, body) = parse_for_ipm(raw).unwrap();
             let full = mail_parser::MessageParser::default().parse(*raw).unwrap();
             assert_eq!(body, full.body_text(0).unwrap_or_default(), "{}", String::from_utf8_lossy(raw));
             assert_eq!(fast.subject(), full.subject());
+            assert_eq!(fast.to(), full.to());
+            assert_eq!(fast.cc(), full.cc());
+            assert_eq!(fast.message_id(), full.message_id());
         }
         // Encoded, non-ASCII or multipart: parsed whole.
         let qp = b"Subject: qp\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9\r\n";
