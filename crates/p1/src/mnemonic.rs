@@ -306,63 +306,73 @@ impl OrAddress {
     /// Writes the canonical mnemonic form (see the module docs); attributes without a key
     /// (directory name, extension attributes other than common-name) are left out.
     pub fn to_mnemonic(&self) -> String {
-        let mut parts: Vec<String> = Vec::new();
-        let mut push = |k: &str, v: &str| parts.push(format!("{k}={}", escape_separators(v)));
+        // Written into one string (this runs for every address of every message crossing
+        // the gateway).
+        let mut out = String::with_capacity(64);
+        let mut push = |k: std::fmt::Arguments<'_>, v: &str| {
+            if !out.is_empty() {
+                out.push(';');
+            }
+            std::fmt::Write::write_fmt(&mut out, k).expect("writing to a String");
+            out.push('=');
+            push_escaped(&mut out, v);
+        };
         if let Some(c) = &self.country {
-            push("c", c.as_str());
+            push(format_args!("c"), c.as_str());
         }
         if let Some(a) = &self.admd {
-            push("a", a.as_str());
+            push(format_args!("a"), a.as_str());
         }
         if let Some(p) = &self.prmd {
-            push("p", p.as_str());
+            push(format_args!("p"), p.as_str());
         }
         if let Some(o) = &self.organization {
-            push("o", o);
+            push(format_args!("o"), o);
         }
         for (n, ou) in self.organizational_units.iter().enumerate() {
-            push(&format!("ou{}", n + 1), ou);
+            push(format_args!("ou{}", n + 1), ou);
         }
         if let Some(pn) = &self.personal_name {
-            push("s", &pn.surname);
+            push(format_args!("s"), &pn.surname);
             if let Some(g) = &pn.given_name {
-                push("g", g);
+                push(format_args!("g"), g);
             }
             if let Some(i) = &pn.initials {
-                push("i", i);
+                push(format_args!("i"), i);
             }
             if let Some(q) = &pn.generation_qualifier {
-                push("q", q);
+                push(format_args!("q"), q);
             }
         }
         if let Some(cn) = self.common_name() {
-            push("cn", cn);
+            push(format_args!("cn"), cn);
         }
         if let Some(x) = &self.network_address {
-            push("x121", x);
+            push(format_args!("x121"), x);
         }
         if let Some(t) = &self.terminal_identifier {
-            push("t-id", t);
+            push(format_args!("t-id"), t);
         }
         if let Some(n) = &self.numeric_user_identifier {
-            push("n-id", n);
+            push(format_args!("n-id"), n);
         }
         for d in &self.domain_defined_attributes {
-            push(&format!("dda:{}", d.attribute_type), &d.value);
+            push(format_args!("dda:{}", d.attribute_type), &d.value);
         }
-        parts.join(";")
+        out
     }
 }
 
-fn escape_separators(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        if matches!(c, ';' | '$') {
-            out.push('$');
-        }
-        out.push(c);
+/// Append `v` to `out` with `;` and `$` escaped by a `$` before them.
+fn push_escaped(out: &mut String, v: &str) {
+    let mut rest = v;
+    while let Some(p) = rest.find([';', '$']) {
+        out.push_str(&rest[..p]);
+        out.push('$');
+        out.push_str(&rest[p..p + 1]);
+        rest = &rest[p + 1..];
     }
-    out
+    out.push_str(rest);
 }
 
 impl std::fmt::Display for OrAddress {
@@ -416,7 +426,16 @@ impl GlobalDomainIdentifier {
 
     /// Writes `c=..;a=..[;p=..]`.
     pub fn to_mnemonic(&self) -> String {
-        self.to_or_address().to_mnemonic()
+        let mut out = String::with_capacity(32);
+        out.push_str("c=");
+        push_escaped(&mut out, self.country.as_str());
+        out.push_str(";a=");
+        push_escaped(&mut out, self.admd.as_str());
+        if let Some(p) = &self.prmd {
+            out.push_str(";p=");
+            push_escaped(&mut out, p.as_str());
+        }
+        out
     }
 
     /// The O/R address holding only country, ADMD and PRMD.

@@ -285,6 +285,16 @@ proptest! {
     }
 
     #[test]
+    fn global_domain_identifier_mnemonic_is_its_o_r_address_form(a in mnemonic_address()) {
+        if let (Some(country), Some(admd)) = (a.country.clone(), a.admd.clone()) {
+            let gdi = GlobalDomainIdentifier { country, admd, prmd: a.prmd.clone() };
+            let text = gdi.to_mnemonic();
+            prop_assert_eq!(&text, &gdi.to_or_address().to_mnemonic());
+            prop_assert_eq!(GlobalDomainIdentifier::parse_mnemonic(&text).unwrap(), gdi);
+        }
+    }
+
+    #[test]
     fn or_name_binary_round_trip(n in binary_name()) {
         let bytes = n.encode_ber().unwrap();
         prop_assert_eq!(bytes[0], 0x60);
