@@ -2,7 +2,8 @@
 //! definite and indefinite lengths), and the BER scanner under them.
 //!
 //! Properties: nothing panics; whatever decodes re-encodes to octets that decode to the same
-//! value; the scanner never reports a length beyond the input.
+//! value; the scanner never reports a length beyond the input; what the data-transfer fast
+//! reader (`single_value_of`) takes, the User-data decoder takes with the same value.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -24,6 +25,10 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(v) = UserData::decode(data) {
         assert_eq!(UserData::decode(&v.encode()).as_ref(), Ok(&v));
+    }
+    if let Some((ctx, value)) = mtalab_osi::presentation::single_value_of(data) {
+        let u = UserData::decode(data).expect("the fast reader took what the decoder refuses");
+        assert_eq!(u.values(), vec![(ctx, value)]);
     }
     if let Ok(v) = AbortPpdu::decode(data) {
         assert_eq!(AbortPpdu::decode(&v.encode()).as_ref(), Ok(&v));

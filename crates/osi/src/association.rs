@@ -948,7 +948,7 @@ impl Association {
         check_single_value(&apdu, "apdu is not one ber value")?;
         let id = TransferId(self.next_transfer);
         self.next_transfer += 1;
-        let external = External::single(None, self.mtse_ctx, apdu).encode();
+        let external = acse::encode_single_external(self.mtse_ctx, &apdu);
         self.outgoing.push_back((id, external));
         self.pump();
         Ok(id)
@@ -1474,25 +1474,40 @@ impl Association {
                 let Some(r) = self.receiving.as_mut() else {
                     return Err(self.unexpected(name));
                 };
-                let u = UserData::decode(&s.user_information)?;
-                for (ctx, value) in u.values() {
+                // The form every segment of a transfer takes is read in place; anything
+                // else goes through the general decoders.
+                let general;
+                let values = match presentation::single_value_of(&s.user_information) {
+                    Some(v) => vec![v],
+                    None => {
+                        general = UserData::decode(&s.user_information)?;
+                        general.values()
+                    }
+                };
+                for (ctx, value) in values {
                     if ctx != self.rtse_ctx {
                         return Err(presentation::PresentationError::UnknownContext(ctx).into());
                     }
-                    match RtseApdu::decode(value)? {
-                        RtseApdu::Rttr(seg) => {
-                            if r.data.len() + seg.len() > self.cfg.max_apdu_size {
-                                return Err(RtseError::ApduTooLarge(self.cfg.max_apdu_size).into());
+                    let decoded;
+                    let seg: &[u8] = match rtse::rttr_of(value) {
+                        Some(seg) => seg,
+                        None => {
+                            decoded = RtseApdu::decode(value)?;
+                            match &decoded {
+                                RtseApdu::Rttr(seg) => seg,
+                                _ => {
+                                    return Err(RtseError::Unexpected(
+                                        "rtse apdu other than RTTR in P-DATA",
+                                    )
+                                    .into());
+                                }
                             }
-                            r.data.extend_from_slice(&seg);
                         }
-                        _ => {
-                            return Err(RtseError::Unexpected(
-                                "rtse apdu other than RTTR in P-DATA",
-                            )
-                            .into());
-                        }
+                    };
+                    if r.data.len() + seg.len() > self.cfg.max_apdu_size {
+                        return Err(RtseError::ApduTooLarge(self.cfg.max_apdu_size).into());
                     }
+                    r.data.extend_from_slice(seg);
                 }
                 Ok(())
             }
@@ -1533,12 +1548,14 @@ impl Association {
                     }
                     .into());
                 }
-                let external = External::decode(&r.data)
-                    .map_err(|_| RtseError::Invalid("transfer external"))?;
-                let apdu = external
-                    .value()
-                    .ok_or(RtseError::Invalid("transfer external encoding"))?
-                    .to_vec();
+                let apdu = match acse::single_external_of(&r.data) {
+                    Some((_, value)) => value.to_vec(),
+                    None => External::decode(&r.data)
+                        .map_err(|_| RtseError::Invalid("transfer external"))?
+                        .value()
+                        .ok_or(RtseError::Invalid("transfer external encoding"))?
+                        .to_vec(),
+                };
                 if self.cfg.defer_transfer_confirmation {
                     self.unconfirmed_activity_end = Some(n);
                 } else {
@@ -2106,9 +2123,10 @@ impl Association {
             }
             if remaining > 0 || s.offset == 0 {
                 let len = if k > 0 { remaining.min(k) } else { remaining };
-                let seg = s.data[s.offset..s.offset + len].to_vec();
+                let seg = &s.data[s.offset..s.offset + len];
                 s.offset += len;
-                let dt = Spdu::data(self.pdata(&RtseApdu::Rttr(OctetString::from(seg))));
+                // P-DATA { RTTR { segment } }, the segment copied once.
+                let dt = Spdu::data(presentation::encode_single(self.rtse_ctx, &[&rtse::rttr_header(len), seg]));
                 self.send_cat2(true, dt);
             }
             if s.offset < s.data.len() {

@@ -277,6 +277,51 @@ pub fn push_length(out: &mut Vec<u8>, len: usize) {
     }
 }
 
+/// Octets a definite length of `len` takes (X.690 §8.1.3.3–8.1.3.5, shortest form).
+pub fn length_len(len: usize) -> usize {
+    if len < 0x80 { 1 } else { 1 + (usize::BITS - len.leading_zeros()).div_ceil(8) as usize }
+}
+
+/// Appends an INTEGER (universal 2) holding `v` in the fewest two's-complement octets
+/// (X.690 §8.3.2), as the rasn encoder writes it.
+pub fn push_integer(out: &mut Vec<u8>, v: i64) {
+    let bytes = v.to_be_bytes();
+    let mut skip = 0;
+    while skip < 7 {
+        let (b, next) = (bytes[skip], bytes[skip + 1]);
+        if (b == 0x00 && next & 0x80 == 0) || (b == 0xff && next & 0x80 != 0) {
+            skip += 1;
+        } else {
+            break;
+        }
+    }
+    out.push(0x02);
+    out.push((8 - skip) as u8);
+    out.extend_from_slice(&bytes[skip..]);
+}
+
+/// One definite-length value with the single identifier octet `id` at the start of
+/// `input`: `(contents, rest)`. None for another identifier, the indefinite form or a
+/// length running past `input` — the caller then takes the general decoder's path.
+pub fn take_definite(input: &[u8], id: u8) -> Option<(&[u8], &[u8])> {
+    if *input.first()? != id || id & 0x1f == 0x1f {
+        return None;
+    }
+    let h = read_header(input).ok()?;
+    let end = h.header_len.checked_add(h.length?)?;
+    Some((input.get(h.header_len..end)?, &input[end..]))
+}
+
+/// The value of a small INTEGER's contents (1 to 8 octets, two's complement); None for
+/// an empty or longer one.
+pub fn integer_value(contents: &[u8]) -> Option<i64> {
+    if contents.is_empty() || contents.len() > 8 {
+        return None;
+    }
+    let first = i64::from(contents[0] as i8);
+    Some(contents[1..].iter().fold(first, |acc, b| (acc << 8) | i64::from(*b)))
+}
+
 /// Splits one value at the start of `input` into its header and contents, removing the
 /// end-of-contents octets of an indefinite form. Returns `(header, contents, total length)`.
 ///

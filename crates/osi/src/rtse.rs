@@ -347,6 +347,24 @@ impl Rtab {
     }
 }
 
+/// The segment an RTTR-APDU (X.228 §10.2: an OCTET STRING, primitive) carries, borrowed
+/// from `input`. None for any other APDU or form: decode it with [`RtseApdu::decode`].
+pub fn rttr_of(input: &[u8]) -> Option<&[u8]> {
+    match ber::take_definite(input, 0x04)? {
+        (seg, []) => Some(seg),
+        _ => None,
+    }
+}
+
+/// The identifier and length octets of an RTTR-APDU carrying `len` octets (the segment
+/// itself follows them).
+pub fn rttr_header(len: usize) -> Vec<u8> {
+    let mut h = Vec::with_capacity(6);
+    h.push(0x04);
+    ber::push_length(&mut h, len);
+    h
+}
+
 impl RtseApdu {
     /// Decodes one RTSE APDU filling all of `input`; every open value (open, userDataRJ,
     /// userdataAB) must be one well-formed BER value.

@@ -650,3 +650,88 @@ proptest! {
         prop_assert!(ber::scan(&b[..b.len() - 1], ber::MAX_DEPTH).is_err());
     }
 }
+
+/// One BER value (an OCTET STRING of `len` octets, or an INTEGER) as a transfer carries it.
+fn ber_value() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        (0usize..70_000).prop_map(|n| RtseApdu::Rttr(OctetString::from(vec![0x5a; n])).encode()),
+        any::<i64>().prop_map(|v| ber::encode(&v)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The data-transfer fast paths write what the general encoders write, and read back
+    /// what they wrote.
+    #[test]
+    fn transfer_fast_paths_agree_with_the_general_codecs(ctx in prop_oneof![-300i64..70_000, any::<i64>()], value in ber_value()) {
+        let mut int = Vec::new();
+        ber::push_integer(&mut int, ctx);
+        prop_assert_eq!(&int, &ber::encode(&ctx));
+        prop_assert_eq!(ber::length_len(value.len()), { let mut l = Vec::new(); ber::push_length(&mut l, value.len()); l.len() });
+
+        let (a, b) = value.split_at(value.len() / 2);
+        let pdata = mtalab_osi::presentation::encode_single(ctx, &[a, b]);
+        prop_assert_eq!(&pdata, &UserData::single(ctx, value.clone()).encode());
+        prop_assert_eq!(mtalab_osi::presentation::single_value_of(&pdata), Some((ctx, &value[..])));
+
+        let ext = mtalab_osi::acse::encode_single_external(ctx, &value);
+        prop_assert_eq!(&ext, &External::single(None, ctx, value.clone()).encode());
+        prop_assert_eq!(mtalab_osi::acse::single_external_of(&ext), Some((ctx, &value[..])));
+
+        let mut rttr = mtalab_osi::rtse::rttr_header(value.len());
+        rttr.extend_from_slice(&value);
+        prop_assert_eq!(&rttr, &RtseApdu::Rttr(OctetString::from(value.clone())).encode());
+        prop_assert_eq!(mtalab_osi::rtse::rttr_of(&rttr), Some(&value[..]));
+    }
+
+    /// Whatever the fast readers take, the general decoders take the same way; what they
+    /// leave, the general decoders decide.
+    #[test]
+    fn transfer_fast_readers_never_take_what_the_decoders_refuse(
+        which in 0usize..3, ctx in -2i64..300, value in bytes(200), at in any::<usize>(), to in any::<u8>(), cut in any::<bool>()
+    ) {
+        // A valid encoding of each form, with one octet changed or the end cut off.
+        let v = RtseApdu::Rttr(OctetString::from(value)).encode();
+        let mut input = match which {
+            0 => UserData::single(ctx, v).encode(),
+            1 => External::single(None, ctx, v).encode(),
+            _ => v,
+        };
+        let at = at % input.len();
+        if cut { input.truncate(at) } else { input[at] = to }
+        if let Some((ctx, value)) = mtalab_osi::presentation::single_value_of(&input) {
+            let u = UserData::decode(&input).expect("the general decoder takes it too");
+            prop_assert_eq!(u.values(), vec![(ctx, value)]);
+        }
+        if let Some((ctx, value)) = mtalab_osi::acse::single_external_of(&input) {
+            let e = External::decode(&input).expect("the general decoder takes it too");
+            prop_assert_eq!((e.indirect_reference, e.value()), (Some(ctx), Some(value)));
+        }
+        if let Some(seg) = mtalab_osi::rtse::rttr_of(&input) {
+            prop_assert_eq!(RtseApdu::decode(&input).expect("the general decoder takes it too"), RtseApdu::Rttr(OctetString::from(seg.to_vec())));
+        }
+    }
+}
+
+#[test]
+fn transfer_fast_readers_leave_other_forms_to_the_decoders() {
+    // Indefinite length, a transfer-syntax-name, octet-aligned, two PDV lists, a
+    // direct-reference: all read by the general decoders only.
+    let v = RtseApdu::Rttr(OctetString::from(vec![1, 2, 3])).encode();
+    let indefinite = [&[0x61, 0x80][..], &UserData::single(3, v.clone()).encode()[2..], &[0, 0]].concat();
+    assert_eq!(mtalab_osi::presentation::single_value_of(&indefinite), None);
+    let two = UserData::FullyEncoded(vec![
+        PdvList { transfer_syntax_name: None, presentation_context_identifier: 3, presentation_data_values: PdvValues::SingleAsn1Type(Any::new(v.clone())) };
+        2
+    ])
+    .encode();
+    assert_eq!(mtalab_osi::presentation::single_value_of(&two), None);
+    assert_eq!(UserData::decode(&two).unwrap().values().len(), 2);
+    let direct = External::single(Some(ObjectIdentifier::new(vec![2, 1, 1]).unwrap()), 3, v.clone()).encode();
+    assert_eq!(mtalab_osi::acse::single_external_of(&direct), None);
+    assert_eq!(External::decode(&direct).unwrap().value(), Some(&v[..]));
+    let constructed = [0x24, 0x05, 0x04, 0x03, 1, 2, 3];
+    assert_eq!(mtalab_osi::rtse::rttr_of(&constructed), None);
+}
