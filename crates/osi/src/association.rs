@@ -1030,11 +1030,7 @@ impl Association {
     }
 
     fn send_tsdu(&mut self, tsdu: &[u8]) {
-        for t in cotp::segment(tsdu, self.tpdu_size) {
-            let mut frame = Vec::with_capacity(t.len() + tpkt::HEADER_LEN);
-            tpkt::encode(&t, &mut frame).expect("tpdu size below the tpkt maximum");
-            self.tx.push_back(frame);
-        }
+        self.tx.extend(cotp::segment_framed(tsdu, self.tpdu_size));
     }
 
     fn send_spdus(&mut self, spdus: &[Spdu]) -> Result<(), OsiError> {

@@ -557,6 +557,25 @@ pub fn segment(tsdu: &[u8], tpdu_size: TpduSize) -> Vec<Vec<u8>> {
     out
 }
 
+/// [`segment`] with each DT TPDU already in its TPKT (RFC 1006 §6): the frames to write,
+/// each built in one buffer, the TSDU's octets copied once.
+pub fn segment_framed(tsdu: &[u8], tpdu_size: TpduSize) -> Vec<Vec<u8>> {
+    let room = tpdu_size.octets() - DT_HEADER_LEN;
+    let n = tsdu.len().div_ceil(room).max(1);
+    (0..n)
+        .map(|i| {
+            let chunk = &tsdu[(i * room).min(tsdu.len())..((i + 1) * room).min(tsdu.len())];
+            let len = crate::tpkt::HEADER_LEN + DT_HEADER_LEN + chunk.len();
+            let mut frame = Vec::with_capacity(len);
+            frame.extend_from_slice(&[crate::tpkt::VERSION, 0]);
+            frame.extend_from_slice(&(len as u16).to_be_bytes());
+            frame.extend_from_slice(&[0x02, 0xF0, if i + 1 == n { 0x80 } else { 0 }]);
+            frame.extend_from_slice(chunk);
+            frame
+        })
+        .collect()
+}
+
 /// Reassembles TSDUs from DT TPDUs (X.224 §13.7), refusing to grow past a cap.
 #[derive(Debug, Clone)]
 pub struct Reassembler {
@@ -595,6 +614,24 @@ impl Reassembler {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn framed_segments_are_tpkts_around_the_segments() {
+        for size in [TpduSize::at_most(128), TpduSize::at_most(2048)] {
+            for n in [0usize, 1, 124, 125, 126, 2045, 2046, 4700, 9000] {
+                let tsdu: Vec<u8> = (0..n).map(|i| i as u8).collect();
+                let want: Vec<Vec<u8>> = segment(&tsdu, size)
+                    .iter()
+                    .map(|t| {
+                        let mut f = Vec::new();
+                        crate::tpkt::encode(t, &mut f).unwrap();
+                        f
+                    })
+                    .collect();
+                assert_eq!(segment_framed(&tsdu, size), want, "{n} octets");
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

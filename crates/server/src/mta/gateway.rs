@@ -190,7 +190,10 @@ pub fn local_recipient_for<'a>(or: &OrAddress, dir: &'a Directory) -> Option<&'a
 
 /// [`local_recipient_for`] an O/R address already in mnemonic form.
 fn recipient_with_mnemonic<'a>(mnemonic: &str, dir: &'a Directory) -> Option<&'a mtalab_directory::Recipient> {
-    dir.recipients().iter().find(|r| same_attributes(mnemonic, &r.x400))
+    // The directory holds its addresses in the canonical order `to_mnemonic` writes, so the
+    // usual match is equal text; the attribute by attribute comparison decides the rest.
+    let recipients = dir.recipients();
+    recipients.iter().find(|r| r.x400.eq_ignore_ascii_case(mnemonic)).or_else(|| recipients.iter().find(|r| same_attributes(mnemonic, &r.x400)))
 }
 
 /// The `key=value` attributes of a mnemonic O/R address, as [`crate::mta::gwart::mnemonic_pairs`]
