@@ -884,6 +884,11 @@ impl Writer {
         what: &'static str,
         cap: usize,
     ) -> Result<()> {
+        // ASCII text is its own octets in every kind: written without a copy first.
+        if s.is_ascii() && s.len() <= cap {
+            self.primitive(tag, s.as_bytes());
+            return Ok(());
+        }
         let octets = kind.encode(s, what)?;
         if octets.len() > cap {
             return Err(Error::unencodable(
