@@ -2,7 +2,7 @@
 //!
 //! | method | path | what |
 //! |---|---|---|
-//! | GET | `/health` | `{"status":"ok","server":…,"site":…,"services":{…}}` |
+//! | GET | `/health` | `{"status":"ok","server":…,"site":…,"services":{…},"mailbox_deliveries":N}` (N: messages this process delivered into mailboxes) |
 //! | GET | `/queue` | queued messages with per-recipient outcomes, attempts, next attempt |
 //! | GET | `/mailboxes` | `[{"alias":…,"count":…}]` |
 //! | GET | `/mailboxes/{alias}` | messages in the mailbox (subject, from, hops, …) |
