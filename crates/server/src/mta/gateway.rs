@@ -22,7 +22,7 @@ use mtalab_p1::{
     MtsIdentifier, OrAddress, OrName, TraceInformationElement,
 };
 
-use crate::mta::gwart::mnemonic_pairs;
+use crate::mta::gwart::{mnemonic_attributes as attributes, mnemonic_pairs};
 
 /// The DDA type carrying an RFC 822 address (RFC 2156 §4.3.3).
 pub const DDA_RFC822: &str = "RFC-822";
@@ -194,18 +194,6 @@ fn recipient_with_mnemonic<'a>(mnemonic: &str, dir: &'a Directory) -> Option<&'a
     // usual match is equal text; the attribute by attribute comparison decides the rest.
     let recipients = dir.recipients();
     recipients.iter().find(|r| r.x400.eq_ignore_ascii_case(mnemonic)).or_else(|| recipients.iter().find(|r| same_attributes(mnemonic, &r.x400)))
-}
-
-/// The `key=value` attributes of a mnemonic O/R address, as [`crate::mta::gwart::mnemonic_pairs`]
-/// reads them (key and value trimmed, an all-blank value as one space, no empty key), but
-/// borrowed, and with the key still in its own case.
-fn attributes(s: &str) -> impl Iterator<Item = (&str, &str)> {
-    s.split(';').filter_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        let k = k.trim();
-        let v = if v.trim().is_empty() && !v.is_empty() { " " } else { v.trim() };
-        (!k.is_empty()).then_some((k, v))
-    })
 }
 
 /// Whether two mnemonic O/R addresses hold the same attributes, in any order, keys and

@@ -50,20 +50,22 @@ pub struct Gwart {
     pub lines: Vec<Line>,
 }
 
+/// The `key=value` attributes of an X.400 mnemonic, borrowed: key and value trimmed, a
+/// value of blanks only as one space (`a= `), parts without a key skipped; the key in its
+/// own case.
+pub fn mnemonic_attributes(s: &str) -> impl Iterator<Item = (&str, &str)> {
+    s.split(';').filter_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        let k = k.trim();
+        let v = if v.trim().is_empty() && !v.is_empty() { " " } else { v.trim() };
+        (!k.is_empty()).then_some((k, v))
+    })
+}
+
 /// Parse an X.400 mnemonic into (key, value) pairs, keys lowercase, values trimmed
 /// (`a= ` stays one space). Empty parts are skipped.
 pub fn mnemonic_pairs(s: &str) -> Vec<(String, String)> {
-    s.split(';')
-        .filter_map(|p| {
-            let (k, v) = p.split_once('=')?;
-            let k = k.trim().to_ascii_lowercase();
-            if k.is_empty() {
-                return None;
-            }
-            let v = if v.trim().is_empty() && !v.is_empty() { " ".to_string() } else { v.trim().to_string() };
-            Some((k, v))
-        })
-        .collect()
+    mnemonic_attributes(s).map(|(k, v)| (k.to_ascii_lowercase(), v.to_string())).collect()
 }
 
 /// True when every attribute of the X.400 address space `space` is present with an equal
