@@ -331,27 +331,20 @@ impl External {
 /// takes (X.228 §10.1) — borrowed from `input`. None for any other form, or for input
 /// [`External::decode`] would refuse: decode it with that, which takes every form.
 pub fn single_external_of(input: &[u8]) -> Option<(i64, &[u8])> {
-    let (ext, rest) = ber::take_definite(input, 0x28)?;
-    let (ctx, after) = ber::take_definite(ext, 0x02)?;
-    let (value, tail) = ber::take_definite(after, 0xa0)?;
-    if !rest.is_empty() || !tail.is_empty() {
-        return None;
+    match ber::take_definite(input, 0x28)? {
+        (ext, []) => ber::context_and_single_value(ext),
+        _ => None,
     }
-    ber::check_one(value).ok()?;
-    Some((ber::integer_value(ctx)?, value))
 }
 
 /// The BER of [`External::single`]`(None, context, value)`, written into one buffer.
 pub fn encode_single_external(context: i64, value: &[u8]) -> Vec<u8> {
-    let mut int = Vec::with_capacity(10);
-    ber::push_integer(&mut int, context);
-    let inner = int.len() + 1 + ber::length_len(value.len()) + value.len();
+    let head = ber::context_and_single_value_head(context, value.len());
+    let inner = head.len() + value.len();
     let mut out = Vec::with_capacity(1 + ber::length_len(inner) + inner);
     out.push(0x28);
     ber::push_length(&mut out, inner);
-    out.extend_from_slice(&int);
-    out.push(0xa0);
-    ber::push_length(&mut out, value.len());
+    out.extend_from_slice(&head);
     out.extend_from_slice(value);
     out
 }

@@ -322,6 +322,30 @@ pub fn integer_value(contents: &[u8]) -> Option<i64> {
     Some(contents[1..].iter().fold(first, |acc, b| (acc << 8) | i64::from(*b)))
 }
 
+/// The contents an indirect-reference and a single-ASN1-type value share in an EXTERNAL
+/// (X.690 §8.18) and in a PDV-list (X.226 §8.4.2): `INTEGER context, [0] { value }`, filling
+/// `contents`. Returns the context and the value, borrowed; None for any other form or a
+/// value that is not one BER value ([`check_one`]).
+pub fn context_and_single_value(contents: &[u8]) -> Option<(i64, &[u8])> {
+    let (ctx, after) = take_definite(contents, 0x02)?;
+    let (value, tail) = take_definite(after, 0xa0)?;
+    if !tail.is_empty() {
+        return None;
+    }
+    check_one(value).ok()?;
+    Some((integer_value(ctx)?, value))
+}
+
+/// The octets of [`context_and_single_value`]'s form up to the value: the INTEGER and the
+/// `[0]` header for a value of `value_len` octets (the value itself follows them).
+pub fn context_and_single_value_head(context: i64, value_len: usize) -> Vec<u8> {
+    let mut head = Vec::with_capacity(16);
+    push_integer(&mut head, context);
+    head.push(0xa0);
+    push_length(&mut head, value_len);
+    head
+}
+
 /// Splits one value at the start of `input` into its header and contents, removing the
 /// end-of-contents octets of an indefinite form. Returns `(header, contents, total length)`.
 ///

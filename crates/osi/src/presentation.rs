@@ -518,33 +518,24 @@ impl CprPpdu {
 /// for any other form, or for input the general decoder would refuse: decode it with
 /// [`UserData::decode`], which takes every form and names the error.
 pub fn single_value_of(input: &[u8]) -> Option<(i64, &[u8])> {
-    let (list, rest) = ber::take_definite(input, 0x61)?;
-    let (pdv, after) = ber::take_definite(list, 0x30)?;
-    let (ctx, values) = ber::take_definite(pdv, 0x02)?;
-    let (value, tail) = ber::take_definite(values, 0xa0)?;
-    if !rest.is_empty() || !after.is_empty() || !tail.is_empty() {
-        return None;
-    }
-    ber::check_one(value).ok()?;
-    Some((ber::integer_value(ctx)?, value))
+    let (list, []) = ber::take_definite(input, 0x61)? else { return None };
+    let (pdv, []) = ber::take_definite(list, 0x30)? else { return None };
+    ber::context_and_single_value(pdv)
 }
 
 /// The BER of [`UserData::single`]`(context, value)` where `value` is the concatenation of
 /// `parts`, written into one buffer (a transfer's segments pass through here).
 pub fn encode_single(context: i64, parts: &[&[u8]]) -> Vec<u8> {
     let vlen: usize = parts.iter().map(|p| p.len()).sum();
-    let mut int = Vec::with_capacity(10);
-    ber::push_integer(&mut int, context);
-    let pdv = int.len() + 1 + ber::length_len(vlen) + vlen;
+    let head = ber::context_and_single_value_head(context, vlen);
+    let pdv = head.len() + vlen;
     let list = 1 + ber::length_len(pdv) + pdv;
     let mut out = Vec::with_capacity(1 + ber::length_len(list) + list);
     out.push(0x61);
     ber::push_length(&mut out, list);
     out.push(0x30);
     ber::push_length(&mut out, pdv);
-    out.extend_from_slice(&int);
-    out.push(0xa0);
-    ber::push_length(&mut out, vlen);
+    out.extend_from_slice(&head);
     for p in parts {
         out.extend_from_slice(p);
     }
