@@ -538,38 +538,31 @@ fn patch_li(out: &mut [u8], start: usize) {
         .expect("cotp header of at most 254 octets");
 }
 
+/// The DT TPDU headers and user data of a TSDU cut for `tpdu_size` (X.224 §13.7): at least
+/// one piece, EOT on the last.
+fn dt_pieces(tsdu: &[u8], tpdu_size: TpduSize) -> impl Iterator<Item = ([u8; DT_HEADER_LEN], &[u8])> {
+    let room = tpdu_size.octets() - DT_HEADER_LEN;
+    let n = tsdu.len().div_ceil(room).max(1);
+    (0..n).map(move |i| {
+        let chunk = &tsdu[(i * room).min(tsdu.len())..((i + 1) * room).min(tsdu.len())];
+        ([0x02, 0xF0, if i + 1 == n { 0x80 } else { 0 }], chunk)
+    })
+}
+
 /// Cuts a TSDU into encoded class 0 DT TPDUs of at most `tpdu_size` octets each (header
 /// included), EOT on the last one. An empty TSDU gives one empty DT with EOT.
 pub fn segment(tsdu: &[u8], tpdu_size: TpduSize) -> Vec<Vec<u8>> {
-    let room = tpdu_size.octets() - DT_HEADER_LEN;
-    let mut out = Vec::with_capacity(tsdu.len() / room + 1);
-    let mut chunks = tsdu.chunks(room).peekable();
-    if chunks.peek().is_none() {
-        out.push(vec![0x02, 0xF0, 0x80]);
-    }
-    while let Some(chunk) = chunks.next() {
-        let eot = chunks.peek().is_none();
-        let mut t = Vec::with_capacity(chunk.len() + DT_HEADER_LEN);
-        t.extend_from_slice(&[0x02, 0xF0, if eot { 0x80 } else { 0 }]);
-        t.extend_from_slice(chunk);
-        out.push(t);
-    }
-    out
+    dt_pieces(tsdu, tpdu_size).map(|(header, chunk)| [&header[..], chunk].concat()).collect()
 }
 
 /// [`segment`] with each DT TPDU already in its TPKT (RFC 1006 §6): the frames to write,
 /// each built in one buffer, the TSDU's octets copied once.
 pub fn segment_framed(tsdu: &[u8], tpdu_size: TpduSize) -> Vec<Vec<u8>> {
-    let room = tpdu_size.octets() - DT_HEADER_LEN;
-    let n = tsdu.len().div_ceil(room).max(1);
-    (0..n)
-        .map(|i| {
-            let chunk = &tsdu[(i * room).min(tsdu.len())..((i + 1) * room).min(tsdu.len())];
-            let len = crate::tpkt::HEADER_LEN + DT_HEADER_LEN + chunk.len();
-            let mut frame = Vec::with_capacity(len);
-            frame.extend_from_slice(&[crate::tpkt::VERSION, 0]);
-            frame.extend_from_slice(&(len as u16).to_be_bytes());
-            frame.extend_from_slice(&[0x02, 0xF0, if i + 1 == n { 0x80 } else { 0 }]);
+    dt_pieces(tsdu, tpdu_size)
+        .map(|(header, chunk)| {
+            let mut frame = Vec::with_capacity(crate::tpkt::HEADER_LEN + DT_HEADER_LEN + chunk.len());
+            crate::tpkt::push_header(&mut frame, DT_HEADER_LEN + chunk.len());
+            frame.extend_from_slice(&header);
             frame.extend_from_slice(chunk);
             frame
         })
@@ -614,6 +607,8 @@ impl Reassembler {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn framed_segments_are_tpkts_around_the_segments() {
         for size in [TpduSize::at_most(128), TpduSize::at_most(2048)] {
@@ -631,8 +626,6 @@ mod tests {
             }
         }
     }
-
-    use super::*;
 
     #[test]
     fn x400ping_cr() {

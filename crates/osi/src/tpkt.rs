@@ -51,11 +51,16 @@ pub fn encode(tpdu: &[u8], out: &mut Vec<u8>) -> Result<(), TpktError> {
     if tpdu.len() > MAX_PAYLOAD {
         return Err(TpktError::PayloadTooLong(tpdu.len()));
     }
-    let len = (tpdu.len() + HEADER_LEN) as u16;
-    out.extend_from_slice(&[VERSION, 0]);
-    out.extend_from_slice(&len.to_be_bytes());
+    push_header(out, tpdu.len());
     out.extend_from_slice(tpdu);
     Ok(())
+}
+
+/// Appends the header of a packet carrying a TPDU of `tpdu_len` octets (at most
+/// [`MAX_PAYLOAD`]; the caller checks): version, reserved, and the packet length.
+pub fn push_header(out: &mut Vec<u8>, tpdu_len: usize) {
+    out.extend_from_slice(&[VERSION, 0]);
+    out.extend_from_slice(&((tpdu_len + HEADER_LEN) as u16).to_be_bytes());
 }
 
 /// Reads one packet from the start of a byte stream.
