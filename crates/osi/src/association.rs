@@ -2122,7 +2122,10 @@ impl Association {
                 let seg = &s.data[s.offset..s.offset + len];
                 s.offset += len;
                 // P-DATA { RTTR { segment } }, the segment copied once.
-                let dt = Spdu::data(presentation::encode_single(self.rtse_ctx, &[&rtse::rttr_header(len), seg]));
+                let dt = Spdu::data(presentation::encode_single(
+                    self.rtse_ctx,
+                    &[&rtse::rttr_header(len), seg],
+                ));
                 self.send_cat2(true, dt);
             }
             if s.offset < s.data.len() {

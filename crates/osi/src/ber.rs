@@ -279,7 +279,11 @@ pub fn push_length(out: &mut Vec<u8>, len: usize) {
 
 /// Octets a definite length of `len` takes (X.690 §8.1.3.3–8.1.3.5, shortest form).
 pub fn length_len(len: usize) -> usize {
-    if len < 0x80 { 1 } else { 1 + (usize::BITS - len.leading_zeros()).div_ceil(8) as usize }
+    if len < 0x80 {
+        1
+    } else {
+        1 + (usize::BITS - len.leading_zeros()).div_ceil(8) as usize
+    }
 }
 
 /// Appends an INTEGER (universal 2) holding `v` in the fewest two's-complement octets
@@ -319,7 +323,11 @@ pub fn integer_value(contents: &[u8]) -> Option<i64> {
         return None;
     }
     let first = i64::from(contents[0] as i8);
-    Some(contents[1..].iter().fold(first, |acc, b| (acc << 8) | i64::from(*b)))
+    Some(
+        contents[1..]
+            .iter()
+            .fold(first, |acc, b| (acc << 8) | i64::from(*b)),
+    )
 }
 
 /// The contents an indirect-reference and a single-ASN1-type value share in an EXTERNAL

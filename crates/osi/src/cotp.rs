@@ -540,7 +540,10 @@ fn patch_li(out: &mut [u8], start: usize) {
 
 /// The DT TPDU headers and user data of a TSDU cut for `tpdu_size` (X.224 §13.7): at least
 /// one piece, EOT on the last.
-fn dt_pieces(tsdu: &[u8], tpdu_size: TpduSize) -> impl Iterator<Item = ([u8; DT_HEADER_LEN], &[u8])> {
+fn dt_pieces(
+    tsdu: &[u8],
+    tpdu_size: TpduSize,
+) -> impl Iterator<Item = ([u8; DT_HEADER_LEN], &[u8])> {
     let room = tpdu_size.octets() - DT_HEADER_LEN;
     let n = tsdu.len().div_ceil(room).max(1);
     (0..n).map(move |i| {
@@ -552,7 +555,9 @@ fn dt_pieces(tsdu: &[u8], tpdu_size: TpduSize) -> impl Iterator<Item = ([u8; DT_
 /// Cuts a TSDU into encoded class 0 DT TPDUs of at most `tpdu_size` octets each (header
 /// included), EOT on the last one. An empty TSDU gives one empty DT with EOT.
 pub fn segment(tsdu: &[u8], tpdu_size: TpduSize) -> Vec<Vec<u8>> {
-    dt_pieces(tsdu, tpdu_size).map(|(header, chunk)| [&header[..], chunk].concat()).collect()
+    dt_pieces(tsdu, tpdu_size)
+        .map(|(header, chunk)| [&header[..], chunk].concat())
+        .collect()
 }
 
 /// [`segment`] with each DT TPDU already in its TPKT (RFC 1006 §6): the frames to write,
@@ -560,7 +565,8 @@ pub fn segment(tsdu: &[u8], tpdu_size: TpduSize) -> Vec<Vec<u8>> {
 pub fn segment_framed(tsdu: &[u8], tpdu_size: TpduSize) -> Vec<Vec<u8>> {
     dt_pieces(tsdu, tpdu_size)
         .map(|(header, chunk)| {
-            let mut frame = Vec::with_capacity(crate::tpkt::HEADER_LEN + DT_HEADER_LEN + chunk.len());
+            let mut frame =
+                Vec::with_capacity(crate::tpkt::HEADER_LEN + DT_HEADER_LEN + chunk.len());
             crate::tpkt::push_header(&mut frame, DT_HEADER_LEN + chunk.len());
             frame.extend_from_slice(&header);
             frame.extend_from_slice(chunk);

@@ -518,8 +518,12 @@ impl CprPpdu {
 /// for any other form, or for input the general decoder would refuse: decode it with
 /// [`UserData::decode`], which takes every form and names the error.
 pub fn single_value_of(input: &[u8]) -> Option<(i64, &[u8])> {
-    let (list, []) = ber::take_definite(input, 0x61)? else { return None };
-    let (pdv, []) = ber::take_definite(list, 0x30)? else { return None };
+    let (list, []) = ber::take_definite(input, 0x61)? else {
+        return None;
+    };
+    let (pdv, []) = ber::take_definite(list, 0x30)? else {
+        return None;
+    };
     ber::context_and_single_value(pdv)
 }
 

@@ -720,16 +720,30 @@ fn transfer_fast_readers_leave_other_forms_to_the_decoders() {
     // Indefinite length, a transfer-syntax-name, octet-aligned, two PDV lists, a
     // direct-reference: all read by the general decoders only.
     let v = RtseApdu::Rttr(OctetString::from(vec![1, 2, 3])).encode();
-    let indefinite = [&[0x61, 0x80][..], &UserData::single(3, v.clone()).encode()[2..], &[0, 0]].concat();
+    let indefinite = [
+        &[0x61, 0x80][..],
+        &UserData::single(3, v.clone()).encode()[2..],
+        &[0, 0],
+    ]
+    .concat();
     assert_eq!(mtalab_osi::presentation::single_value_of(&indefinite), None);
     let two = UserData::FullyEncoded(vec![
-        PdvList { transfer_syntax_name: None, presentation_context_identifier: 3, presentation_data_values: PdvValues::SingleAsn1Type(Any::new(v.clone())) };
+        PdvList {
+            transfer_syntax_name: None,
+            presentation_context_identifier: 3,
+            presentation_data_values: PdvValues::SingleAsn1Type(Any::new(v.clone()))
+        };
         2
     ])
     .encode();
     assert_eq!(mtalab_osi::presentation::single_value_of(&two), None);
     assert_eq!(UserData::decode(&two).unwrap().values().len(), 2);
-    let direct = External::single(Some(ObjectIdentifier::new(vec![2, 1, 1]).unwrap()), 3, v.clone()).encode();
+    let direct = External::single(
+        Some(ObjectIdentifier::new(vec![2, 1, 1]).unwrap()),
+        3,
+        v.clone(),
+    )
+    .encode();
     assert_eq!(mtalab_osi::acse::single_external_of(&direct), None);
     assert_eq!(External::decode(&direct).unwrap().value(), Some(&v[..]));
     let constructed = [0x24, 0x05, 0x04, 0x03, 1, 2, 3];
