@@ -1040,12 +1040,12 @@ fn count_files(dir: &Path, recursive: bool, ext: Option<&str>) -> usize {
     n
 }
 
-/// Messages in an mtalab queue directory: non-empty `*.msg` files (an empty one is a slot
-/// made ahead of time, see `mtalab_server::queue`).
+/// Messages in an mtalab queue directory: `*.msg` files that hold a message, not slots made
+/// ahead of time (`mtalab_server::queue::holds_message`).
 fn count_queued(dir: &Path) -> usize {
     let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
     rd.flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "msg") && e.metadata().is_ok_and(|m| m.len() > 0))
+        .filter(|e| e.path().extension().is_some_and(|x| x == "msg") && mtalab_server::queue::holds_message(&e.path()).unwrap_or(false))
         .count()
 }
 
