@@ -149,7 +149,11 @@ impl Server {
             assert!(!task.is_finished(), "{me} stopped during start-up");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Server { stop, task, admin }
+        // The admin port is bound before the queue is recovered, and answered after: the
+        // server is up once the admin API answers.
+        let server = Server { stop, task, admin };
+        server.get("/health").await;
+        server
     }
 
     async fn stop(self) {

@@ -12,6 +12,8 @@
 //!   recipient's X.400 address maps to the recipient's primary SMTP address; anything else is
 //!   encapsulated as `IMCEAX400-<mnemonic with +xx escapes>@<site domain>`.
 
+use std::io::Write as _;
+
 use chrono::{DateTime, Utc};
 use mail_builder::MessageBuilder;
 use mail_builder::mime::{BodyPart as MimeBody, MimePart};
@@ -381,22 +383,23 @@ pub fn p1_to_rfc822(msg: &mtalab_p1::Message, dir: &Directory, known: &[(&OrAddr
         Some(text) => b.body(MimePart::new("text/plain", MimeBody::Text(text.into())).transfer_encoding("7bit")),
         None => b.text_body(body.replace("\r\n", "\n")),
     };
-    let out = b.write_to_vec().map_err(|e| e.to_string())?;
     // The MTAs the message passed, from the internal trace (oldest first), as Received:
-    // fields, newest on top as RFC 5321 §4.4 stacks them.
-    let mut trace = String::new();
+    // fields, newest on top as RFC 5321 §4.4 stacks them; then the message, written after
+    // them into the same buffer.
+    let mut v = Vec::with_capacity(body.len() + 1024);
     if let Some(elems) = msg.envelope.internal_trace() {
         for e in elems.iter().rev() {
-            trace.push_str(&format!(
+            write!(
+                v,
                 "Received: by {} (X.400 MTA, {}) with X.400;\r\n\t{}\r\n",
                 e.mta_name.as_str(),
                 e.global_domain_identifier.to_mnemonic(),
                 e.mta_supplied_information.arrival_time.to_rfc2822()
-            ));
+            )
+            .map_err(|e| e.to_string())?;
         }
     }
-    let mut v = trace.into_bytes();
-    v.extend_from_slice(&out);
+    b.write_to(&mut v).map_err(|e| e.to_string())?;
     Ok(v)
 }
 
