@@ -602,10 +602,22 @@ enum Bad {
     Header(String),
 }
 
+/// The fields of a `MTALAB-Q2` header line after its magic: the message length, its CRC-32
+/// and the envelope JSON. The error says what is wrong (a torn header).
+fn q2_fields(rest: &str) -> Result<(usize, u32, &str), &'static str> {
+    let mut it = rest.splitn(3, ' ');
+    let (Some(len), Some(crc), Some(json)) = (it.next(), it.next(), it.next()) else {
+        return Err("short header");
+    };
+    let len = len.parse().map_err(|_| "bad length")?;
+    let crc = u32::from_str_radix(crc, 16).map_err(|_| "bad CRC")?;
+    Ok((len, crc, json))
+}
+
 /// The message length a `MTALAB-Q2` header line gives; `None` for the older header.
 fn data_len(head: &[u8]) -> Option<usize> {
-    let rest = head.strip_prefix(MAGIC.as_bytes())?;
-    std::str::from_utf8(rest).ok()?.split(' ').next()?.parse().ok()
+    let rest = std::str::from_utf8(head.strip_prefix(MAGIC.as_bytes())?).ok()?;
+    q2_fields(rest).ok().map(|(len, _, _)| len)
 }
 
 /// Check a file image and return its envelope.
@@ -624,12 +636,7 @@ fn decode(raw: &[u8]) -> Result<Envelope, Bad> {
     let head = std::str::from_utf8(&raw[..nl]).map_err(|_| Bad::Header("header is not UTF-8".into()))?;
     let data = &raw[nl + 1..];
     let json = if let Some(rest) = head.strip_prefix(MAGIC) {
-        let mut it = rest.splitn(3, ' ');
-        let (Some(len), Some(crc), Some(json)) = (it.next(), it.next(), it.next()) else {
-            return Err(Bad::Torn("short header"));
-        };
-        let len: usize = len.parse().map_err(|_| Bad::Torn("bad length"))?;
-        let crc = u32::from_str_radix(crc, 16).map_err(|_| Bad::Torn("bad CRC"))?;
+        let (len, crc, json) = q2_fields(rest).map_err(Bad::Torn)?;
         if data.len() < len {
             return Err(Bad::Torn("shorter than the header says"));
         }
