@@ -35,13 +35,22 @@ pub enum MtsApdu {
     Probe(ProbeTransferEnvelope),
 }
 
+/// Octets reserved for a message's envelope when a message is encoded (it grows past this
+/// only with many recipients or a long trace).
+const ENVELOPE_SIZE_HINT: usize = 1024;
+
 impl MtsApdu {
     /// Encodes the APDU (definite lengths). `conformance` decides how extensions go out.
     ///
     /// Errors: [`Error::Unencodable`] when a mandatory list is empty, a time is outside
     /// the UTCTime window, a string leaves its repertoire or a cap is exceeded.
     pub fn encode(&self, conformance: Conformance) -> Result<Vec<u8>> {
-        let mut w = Writer::new();
+        // A message is mostly its content; the envelope takes well under a kilobyte for a
+        // few recipients.
+        let mut w = match self {
+            MtsApdu::Message(m) => Writer::with_capacity(m.content.len() + ENVELOPE_SIZE_HINT),
+            _ => Writer::new(),
+        };
         match self {
             MtsApdu::Message(m) => m.write(&mut w, conformance)?,
             MtsApdu::Report(r) => r.write(&mut w, conformance)?,
@@ -124,7 +133,7 @@ impl MtsApdu {
     /// RTTR payload (`pcid` is 5 for id-as-mtse in the usual context list).
     pub fn encode_external(&self, pcid: i64, conformance: Conformance) -> Result<Vec<u8>> {
         let inner = self.encode(conformance)?;
-        let mut w = Writer::new();
+        let mut w = Writer::with_capacity(inner.len() + 16);
         w.constructed(ber::EXTERNAL, |w| {
             w.integer(ber::INTEGER, pcid);
             w.constructed(ctx_c(0), |w| {
@@ -150,7 +159,7 @@ pub struct Message {
 impl Message {
     /// Encodes as an MTS-APDU `[0]`.
     pub fn encode(&self, conformance: Conformance) -> Result<Vec<u8>> {
-        let mut w = Writer::new();
+        let mut w = Writer::with_capacity(self.content.len() + ENVELOPE_SIZE_HINT);
         self.write(&mut w, conformance)?;
         Ok(w.into_vec())
     }

@@ -806,6 +806,15 @@ impl Writer {
         Writer::default()
     }
 
+    /// A writer whose buffer holds `n` octets before it grows: for an encoding whose size is
+    /// known roughly in advance (a message around its content), one allocation instead of a
+    /// doubling series, each step copying what was written.
+    pub fn with_capacity(n: usize) -> Writer {
+        Writer {
+            buf: Vec::with_capacity(n),
+        }
+    }
+
     pub fn into_vec(self) -> Vec<u8> {
         self.buf
     }
