@@ -482,19 +482,53 @@ pub enum BodyPart {
     Other(Vec<u8>),
 }
 
+/// Octets reserved for an IPM heading when an IPM is encoded (a few O/R names, a subject).
+const HEADING_SIZE_HINT: usize = 1024;
+
 impl BodyPart {
-    /// A text body part: ia5-text when `text` is 7-bit, else UTF-8 general text.
-    pub fn text(text: &str) -> BodyPart {
+    /// About the octets of this body part's encoding (its data plus the tags and lengths
+    /// around it), to size the encoder's buffer.
+    fn encoded_size_hint(&self) -> usize {
+        match self {
+            BodyPart::Ia5Text { text, .. } => text.len() + 32,
+            BodyPart::GeneralText {
+                data,
+                character_sets,
+            } => data.len() + 2 * character_sets.len() + 64,
+            BodyPart::Other(v) => v.len(),
+        }
+    }
+
+    /// A text body part: ia5-text when `text` is 7-bit, else UTF-8 general text. Takes a
+    /// `String` without copying it (a message body is most of a message).
+    pub fn text(text: impl Into<String>) -> BodyPart {
+        let text = text.into();
         if text.is_ascii() {
             BodyPart::Ia5Text {
                 repertoire: Repertoire::Ia5,
-                text: text.to_string(),
+                text,
             }
         } else {
             BodyPart::GeneralText {
                 character_sets: vec![CHARSET_UTF8],
-                data: text.as_bytes().to_vec(),
+                data: text.into_bytes(),
             }
+        }
+    }
+
+    /// [`BodyPart::as_text`] taking the part: IA5 text and UTF-8 general text are given
+    /// back without a copy.
+    pub fn into_text(self) -> Option<String> {
+        match self {
+            BodyPart::Ia5Text { text, .. } => Some(text),
+            BodyPart::GeneralText {
+                character_sets,
+                data,
+            } if character_sets.iter().any(|c| UTF8_CHARSETS.contains(c)) => Some(
+                String::from_utf8(data)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            ),
+            other => other.as_text(),
         }
     }
 
@@ -672,7 +706,7 @@ impl Ipm {
         to: Vec<OrName>,
         cc: Vec<OrName>,
         subject: &str,
-        body: &str,
+        body: impl Into<String>,
     ) -> Ipm {
         Ipm {
             heading: Heading {
@@ -702,7 +736,13 @@ impl Ipm {
                 format!("more than {MAX_BODY_PARTS} body parts"),
             ));
         }
-        let mut w = Writer::new();
+        let mut w = Writer::with_capacity(
+            self.body
+                .iter()
+                .map(BodyPart::encoded_size_hint)
+                .sum::<usize>()
+                + HEADING_SIZE_HINT,
+        );
         w.constructed(ctx_c(0), |w| {
             self.heading.write(w)?;
             w.constructed(ber::SEQUENCE, |w| {

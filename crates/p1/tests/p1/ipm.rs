@@ -123,3 +123,30 @@ fn ipn_is_out_of_scope() {
         Err(Error::Missing("this-IPM"))
     );
 }
+
+#[test]
+fn into_text_gives_what_as_text_gives() {
+    let parts = [
+        BodyPart::text("plain 7-bit\r\n"),
+        BodyPart::text(String::from("caf\u{e9} in UTF-8\r\n")),
+        BodyPart::GeneralText {
+            character_sets: vec![mtalab_p1::ipm::CHARSET_UTF8],
+            data: vec![b'o', b'k', 0xff, b'!'],
+        },
+        BodyPart::GeneralText {
+            character_sets: vec![100],
+            data: vec![b'c', b'a', b'f', 0xe9],
+        },
+        BodyPart::Other(vec![0x04, 0x01, 0x00]),
+    ];
+    for p in parts {
+        let want = p.as_text();
+        assert_eq!(p.clone().into_text(), want, "{p:?}");
+    }
+    assert!(
+        matches!(BodyPart::text(String::from("abc")), BodyPart::Ia5Text { ref text, .. } if text == "abc")
+    );
+    assert!(
+        matches!(BodyPart::text("\u{e9}"), BodyPart::GeneralText { ref data, .. } if data == "\u{e9}".as_bytes())
+    );
+}

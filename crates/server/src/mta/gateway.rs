@@ -295,7 +295,7 @@ pub fn rfc822_to_p1(input: &ToP1<'_>, dir: &Directory) -> Result<mtalab_p1::Mess
         user: Some(originator.clone()),
         user_relative_identifier: parsed.message_id().map(|m| m.chars().filter(|c| c.is_ascii_graphic()).take(64).collect()).unwrap_or_else(|| input.local_id.to_string()),
     };
-    let ipm = Ipm::text(this_ipm, originator.clone(), to, cc, &subject, &body);
+    let ipm = Ipm::text(this_ipm, originator.clone(), to, cc, &subject, body);
     let content = ipm.encode().map_err(|e| format!("IPM: {e}"))?;
     let gdi = gdi_of(input.site);
     let id = MtsIdentifier { global_domain_identifier: gdi.clone(), local_identifier: input.local_id.chars().take(32).collect() };
@@ -367,7 +367,7 @@ pub fn p1_to_rfc822(msg: &mtalab_p1::Message, dir: &Directory, known: &[(&OrAddr
     let to = map(&ipm.heading.primary_recipients);
     let cc = map(&ipm.heading.copy_recipients);
     // One text part (the usual case) is taken as it is; several are joined.
-    let mut texts: Vec<String> = ipm.body.iter().filter_map(BodyPart::as_text).collect();
+    let mut texts: Vec<String> = ipm.body.into_iter().filter_map(BodyPart::into_text).collect();
     let body = if texts.len() == 1 { texts.pop().unwrap_or_default() } else { texts.join("\n") };
     let mut b = MessageBuilder::new().from(from.as_str()).subject(ipm.heading.subject.clone().unwrap_or_default());
     if !to.is_empty() {
