@@ -929,13 +929,15 @@ impl Association {
     /// Queues one MTS-APDU (its BER) for RT-TRANSFER. The APDU goes out when we hold the
     /// turn and earlier transfers are confirmed; without the turn it is requested with a PT
     /// carrying an RTTP (priority 1). [`Event::TransferConfirm`] with the returned id follows
-    /// the peer's activity end ack.
+    /// the peer's activity end ack. The APDU is copied into the transfer's EXTERNAL, so the
+    /// caller keeps its buffer (to send it again on another association after a failure).
     ///
     /// # Errors
     /// [`AssociationError::Api`] unless established (or, for a responder in monologue mode,
     /// at all); [`AssociationError::InvalidArgument`] for an APDU that is not one BER value
     /// or exceeds [`AssociationConfig::max_apdu_size`].
-    pub fn transfer(&mut self, apdu: Vec<u8>) -> Result<TransferId, OsiError> {
+    pub fn transfer(&mut self, apdu: impl AsRef<[u8]>) -> Result<TransferId, OsiError> {
+        let apdu = apdu.as_ref();
         if self.state != State::Established
             || self.release_pending
             || (self.role == Role::Responder && self.dialogue_mode == DialogueMode::Monologue)
@@ -945,10 +947,10 @@ impl Association {
         if apdu.len() > self.cfg.max_apdu_size {
             return Err(AssociationError::InvalidArgument("apdu exceeds max_apdu_size").into());
         }
-        check_single_value(&apdu, "apdu is not one ber value")?;
+        check_single_value(apdu, "apdu is not one ber value")?;
         let id = TransferId(self.next_transfer);
         self.next_transfer += 1;
-        let external = acse::encode_single_external(self.mtse_ctx, &apdu);
+        let external = acse::encode_single_external(self.mtse_ctx, apdu);
         self.outgoing.push_back((id, external));
         self.pump();
         Ok(id)

@@ -264,7 +264,7 @@ impl Conn {
     /// activity end unacknowledged) aborts the association: [`DriveError::Aborted`].
     pub async fn transfer(
         &mut self,
-        apdu: Vec<u8>,
+        apdu: impl AsRef<[u8]>,
         wait: Duration,
         received: &mut Vec<Vec<u8>>,
     ) -> Result<(), DriveError> {

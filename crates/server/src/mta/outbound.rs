@@ -390,7 +390,7 @@ async fn transfer_inner(ctx: &Arc<Ctx>, m: &crate::mta::Mta, ci: usize, c: &X400
         let mut received = Vec::new();
         let (listed, progress) = m.transfers.list(ci, "out", conn.peer);
         conn.set_progress(Some(progress));
-        let r = conn.transfer(apdu.clone(), TRANSFER_WAIT, &mut received).await;
+        let r = conn.transfer(&apdu, TRANSFER_WAIT, &mut received).await;
         conn.set_progress(None);
         drop(listed);
         for a in received {
