@@ -538,19 +538,17 @@ async fn deliver_x400(ctx: &Arc<Ctx>, entry: &Entry, data: &Arc<Vec<u8>>, ci: us
         (data.to_vec(), crate::mta::outbound::mts_id_of(data).unwrap_or_default())
     } else {
         let rcpts: Vec<String> = indices.iter().map(|&i| entry.envelope.rcpts[i].clone()).collect();
-        let prefix = c
+        // Read under the configuration's lock, held for the conversion (no await in it).
+        let cfg = ctx.cfg.read().expect("cfg lock");
+        let site = &cfg.site_addressing.x400;
+        let prefix: std::borrow::Cow<'_, str> = c
             .address_space
             .iter()
             .find(|a| a.kind.eq_ignore_ascii_case("x400"))
-            .map(|a| a.address.clone())
-            .or_else(|| c.connected_sites.first().map(|s| s.routing_address.clone()))
-            .unwrap_or_else(|| {
-                let x = &ctx.cfg.read().expect("cfg lock").site_addressing.x400;
-                format!("c={};a={};p={};o={}", x.c, x.a, x.p, x.o)
-            });
-        let site = ctx.cfg.read().expect("cfg lock").site_addressing.x400.clone();
-        let server_name = ctx.cfg.read().expect("cfg lock").server.name.clone();
-        let (mta_name, _) = m.local_credentials(&c, &server_name);
+            .map(|a| a.address.as_str().into())
+            .or_else(|| c.connected_sites.first().map(|s| s.routing_address.as_str().into()))
+            .unwrap_or_else(|| format!("c={};a={};p={};o={}", site.c, site.a, site.p, site.o).into());
+        let (mta_name, _) = m.local_credentials(&c, &cfg.server.name);
         let built = {
             let dir = ctx.directory.read().expect("dir lock");
             crate::mta::gateway::rfc822_to_p1(
@@ -559,7 +557,7 @@ async fn deliver_x400(ctx: &Arc<Ctx>, entry: &Entry, data: &Arc<Vec<u8>>, ci: us
                     from: &entry.envelope.from,
                     rcpts: &rcpts,
                     prefix: &prefix,
-                    site: &site,
+                    site,
                     local_id: &entry.envelope.id,
                     arrival: entry.envelope.received,
                     mta_name: &mta_name,

@@ -167,17 +167,31 @@ fn dedup_rcpts(rcpts: &[mtalab_smtp::Mailbox]) -> Vec<String> {
 
 /// Prepend a `Received:` trace field (RFC 5321 §4.4) to a message.
 pub fn with_received(hostname: &str, from: &str, env: &Envelope, data: &[u8]) -> Vec<u8> {
-    let for_clause = match env.rcpts.as_slice() {
-        [one] => format!("\r\n\tfor <{one}>"),
-        _ => String::new(),
-    };
-    let header = format!(
-        "Received: from {from}\r\n\tby {hostname} (mtalab IMS) with ESMTP id {}{for_clause};\r\n\t{}\r\n",
-        env.id,
-        env.received.to_rfc2822()
-    );
+    let header = received_field(hostname, from, env);
     let mut out = Vec::with_capacity(header.len() + data.len());
     out.extend_from_slice(header.as_bytes());
     out.extend_from_slice(data);
     out
+}
+
+/// [`with_received`] on a message the caller owns: the field goes in front of it in its own
+/// buffer (one move of the message, no second buffer when it has the room, as a message
+/// the gateway has just written has).
+pub fn prepend_received(hostname: &str, from: &str, env: &Envelope, mut data: Vec<u8>) -> Vec<u8> {
+    let header = received_field(hostname, from, env);
+    data.splice(0..0, header.into_bytes());
+    data
+}
+
+/// The `Received:` field [`with_received`] adds (RFC 5321 §4.4), CRLF included.
+fn received_field(hostname: &str, from: &str, env: &Envelope) -> String {
+    let for_clause = match env.rcpts.as_slice() {
+        [one] => format!("\r\n\tfor <{one}>"),
+        _ => String::new(),
+    };
+    format!(
+        "Received: from {from}\r\n\tby {hostname} (mtalab IMS) with ESMTP id {}{for_clause};\r\n\t{}\r\n",
+        env.id,
+        env.received.to_rfc2822()
+    )
 }

@@ -249,7 +249,7 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
 /// not be stored (the caller then must not confirm the transfer); an APDU that cannot be
 /// decoded or converted is logged and dropped.
 pub async fn process_apdu(ctx: &Arc<Ctx>, ci: Option<usize>, peer: SocketAddr, apdu: Vec<u8>) -> anyhow::Result<()> {
-    let conn_name = ci.and_then(|i| ctx.mta.as_ref().and_then(|m| m.connector(i))).map(|c| c.remote_mta_name).unwrap_or_else(|| peer.ip().to_string());
+    let conn_name = ci.and_then(|i| ctx.mta.as_ref().and_then(|m| m.connector(i))).map(|c| c.remote_mta_name.clone()).unwrap_or_else(|| peer.ip().to_string());
     match MtsApdu::decode(&apdu) {
         Ok(MtsApdu::Message(mut msg)) => {
             let id = gateway::mts_id(&msg.envelope.message_identifier);
@@ -399,7 +399,7 @@ async fn accept_message(
         p1_apdu: false,
     };
     let received = format!("{from_mta} [{}] (X.400 MTA {from_mta})\r\n\tvia X.400 P1 mts-id {}", peer.ip(), gateway::mts_id(&msg.envelope.message_identifier));
-    let data = crate::ims::with_received(&ctx.hostname, &received, &env, &data);
+    let data = crate::ims::prepend_received(&ctx.hostname, &received, &env, data);
     let data = crate::delivery::commit(ctx, &env, data).await?;
     // Before delivery can remove the queue file (which syncs the record first).
     record(claim, carried, unknown.is_empty()).await;

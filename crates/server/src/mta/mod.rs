@@ -134,6 +134,9 @@ impl Drop for Listed<'_> {
 pub struct Mta {
     /// Settings as of the last (re)start.
     pub cfg: RwLock<MtaConfig>,
+    /// `cfg.connectors`, each shared: what [`Mta::connector`] hands out for every message
+    /// (a clone of a connector's settings is a dozen allocations).
+    connectors: RwLock<Vec<Arc<X400Connector>>>,
     /// Stack IP Address Override per connector (lowercase name), read from the registry at start.
     pub overrides: RwLock<HashMap<String, IpAddr>>,
     /// Per connector, same order as `cfg.connectors`.
@@ -166,6 +169,10 @@ pub struct Mta {
 pub fn retry_horizon_secs(c: &X400Connector) -> f64 {
     let o = &c.overrides;
     f64::from(o.max_open_retries) * o.open_interval + f64::from(o.max_transfer_retries + 1) * o.transfer_interval
+}
+
+fn shared_connectors(m: &MtaConfig) -> Vec<Arc<X400Connector>> {
+    m.connectors.iter().cloned().map(Arc::new).collect()
 }
 
 /// Read the Stack IP Address Override of every connector from the registry (KB Q255991).
@@ -212,6 +219,7 @@ impl Mta {
             overrides: RwLock::new(read_overrides(cfg, m)),
             state: Mutex::new(vec![ConnectorState::default(); m.connectors.len()]),
             gwart: RwLock::new(gwart::Gwart::build(cfg)),
+            connectors: RwLock::new(shared_connectors(m)),
             cfg: RwLock::new(m.clone()),
             pool: outbound::Pool::default(),
             notify: tokio::sync::Notify::new(),
@@ -229,6 +237,7 @@ impl Mta {
         events.log(catalog::MTA_STOPPED, &[VERSION.0, VERSION.1]);
         if let Some(m) = &cfg.mta {
             *self.cfg.write().expect("mta cfg") = m.clone();
+            *self.connectors.write().expect("mta connectors") = shared_connectors(m);
             *self.overrides.write().expect("overrides") = read_overrides(cfg, m);
             *self.state.lock().expect("mta state") = vec![ConnectorState::default(); m.connectors.len()];
         }
@@ -251,9 +260,9 @@ impl Mta {
         *self.gwart.write().expect("gwart") = gwart::Gwart::build(cfg);
     }
 
-    /// A connector by index.
-    pub fn connector(&self, i: usize) -> Option<X400Connector> {
-        self.cfg.read().expect("mta cfg").connectors.get(i).cloned()
+    /// A connector by index (its settings as of the last (re)start, shared).
+    pub fn connector(&self, i: usize) -> Option<Arc<X400Connector>> {
+        self.connectors.read().expect("mta connectors").get(i).cloned()
     }
 
     /// The override of a connector, if the registry had one at start.
