@@ -553,15 +553,7 @@ impl BodyPart {
 
     fn write(&self, w: &mut Writer) -> Result<()> {
         match self {
-            BodyPart::Ia5Text { repertoire, text } => w.constructed(ctx_c(0), |w| {
-                w.constructed(ber::SET, |w| {
-                    if *repertoire == Repertoire::Ita2 {
-                        w.integer(Tag::context(0), 2);
-                    }
-                    Ok(())
-                })?;
-                w.string(ber::IA5_STRING, StrKind::Ia5, text, "ia5-text", MAX_PDU_LEN)
-            }),
+            BodyPart::Ia5Text { repertoire, text } => write_ia5_text(w, *repertoire, text),
             BodyPart::GeneralText {
                 character_sets,
                 data,
@@ -697,6 +689,37 @@ pub struct Ipm {
     pub body: Vec<BodyPart>,
 }
 
+/// An ia5-text body part `a0 { 31 { [80 repertoire] } 16 text }` (X.420 §7.4.1).
+fn write_ia5_text(w: &mut Writer, repertoire: Repertoire, text: &str) -> Result<()> {
+    w.constructed(ctx_c(0), |w| {
+        w.constructed(ber::SET, |w| {
+            if repertoire == Repertoire::Ita2 {
+                w.integer(Tag::context(0), 2);
+            }
+            Ok(())
+        })?;
+        w.string(ber::IA5_STRING, StrKind::Ia5, text, "ia5-text", MAX_PDU_LEN)
+    })
+}
+
+/// The heading of [`Ipm::text`].
+fn text_heading(
+    this_ipm: IpmIdentifier,
+    originator: OrName,
+    to: Vec<OrName>,
+    cc: Vec<OrName>,
+    subject: &str,
+) -> Heading {
+    Heading {
+        this_ipm,
+        originator: Some(originator.into()),
+        primary_recipients: to.into_iter().map(RecipientSpecifier::from).collect(),
+        copy_recipients: cc.into_iter().map(RecipientSpecifier::from).collect(),
+        subject: Some(subject.to_string()),
+        ..Heading::default()
+    }
+}
+
 impl Ipm {
     /// A plain text message: originator, To and Cc recipients, subject, one text body part
     /// ([`BodyPart::text`]).
@@ -709,16 +732,34 @@ impl Ipm {
         body: impl Into<String>,
     ) -> Ipm {
         Ipm {
-            heading: Heading {
-                this_ipm,
-                originator: Some(originator.into()),
-                primary_recipients: to.into_iter().map(RecipientSpecifier::from).collect(),
-                copy_recipients: cc.into_iter().map(RecipientSpecifier::from).collect(),
-                subject: Some(subject.to_string()),
-                ..Heading::default()
-            },
+            heading: text_heading(this_ipm, originator, to, cc, subject),
             body: vec![BodyPart::text(body)],
         }
+    }
+
+    /// [`Ipm::text`] encoded at once: the octets of `Ipm::text(..).encode()`, with a 7-bit
+    /// `body` written from where it is, not copied into the IPM first (a message body is
+    /// most of a message).
+    ///
+    /// Errors: as [`Ipm::encode`].
+    pub fn encode_text(
+        this_ipm: IpmIdentifier,
+        originator: OrName,
+        to: Vec<OrName>,
+        cc: Vec<OrName>,
+        subject: &str,
+        body: &str,
+    ) -> Result<Vec<u8>> {
+        if !body.is_ascii() {
+            return Ipm::text(this_ipm, originator, to, cc, subject, body).encode();
+        }
+        let heading = text_heading(this_ipm, originator, to, cc, subject);
+        let mut w = Writer::with_capacity(body.len() + 32 + HEADING_SIZE_HINT);
+        w.constructed(ctx_c(0), |w| {
+            heading.write(w)?;
+            w.constructed(ber::SEQUENCE, |w| write_ia5_text(w, Repertoire::Ia5, body))
+        })?;
+        Ok(w.into_vec())
     }
 
     /// The text of all text body parts, concatenated in order.

@@ -150,3 +150,32 @@ fn into_text_gives_what_as_text_gives() {
         matches!(BodyPart::text("\u{e9}"), BodyPart::GeneralText { ref data, .. } if data == "\u{e9}".as_bytes())
     );
 }
+
+#[test]
+fn encode_text_writes_what_text_then_encode_writes() {
+    let from = name("c=US;a= ;p=ExchangeORG;o=SiteA;s=Smith;g=John");
+    let to = vec![name("c=US;a= ;p=ExchangeORG;o=SiteB;s=Doe;g=Jane")];
+    let long = "x".repeat(70_000);
+    for body in [
+        "Hello Jane,\r\nsee attached.\r\n",
+        "",
+        "caf\u{e9}\r\n",
+        long.as_str(),
+    ] {
+        let id = IpmIdentifier {
+            user: Some(from.clone()),
+            user_relative_identifier: "ABC123".into(),
+        };
+        let want = Ipm::text(
+            id.clone(),
+            from.clone(),
+            to.clone(),
+            vec![],
+            "Subject",
+            body,
+        )
+        .encode();
+        let got = Ipm::encode_text(id, from.clone(), to.clone(), vec![], "Subject", body);
+        assert_eq!(got, want, "{} octets of body", body.len());
+    }
+}
