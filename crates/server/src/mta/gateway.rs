@@ -295,8 +295,7 @@ pub fn rfc822_to_p1(input: &ToP1<'_>, dir: &Directory) -> Result<mtalab_p1::Mess
         user: Some(originator.clone()),
         user_relative_identifier: parsed.message_id().map(|m| m.chars().filter(|c| c.is_ascii_graphic()).take(64).collect()).unwrap_or_else(|| input.local_id.to_string()),
     };
-    let ipm = Ipm::text(this_ipm, originator.clone(), to, cc, &subject, body);
-    let content = ipm.encode().map_err(|e| format!("IPM: {e}"))?;
+    let content = Ipm::encode_text(this_ipm, originator.clone(), to, cc, &subject, &body).map_err(|e| format!("IPM: {e}"))?;
     let gdi = gdi_of(input.site);
     let id = MtsIdentifier { global_domain_identifier: gdi.clone(), local_identifier: input.local_id.chars().take(32).collect() };
     let mut env = MessageTransferEnvelope::new(id, originator, recipients, TraceInformationElement::relayed(gdi.clone(), input.arrival));
@@ -314,7 +313,7 @@ pub fn rfc822_to_p1(input: &ToP1<'_>, dir: &Directory) -> Result<mtalab_p1::Mess
 /// Content-Transfer-Encoding, or 7bit/8bit) has its body taken as it is, after a parse of
 /// the header fields only; anything else is parsed whole (MIME parts, charsets, encodings)
 /// and gives its first text part.
-fn parse_for_ipm(data: &[u8]) -> Option<(mail_parser::Message<'_>, String)> {
+fn parse_for_ipm(data: &[u8]) -> Option<(mail_parser::Message<'_>, std::borrow::Cow<'_, str>)> {
     use mail_parser::{HeaderName, MessageParser, MimeHeaders};
     // Only the fields the IPM takes are parsed into their structure (and, in MIME parts,
     // what finding the text part needs); the rest (Received:, which every message carries
@@ -338,12 +337,12 @@ fn parse_for_ipm(data: &[u8]) -> Option<(mail_parser::Message<'_>, String)> {
         _ => None,
     });
     if plain && let Some(start) = start && data[start..].is_ascii() {
-        let body = String::from_utf8(data[start..].to_vec()).ok()?;
-        return Some((headers, body));
+        let body = std::str::from_utf8(&data[start..]).ok()?;
+        return Some((headers, body.into()));
     }
     let parsed = parser.parse(data)?;
     let body = parsed.body_text(0).map(|b| b.into_owned()).unwrap_or_default();
-    Some((parsed, body))
+    Some((parsed, body.into()))
 }
 
 /// Convert a P1 message's IPM content back into an RFC 5322 message.
@@ -381,14 +380,15 @@ pub fn p1_to_rfc822(msg: &mtalab_p1::Message, dir: &Directory, known: &[(&OrAddr
     if id.contains('@') {
         b = b.message_id(id.trim_matches(|c| c == '<' || c == '>'));
     }
-    let b = match seven_bit_crlf(&body) {
-        Some(text) => b.body(MimePart::new("text/plain", MimeBody::Text(text.into())).transfer_encoding("7bit")),
-        None => b.text_body(body.replace("\r\n", "\n")),
+    let body_len = body.len();
+    let b = match seven_bit_crlf(body) {
+        Ok(text) => b.body(MimePart::new("text/plain", MimeBody::Text(text.into())).transfer_encoding("7bit")),
+        Err(body) => b.text_body(body.replace("\r\n", "\n")),
     };
     // The MTAs the message passed, from the internal trace (oldest first), as Received:
     // fields, newest on top as RFC 5321 §4.4 stacks them; then the message, written after
     // them into the same buffer.
-    let mut v = Vec::with_capacity(body.len() + 1024);
+    let mut v = Vec::with_capacity(body_len + 1024);
     if let Some(elems) = msg.envelope.internal_trace() {
         for e in elems.iter().rev() {
             write!(
@@ -408,20 +408,21 @@ pub fn p1_to_rfc822(msg: &mtalab_p1::Message, dir: &Directory, known: &[(&OrAddr
 /// A body text (lines ended by LF or CRLF) with CRLF line ends, when it can go as it is with
 /// `Content-Transfer-Encoding: 7bit`: US-ASCII without controls other than tab, no line longer
 /// than 76 octets, no space or tab ending a line (RFC 2045 §2.7, and the rule by which
-/// mail-builder picks 7bit). None when it needs mail-builder's choice of encoding.
-fn seven_bit_crlf(body: &str) -> Option<String> {
+/// mail-builder picks 7bit). A text whose lines all end in CRLF already (as text that came
+/// over SMTP does) is given back as it is, without a copy. `Err` with the text when it needs
+/// mail-builder's choice of encoding.
+fn seven_bit_crlf(body: String) -> Result<String, String> {
     let b = body.as_bytes();
     // Every octet printable US-ASCII, tab, CR or LF: one pass without an early exit, which
     // the compiler turns into vector instructions (this runs over every message body).
     let bad = |c: u8| u8::from(c.wrapping_sub(0x20) > 0x5e) & u8::from(c != b'\t') & u8::from(c != b'\r') & u8::from(c != b'\n');
     if b.chunks(64).any(|ch| ch.iter().fold(0u8, |acc, &c| acc | bad(c)) != 0) {
-        return None;
+        return Err(body);
     }
     // Counted in runs of at most 255 octets into a one-octet counter, which the compiler
     // vectorises (a count into a usize went 4 octets at a time).
     let crs: usize = b.chunks(255).map(|ch| usize::from(ch.iter().fold(0u8, |n, &c| n + u8::from(c == b'\r')))).sum();
-    let mut out = Vec::with_capacity(b.len() + b.len() / 32 + 2);
-    let (mut start, mut crlfs) = (0, 0);
+    let (mut start, mut lfs, mut crlfs) = (0, 0, 0);
     let mut ends = memchr::memchr_iter(b'\n', b).map(Some).chain(std::iter::once(None));
     loop {
         let end = ends.next().flatten();
@@ -434,12 +435,11 @@ fn seven_bit_crlf(body: &str) -> Option<String> {
             _ => raw,
         };
         if line.len() > 76 || matches!(line.last(), Some(b' ' | b'\t')) {
-            return None;
+            return Err(body);
         }
-        out.extend_from_slice(line);
         match end {
             Some(e) => {
-                out.extend_from_slice(b"\r\n");
+                lfs += 1;
                 start = e + 1;
             }
             None => break,
@@ -447,9 +447,24 @@ fn seven_bit_crlf(body: &str) -> Option<String> {
     }
     // A CR other than one ending a line before its LF is left to mail-builder.
     if crs != crlfs {
-        return None;
+        return Err(body);
     }
-    String::from_utf8(out).ok()
+    if crlfs == lfs {
+        return Ok(body);
+    }
+    // Some lines end in LF alone: each such LF becomes CRLF.
+    let mut out = Vec::with_capacity(b.len() + (lfs - crlfs));
+    for piece in b.split_inclusive(|&c| c == b'\n') {
+        match piece.strip_suffix(b"\n") {
+            Some(line) if !line.ends_with(b"\r") => {
+                out.extend_from_slice(line);
+                out.extend_from_slice(b"\r\n");
+            }
+            _ => out.extend_from_slice(piece),
+        }
+    }
+    // Only US-ASCII went in (checked above).
+    String::from_utf8(out).map_err(|_| body)
 }
 
 #[cfg(test)]
@@ -540,7 +555,7 @@ mod tests {
             0..40,
         )) {
             let body = pieces.concat();
-            proptest::prop_assert_eq!(seven_bit_crlf(&body), seven_bit_crlf_reference(&body), "{:?}", body);
+            proptest::prop_assert_eq!(seven_bit_crlf(body.clone()).ok(), seven_bit_crlf_reference(&body), "{:?}", body);
         }
     }
 
@@ -549,18 +564,18 @@ mod tests {
         let build = |b: MessageBuilder<'static>| b.from("a@b.test").subject("s").message_id("x@b.test").date(0i64).write_to_string().unwrap();
         let long = "y".repeat(76);
         for body in ["one line\n", "two\nlines", "\ttabbed\n\nblank above\n", long.as_str(), "", "crlf\r\nends\r\n", "mixed\r\nand\nlf"] {
-            let text = seven_bit_crlf(body).unwrap_or_else(|| panic!("{body:?} is 7bit"));
+            let text = seven_bit_crlf(body.to_string()).unwrap_or_else(|_| panic!("{body:?} is 7bit"));
             let ours = build(MessageBuilder::new().body(MimePart::new("text/plain", MimeBody::Text(text.into())).transfer_encoding("7bit")));
             let theirs = build(MessageBuilder::new().text_body(body.replace("\r\n", "\n")));
             assert_eq!(ours, theirs, "{body:?}");
         }
         let two_long = format!("{long}\r\n{long}\n");
         for body in [two_long.as_str(), "\r\n", "\n\n\r\n"] {
-            assert!(seven_bit_crlf(body).is_some(), "{body:?} is 7bit");
+            assert!(seven_bit_crlf(body.to_string()).is_ok(), "{body:?} is 7bit");
         }
         let longer = "z".repeat(77);
         for body in ["\n\r", "a\r\r\n", "trailing space \nx", "trailing space \r\nx", "trailing tab\t", "cr at end\r", "caf\u{e9}\n", "bell\u{7}\n", "bare\rcr", longer.as_str()] {
-            assert!(seven_bit_crlf(body).is_none(), "{body:?} is left to mail-builder");
+            assert!(seven_bit_crlf(body.to_string()).is_err(), "{body:?} is left to mail-builder");
         }
     }
 
