@@ -484,13 +484,15 @@ pub enum BodyPart {
 
 /// Octets reserved for an IPM heading when an IPM is encoded (a few O/R names, a subject).
 const HEADING_SIZE_HINT: usize = 1024;
+/// Octets an ia5-text body part takes beyond its text, at most (tags, lengths, repertoire).
+const IA5_TEXT_OVERHEAD: usize = 32;
 
 impl BodyPart {
     /// About the octets of this body part's encoding (its data plus the tags and lengths
     /// around it), to size the encoder's buffer.
     fn encoded_size_hint(&self) -> usize {
         match self {
-            BodyPart::Ia5Text { text, .. } => text.len() + 32,
+            BodyPart::Ia5Text { text, .. } => text.len() + IA5_TEXT_OVERHEAD,
             BodyPart::GeneralText {
                 data,
                 character_sets,
@@ -702,6 +704,22 @@ fn write_ia5_text(w: &mut Writer, repertoire: Repertoire, text: &str) -> Result<
     })
 }
 
+/// `InformationObject` `ipm [0] { heading, body SEQUENCE { body parts } }` (X.420 §7),
+/// the body parts written by `body`, into a buffer sized for the heading and `body_size`
+/// octets of body.
+fn write_information_object(
+    heading: &Heading,
+    body_size: usize,
+    body: impl FnOnce(&mut Writer) -> Result<()>,
+) -> Result<Vec<u8>> {
+    let mut w = Writer::with_capacity(body_size + HEADING_SIZE_HINT);
+    w.constructed(ctx_c(0), |w| {
+        heading.write(w)?;
+        w.constructed(ber::SEQUENCE, body)
+    })?;
+    Ok(w.into_vec())
+}
+
 /// The heading of [`Ipm::text`].
 fn text_heading(
     this_ipm: IpmIdentifier,
@@ -754,12 +772,9 @@ impl Ipm {
             return Ipm::text(this_ipm, originator, to, cc, subject, body).encode();
         }
         let heading = text_heading(this_ipm, originator, to, cc, subject);
-        let mut w = Writer::with_capacity(body.len() + 32 + HEADING_SIZE_HINT);
-        w.constructed(ctx_c(0), |w| {
-            heading.write(w)?;
-            w.constructed(ber::SEQUENCE, |w| write_ia5_text(w, Repertoire::Ia5, body))
-        })?;
-        Ok(w.into_vec())
+        write_information_object(&heading, body.len() + IA5_TEXT_OVERHEAD, |w| {
+            write_ia5_text(w, Repertoire::Ia5, body)
+        })
     }
 
     /// The text of all text body parts, concatenated in order.
@@ -777,23 +792,13 @@ impl Ipm {
                 format!("more than {MAX_BODY_PARTS} body parts"),
             ));
         }
-        let mut w = Writer::with_capacity(
-            self.body
-                .iter()
-                .map(BodyPart::encoded_size_hint)
-                .sum::<usize>()
-                + HEADING_SIZE_HINT,
-        );
-        w.constructed(ctx_c(0), |w| {
-            self.heading.write(w)?;
-            w.constructed(ber::SEQUENCE, |w| {
-                for b in &self.body {
-                    b.write(w)?;
-                }
-                Ok(())
-            })
-        })?;
-        Ok(w.into_vec())
+        let body_size = self.body.iter().map(BodyPart::encoded_size_hint).sum();
+        write_information_object(&self.heading, body_size, |w| {
+            for b in &self.body {
+                b.write(w)?;
+            }
+            Ok(())
+        })
     }
 
     /// Decodes an `InformationObject` holding an IPM.

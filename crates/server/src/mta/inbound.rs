@@ -74,7 +74,7 @@ fn stack_ip_matches(c: &X400Connector, ip: std::net::IpAddr) -> bool {
 /// Step 1 and 2: the connector this caller belongs to, logging 9301 as Exchange does.
 async fn match_connector(ctx: &Ctx, peer: SocketAddr) -> Option<usize> {
     let m = ctx.mta.as_ref()?;
-    let connectors = m.cfg.read().expect("mta cfg").connectors.clone();
+    let connectors = m.connectors.read().expect("mta connectors").clone();
     if let Some(i) = connectors.iter().position(|c| stack_ip_matches(c, peer.ip())) {
         return Some(i);
     }
