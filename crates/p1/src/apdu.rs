@@ -165,7 +165,7 @@ impl Message {
     }
 
     fn write(&self, w: &mut Writer, conformance: Conformance) -> Result<()> {
-        w.constructed(ctx_c(0), |w| {
+        w.constructed_sized(ctx_c(0), self.content.len(), |w| {
             self.envelope.write(w, ber::SET, conformance)?;
             w.primitive(ber::OCTET_STRING, &self.content);
             Ok(())

@@ -766,6 +766,16 @@ pub(crate) struct Writer {
     buf: Vec<u8>,
 }
 
+/// Octets of a definite length `len` in the fewest octets (X.690 §8.1.3): one below 128,
+/// else one plus the octets of the number.
+fn length_octets(len: usize) -> usize {
+    if len < 0x80 {
+        1
+    } else {
+        1 + (usize::BITS - len.leading_zeros()).div_ceil(8) as usize
+    }
+}
+
 fn push_header(buf: &mut Vec<u8>, tag: Tag, len: usize) {
     let class = match tag.class {
         Class::Universal => 0x00,
@@ -838,24 +848,49 @@ impl Writer {
         tag: Tag,
         f: impl FnOnce(&mut Writer) -> Result<()>,
     ) -> Result<()> {
-        // Written in place behind a one-octet length, which is widened afterwards if the
-        // contents need the long form: one move of the contents instead of a buffer per
-        // level (a message body sits several levels deep).
+        self.constructed_sized(tag, 0, f)
+    }
+
+    /// [`Writer::constructed`] for contents known to take at least `at_least` octets (the
+    /// message body they hold): the length octets for that size are set aside before the
+    /// contents are written, so that they need not move afterwards. The encoding is the same
+    /// whatever `at_least` is — lengths in the fewest octets (X.690 §10.1) — only the work
+    /// differs: a wrong guess costs one move of the contents.
+    pub fn constructed_sized(
+        &mut self,
+        tag: Tag,
+        at_least: usize,
+        f: impl FnOnce(&mut Writer) -> Result<()>,
+    ) -> Result<()> {
+        // Written in place behind the length octets of `at_least`, which are widened or
+        // narrowed afterwards if the contents need another count of them: at most one move
+        // of the contents instead of a buffer per level (a message body sits several levels
+        // deep).
         let start = self.buf.len();
-        push_header(&mut self.buf, tag.constructed(), 0);
-        let at = self.buf.len();
+        push_header(&mut self.buf, tag.constructed(), at_least);
+        let reserved = length_octets(at_least);
+        let mut at = self.buf.len();
         if let Err(e) = f(self) {
             self.buf.truncate(start);
             return Err(e);
         }
         let len = self.buf.len() - at;
+        let need = length_octets(len);
+        let first = at - reserved;
+        if need > reserved {
+            self.buf
+                .splice(at..at, std::iter::repeat_n(0, need - reserved));
+        } else if need < reserved {
+            self.buf.drain(first + need..at);
+        }
+        at = first + need;
+        let dst = &mut self.buf[first..at];
         if len < 0x80 {
-            self.buf[at - 1] = len as u8;
+            dst[0] = len as u8;
         } else {
             let bytes = (len as u64).to_be_bytes();
-            let skip = bytes.iter().take_while(|b| **b == 0).count();
-            self.buf[at - 1] = 0x80 | (8 - skip) as u8;
-            self.buf.splice(at..at, bytes[skip..].iter().copied());
+            dst[0] = 0x80 | (need - 1) as u8;
+            dst[1..].copy_from_slice(&bytes[8 - (need - 1)..]);
         }
         Ok(())
     }
@@ -940,6 +975,52 @@ mod tests {
         assert_eq!(&*s.octets("string", 10).unwrap(), b"abc");
         assert!(r.is_empty());
         assert!(matches!(s.octets("string", 2), Err(Error::TooLong { .. })));
+    }
+
+    /// The definite length octets of `len` written the plain way (X.690 §8.1.3).
+    fn reference_length(len: usize) -> Vec<u8> {
+        if len < 0x80 {
+            return vec![len as u8];
+        }
+        let bytes = (len as u64).to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        let mut v = vec![0x80 | (8 - skip) as u8];
+        v.extend_from_slice(&bytes[skip..]);
+        v
+    }
+
+    proptest::proptest! {
+        /// Whatever size is guessed for the contents, the encoding is the one with the
+        /// fewest length octets, at every level.
+        #[test]
+        fn a_guessed_size_changes_nothing_on_the_wire(
+            inner in proptest::prop_oneof![0usize..300, 60_000usize..70_000],
+            guess_outer in proptest::prop_oneof![0usize..300, 60_000usize..70_000, proptest::strategy::Just(1usize << 24)],
+            guess_inner in proptest::prop_oneof![0usize..300, 60_000usize..70_000],
+        ) {
+            let content = vec![0x55u8; inner];
+            let mut w = Writer::new();
+            w.constructed_sized(ctx_c(0), guess_outer, |w| {
+                w.primitive(Tag::context(1), b"x");
+                w.constructed_sized(SEQUENCE, guess_inner, |w| {
+                    w.primitive(OCTET_STRING, &content);
+                    Ok(())
+                })
+            })
+            .unwrap();
+            let mut octets = vec![0x04];
+            octets.extend(reference_length(inner));
+            octets.extend(&content);
+            let mut seq = vec![0x30];
+            seq.extend(reference_length(octets.len()));
+            seq.extend(&octets);
+            let mut outer_contents = vec![0x81, 0x01, b'x'];
+            outer_contents.extend(&seq);
+            let mut expected = vec![0xa0];
+            expected.extend(reference_length(outer_contents.len()));
+            expected.extend(&outer_contents);
+            proptest::prop_assert_eq!(w.into_vec(), expected);
+        }
     }
 
     #[test]

@@ -488,6 +488,16 @@ const HEADING_SIZE_HINT: usize = 1024;
 const IA5_TEXT_OVERHEAD: usize = 32;
 
 impl BodyPart {
+    /// Octets of this body part's data (text or encoded value), fewer than its encoding
+    /// takes.
+    fn data_len(&self) -> usize {
+        match self {
+            BodyPart::Ia5Text { text, .. } => text.len(),
+            BodyPart::GeneralText { data, .. } => data.len(),
+            BodyPart::Other(v) => v.len(),
+        }
+    }
+
     /// About the octets of this body part's encoding (its data plus the tags and lengths
     /// around it), to size the encoder's buffer.
     fn encoded_size_hint(&self) -> usize {
@@ -693,7 +703,7 @@ pub struct Ipm {
 
 /// An ia5-text body part `a0 { 31 { [80 repertoire] } 16 text }` (X.420 §7.4.1).
 fn write_ia5_text(w: &mut Writer, repertoire: Repertoire, text: &str) -> Result<()> {
-    w.constructed(ctx_c(0), |w| {
+    w.constructed_sized(ctx_c(0), text.len(), |w| {
         w.constructed(ber::SET, |w| {
             if repertoire == Repertoire::Ita2 {
                 w.integer(Tag::context(0), 2);
@@ -706,16 +716,18 @@ fn write_ia5_text(w: &mut Writer, repertoire: Repertoire, text: &str) -> Result<
 
 /// `InformationObject` `ipm [0] { heading, body SEQUENCE { body parts } }` (X.420 §7),
 /// the body parts written by `body`, into a buffer sized for the heading and `body_size`
-/// octets of body.
+/// octets of body; `body_at_least` octets of them at least (their texts), so that the
+/// levels around the body set their length octets aside before it is written.
 fn write_information_object(
     heading: &Heading,
     body_size: usize,
+    body_at_least: usize,
     body: impl FnOnce(&mut Writer) -> Result<()>,
 ) -> Result<Vec<u8>> {
     let mut w = Writer::with_capacity(body_size + HEADING_SIZE_HINT);
-    w.constructed(ctx_c(0), |w| {
+    w.constructed_sized(ctx_c(0), body_at_least, |w| {
         heading.write(w)?;
-        w.constructed(ber::SEQUENCE, body)
+        w.constructed_sized(ber::SEQUENCE, body_at_least, body)
     })?;
     Ok(w.into_vec())
 }
@@ -772,7 +784,7 @@ impl Ipm {
             return Ipm::text(this_ipm, originator, to, cc, subject, body).encode();
         }
         let heading = text_heading(this_ipm, originator, to, cc, subject);
-        write_information_object(&heading, body.len() + IA5_TEXT_OVERHEAD, |w| {
+        write_information_object(&heading, body.len() + IA5_TEXT_OVERHEAD, body.len(), |w| {
             write_ia5_text(w, Repertoire::Ia5, body)
         })
     }
@@ -793,7 +805,8 @@ impl Ipm {
             ));
         }
         let body_size = self.body.iter().map(BodyPart::encoded_size_hint).sum();
-        write_information_object(&self.heading, body_size, |w| {
+        let body_at_least = self.body.iter().map(BodyPart::data_len).sum();
+        write_information_object(&self.heading, body_size, body_at_least, |w| {
             for b in &self.body {
                 b.write(w)?;
             }
