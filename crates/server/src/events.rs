@@ -82,7 +82,7 @@ pub mod catalog {
         category: "Operating System",
         template: "The Microsoft Exchange MTA service stopped. Version %1, build %2.",
     };
-    /// connect() to a remote MTA failed. %1 = address, %2 = error.
+    /// connect() to a remote MTA failed. %1 = its IP address (the scenario's, in a local lab), %2 = error.
     pub const MTA_CONNECT_FAILED: EventDef = EventDef {
         id: 9215,
         source: MSExchangeMTA,

@@ -117,7 +117,7 @@ async fn decide(ctx: &Arc<Ctx>, s: &mut ServerSession, peer: SocketAddr, ev: Ser
                     s.reject(Reply::enhanced(550, 5, 1, 1, format!("<{to}>: recipient unknown")))
                 }
             } else if !router.may_relay(peer.ip()) {
-                s.reject(Reply::enhanced(550, 5, 7, 1, format!("<{to}>: unable to relay for {} from {}", to.domain, peer.ip())))
+                s.reject(Reply::enhanced(550, 5, 7, 1, format!("<{to}>: unable to relay for {} from {}", to.domain, ctx.shown_ip(peer.ip()))))
             } else if !router.has_route(&to.domain) && !ctx.mta.as_ref().is_some_and(|m| m.has_smtp_route(&to.domain)) {
                 s.reject(Reply::enhanced(550, 5, 7, 1, format!("<{to}>: no route to {}: relaying denied", to.domain)))
             } else {
@@ -141,7 +141,7 @@ async fn decide(ctx: &Arc<Ctx>, s: &mut ServerSession, peer: SocketAddr, ev: Ser
                 x400: None,
                 p1_apdu: false,
             };
-            let data = with_received(&ctx.hostname, &format!("{} [{}]", envelope.helo, peer.ip()), &env, &data);
+            let data = with_received(&ctx.hostname, &format!("{} [{}]", envelope.helo, ctx.shown_ip(peer.ip())), &env, &data);
             let id = env.id.clone();
             match crate::delivery::enqueue(ctx, env, data).await {
                 Ok(()) => s.accept(Some(&format!("OK queued as {id}"))),

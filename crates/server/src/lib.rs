@@ -66,6 +66,13 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The address a peer has in the scenario, for what users read (events, `Received:`
+    /// fields): the local lab backend maps scenario addresses onto loopback ones
+    /// (`[server] address_map`); elsewhere the address itself.
+    pub fn shown_ip(&self, real: std::net::IpAddr) -> std::net::IpAddr {
+        crate::mta::scenario_address(&self.cfg.read().expect("cfg lock"), real)
+    }
+
     /// Scale a nominal protocol duration by the server's time_scale (DESIGN §1).
     pub fn scaled(&self, secs: f64) -> Duration {
         let scale = self.cfg.read().expect("cfg lock").server.time_scale;

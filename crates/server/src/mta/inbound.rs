@@ -153,7 +153,7 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     let mut conn = Conn::new(stream, assoc, peer).with_link(link);
     let (_listed, progress) = m.transfers.list(ci, "in", peer);
     conn.set_progress(Some(progress));
-    let shown = scenario_address(&ctx.cfg.read().expect("cfg lock"), peer.ip());
+    let shown = ctx.shown_ip(peer.ip());
     // Establishment.
     loop {
         match conn.next_event(Duration::from_secs(60), "the association request").await {
@@ -398,7 +398,7 @@ async fn accept_message(
         x400: Some(origin),
         p1_apdu: false,
     };
-    let received = format!("{from_mta} [{}] (X.400 MTA {from_mta})\r\n\tvia X.400 P1 mts-id {}", peer.ip(), gateway::mts_id(&msg.envelope.message_identifier));
+    let received = format!("{from_mta} [{}] (X.400 MTA {from_mta})\r\n\tvia X.400 P1 mts-id {}", ctx.shown_ip(peer.ip()), gateway::mts_id(&msg.envelope.message_identifier));
     let data = crate::ims::prepend_received(&ctx.hostname, &received, &env, data);
     let data = crate::delivery::commit(ctx, &env, data).await?;
     // Before delivery can remove the queue file (which syncs the record first).

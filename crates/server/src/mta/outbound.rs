@@ -133,6 +133,9 @@ pub async fn open(ctx: &Arc<Ctx>, ci: usize, c: &X400Connector) -> Result<Conn, 
     let port = ctx.mta.as_ref().map_or(102, |m| m.cfg.read().expect("mta cfg").remote_port);
     let dest = stack_target(ctx, c, port).await?;
     let src = source_address(ctx, c, dest.ip());
+    // Events name the remote MTA's address as the scenario knows it (the local lab maps
+    // scenario addresses onto loopback ones); the log keeps the real one.
+    let shown = ctx.shown_ip(dest.ip()).to_string();
     // The local lab's emulated link on the route to the remote MTA (crate::links): a cut
     // link refuses the connection at once, as a host whose route went away says.
     let link = {
@@ -143,7 +146,7 @@ pub async fn open(ctx: &Arc<Ctx>, ci: usize, c: &X400Connector) -> Result<Conn, 
         && !l.state().up
     {
         let e = crate::links::unreachable();
-        ctx.events.log(catalog::MTA_CONNECT_FAILED, &[&dest.to_string(), &e.to_string()]);
+        ctx.events.log(catalog::MTA_CONNECT_FAILED, &[&shown, &e.to_string()]);
         return Err(format!("connect to {dest} failed: {e}"));
     }
     let socket = if dest.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(|e| e.to_string())?;
@@ -153,11 +156,11 @@ pub async fn open(ctx: &Arc<Ctx>, ci: usize, c: &X400Connector) -> Result<Conn, 
     let stream = match tokio::time::timeout(OPEN_WAIT, socket.connect(dest)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            ctx.events.log(catalog::MTA_CONNECT_FAILED, &[&dest.to_string(), &e.to_string()]);
+            ctx.events.log(catalog::MTA_CONNECT_FAILED, &[&shown, &e.to_string()]);
             return Err(format!("connect to {dest} failed: {e}"));
         }
         Err(_) => {
-            ctx.events.log(catalog::MTA_CONNECT_FAILED, &[&dest.to_string(), "timed out"]);
+            ctx.events.log(catalog::MTA_CONNECT_FAILED, &[&shown, "timed out"]);
             return Err(format!("connect to {dest} timed out"));
         }
     };
