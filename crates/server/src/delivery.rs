@@ -51,6 +51,10 @@ pub struct Entry {
     /// The delay the last failure asks for (an X.400 connector's Open interval), if any.
     #[serde(skip)]
     pub retry_delay: Option<Duration>,
+    /// The pass now ending only waited for a full connector queue: it tried nothing, so it
+    /// is not one of [`Entry::attempts`].
+    #[serde(skip)]
+    pub deferral: bool,
 }
 
 /// A pool key: next-hop address and the source address bound, if any.
@@ -147,7 +151,7 @@ pub fn submit(ctx: &Ctx, envelope: Envelope, data: Option<Arc<Vec<u8>>>) {
     let n = envelope.rcpts.len();
     ctx.entries.lock().expect("entries lock").insert(
         id.clone(),
-        Entry { envelope, outcomes: vec![None; n], attempts: 0, next_attempt: None, last_error: None, mta_retries: Default::default(), retry_delay: None },
+        Entry { envelope, outcomes: vec![None; n], attempts: 0, next_attempt: None, last_error: None, mta_retries: Default::default(), retry_delay: None, deferral: false },
     );
     let _ = ctx.jobs.send(Job { id, data });
 }
@@ -205,7 +209,7 @@ pub async fn recover(ctx: &Arc<Ctx>) -> anyhow::Result<()> {
         }
         ctx.entries.lock().expect("entries lock").insert(
             id.clone(),
-            Entry { envelope: l.envelope, outcomes, attempts, next_attempt: None, last_error: None, mta_retries: connector_indices(ctx, &retries_by_name), retry_delay: None },
+            Entry { envelope: l.envelope, outcomes, attempts, next_attempt: None, last_error: None, mta_retries: connector_indices(ctx, &retries_by_name), retry_delay: None, deferral: false },
         );
         let _ = ctx.jobs.send(Job { id, data: None });
     }
@@ -431,6 +435,7 @@ async fn attempt(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
                 tracing::info!(id = %job.id, connector = %name, "connector queue full; the message waits in the IMS queue");
                 if let Some(en) = ctx.entries.lock().expect("entries lock").get_mut(&job.id) {
                     en.retry_delay = Some(delay);
+                    en.deferral = true;
                 }
                 let why = format!("{name}: the connector's queue is full");
                 return conclude(ctx, &job.id, &entry, &data, results, Some(why), BTreeMap::new()).await;
@@ -772,7 +777,10 @@ fn schedule_retry(ctx: &Arc<Ctx>, id: &str, error: String) {
     let (expired, delay, n, retries) = {
         let mut entries = ctx.entries.lock().expect("entries lock");
         let Some(e) = entries.get_mut(id) else { return };
-        e.attempts += 1;
+        let counted = !std::mem::take(&mut e.deferral);
+        if counted {
+            e.attempts += 1;
+        }
         e.last_error = Some(error.clone());
         let cfg = ctx.cfg.read().expect("cfg lock");
         let (intervals, expire) = cfg
@@ -782,12 +790,12 @@ fn schedule_retry(ctx: &Arc<Ctx>, id: &str, error: String) {
         let scale = cfg.server.time_scale;
         let age = (Utc::now() - e.envelope.received).to_std().unwrap_or_default();
         let expired = age.as_secs_f64() >= expire * scale;
-        let idx = (e.attempts as usize - 1).min(intervals.len() - 1);
+        let idx = (e.attempts as usize).saturating_sub(1).min(intervals.len() - 1);
         let delay = e.retry_delay.take().unwrap_or_else(|| Duration::from_secs_f64(intervals[idx] * scale));
         if !expired {
             e.next_attempt = Some(Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default());
         }
-        (expired, delay, e.attempts, e.mta_retries.clone())
+        (expired, delay, counted.then_some(e.attempts), e.mta_retries.clone())
     };
     let connector_retries = connector_names(ctx, &retries);
     let ctx = ctx.clone();
@@ -795,8 +803,11 @@ fn schedule_retry(ctx: &Arc<Ctx>, id: &str, error: String) {
     tokio::spawn(async move {
         let c = ctx.clone();
         let i = id.clone();
-        let line = LogLine::Attempt { n, error: error.clone(), connector_retries };
-        let _ = tokio::task::spawn_blocking(move || c.queue.record(&i, &line)).await;
+        // A deferral changed nothing on disk: no log line, no fsync.
+        if let Some(n) = n {
+            let line = LogLine::Attempt { n, error: error.clone(), connector_retries };
+            let _ = tokio::task::spawn_blocking(move || c.queue.record(&i, &line)).await;
+        }
         if expired {
             if let Err(e) = expire(&ctx, &id, &error).await {
                 tracing::error!(id, error = %e, "cannot expire message");
