@@ -776,6 +776,18 @@ fn length_octets(len: usize) -> usize {
     }
 }
 
+/// Write the definite length `len` into `dst`, which holds [`length_octets`]`(len)` octets
+/// (X.690 §8.1.3: short form below 128, else the count of octets and the number).
+fn write_length(dst: &mut [u8], len: usize) {
+    if len < 0x80 {
+        dst[0] = len as u8;
+    } else {
+        let n = dst.len() - 1;
+        dst[0] = 0x80 | n as u8;
+        dst[1..].copy_from_slice(&(len as u64).to_be_bytes()[8 - n..]);
+    }
+}
+
 fn push_header(buf: &mut Vec<u8>, tag: Tag, len: usize) {
     let class = match tag.class {
         Class::Universal => 0x00,
@@ -801,14 +813,9 @@ fn push_header(buf: &mut Vec<u8>, tag: Tag, len: usize) {
             buf.push(if i + 1 < groups.len() { g | 0x80 } else { *g });
         }
     }
-    if len < 0x80 {
-        buf.push(len as u8);
-    } else {
-        let bytes = (len as u64).to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        buf.push(0x80 | (8 - skip) as u8);
-        buf.extend_from_slice(&bytes[skip..]);
-    }
+    let at = buf.len();
+    buf.resize(at + length_octets(len), 0);
+    write_length(&mut buf[at..], len);
 }
 
 impl Writer {
@@ -869,7 +876,7 @@ impl Writer {
         let start = self.buf.len();
         push_header(&mut self.buf, tag.constructed(), at_least);
         let reserved = length_octets(at_least);
-        let mut at = self.buf.len();
+        let at = self.buf.len();
         if let Err(e) = f(self) {
             self.buf.truncate(start);
             return Err(e);
@@ -883,15 +890,7 @@ impl Writer {
         } else if need < reserved {
             self.buf.drain(first + need..at);
         }
-        at = first + need;
-        let dst = &mut self.buf[first..at];
-        if len < 0x80 {
-            dst[0] = len as u8;
-        } else {
-            let bytes = (len as u64).to_be_bytes();
-            dst[0] = 0x80 | (need - 1) as u8;
-            dst[1..].copy_from_slice(&bytes[8 - (need - 1)..]);
-        }
+        write_length(&mut self.buf[first..first + need], len);
         Ok(())
     }
 

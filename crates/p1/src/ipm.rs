@@ -501,14 +501,12 @@ impl BodyPart {
     /// About the octets of this body part's encoding (its data plus the tags and lengths
     /// around it), to size the encoder's buffer.
     fn encoded_size_hint(&self) -> usize {
-        match self {
-            BodyPart::Ia5Text { text, .. } => text.len() + IA5_TEXT_OVERHEAD,
-            BodyPart::GeneralText {
-                data,
-                character_sets,
-            } => data.len() + 2 * character_sets.len() + 64,
-            BodyPart::Other(v) => v.len(),
-        }
+        self.data_len()
+            + match self {
+                BodyPart::Ia5Text { .. } => IA5_TEXT_OVERHEAD,
+                BodyPart::GeneralText { character_sets, .. } => 2 * character_sets.len() + 64,
+                BodyPart::Other(_) => 0,
+            }
     }
 
     /// A text body part: ia5-text when `text` is 7-bit, else UTF-8 general text. Takes a
