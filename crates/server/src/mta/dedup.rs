@@ -60,8 +60,8 @@ const TRIM_EVERY: usize = 1024;
 /// more than this is simply not deduplicated beyond them).
 const MAX_RCPTS: usize = 1024;
 
-/// One accepted transfer, as a line of the file.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// One accepted transfer, as a line of the file is read ([`LineRef`] writes it).
+#[derive(Debug, Deserialize)]
 struct Line {
     /// When it was accepted, ms since the UNIX epoch.
     t: i64,
@@ -561,20 +561,12 @@ impl Claim {
         let rcpts = &rcpts[..rcpts.len().min(MAX_RCPTS)];
         {
             let mut st = inner.state.lock().expect("dedup");
-            match st.entries.get_mut(&self.key) {
-                Some(e) => {
-                    e.t = t;
-                    e.merge(rcpts);
-                }
-                None => {
-                    let mut e = Entry {
-                        t,
-                        rcpts: Vec::with_capacity(rcpts.len()),
-                    };
-                    e.merge(rcpts);
-                    st.entries.insert(self.key.clone(), e);
-                }
-            }
+            let e = st.entries.entry(self.key.clone()).or_insert_with(|| Entry {
+                t,
+                rcpts: Vec::with_capacity(rcpts.len()),
+            });
+            e.t = t;
+            e.merge(rcpts);
             st.lines += 1;
         }
         let (mta, id) = split_key(&self.key);
