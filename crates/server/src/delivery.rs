@@ -443,14 +443,16 @@ async fn attempt(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
         }
     }
     let c = ctx.clone();
-    tokio::spawn(async move {
+    // Boxed: the task's future (kilobytes, the transfer's state included) is then put on the
+    // heap once, not moved through the task's construction for every message.
+    tokio::spawn(Box::pin(async move {
         let id = job.id;
         if let Err(e) = conclude(&c, &id, &entry, &data, results, transient, x400).await {
             tracing::error!(id, error = %e, "delivery attempt failed; retrying later");
             schedule_retry(&c, &id, format!("internal error: {e}"));
         }
         drop(permits);
-    });
+    }));
     Ok(())
 }
 

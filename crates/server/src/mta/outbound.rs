@@ -375,7 +375,10 @@ async fn transfer_inner(ctx: &Arc<Ctx>, m: &crate::mta::Mta, ci: usize, c: &X400
                     continue;
                 }
                 fresh_tries += 1;
-                match open(ctx, ci, c).await {
+                // Boxed, as the APDUs below: this future is moved whole into every delivery
+                // task that holds a transfer, so it is kept to what a transfer on a pooled
+                // association needs (the establishment's state alone is kilobytes).
+                match Box::pin(open(ctx, ci, c)).await {
                     Ok(conn) => (conn, Instant::now(), false),
                     Err(why) => {
                         {
@@ -397,7 +400,7 @@ async fn transfer_inner(ctx: &Arc<Ctx>, m: &crate::mta::Mta, ci: usize, c: &X400
         conn.set_progress(None);
         drop(listed);
         for a in received {
-            if let Err(e) = crate::mta::inbound::process_apdu(ctx, Some(ci), conn.peer, a).await {
+            if let Err(e) = Box::pin(crate::mta::inbound::process_apdu(ctx, Some(ci), conn.peer, a)).await {
                 tracing::error!(error = %e, "cannot store an APDU received on an outbound association");
             }
         }
