@@ -60,6 +60,13 @@ pub struct P1Args {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Run each server under this command, split at spaces, with `{name}` in it replaced
+    /// by the run and the server (`x400-threshold-A`, `smtp-B`, …): for instance
+    /// `valgrind --tool=cachegrind --cachegrind-out-file=/tmp/cg/{name}.out`, whose counts
+    /// of instructions per message do not move with the machine's load as times do
+    /// (docs/BENCHMARKS.md). The servers are then given 120 s to start instead of 20.
+    #[arg(long, value_name = "COMMAND")]
+    pub server_wrapper: Option<String>,
 }
 
 const A: Ipv4Addr = Ipv4Addr::new(127, 88, 0, 1);
@@ -123,13 +130,25 @@ struct Server {
 }
 
 impl Server {
-    async fn start(dir: &Path, name: &str, config: &str, ip: Ipv4Addr) -> anyhow::Result<Server> {
+    /// Start server `name` of the run in `dir` (its last path component names the run),
+    /// under `wrapper` if given (see [`P1Args::server_wrapper`]).
+    async fn start(dir: &Path, name: &str, config: &str, ip: Ipv4Addr, wrapper: Option<&str>) -> anyhow::Result<Server> {
         std::fs::create_dir_all(dir)?;
         mtalab_server::config::Config::parse(config).map_err(|e| anyhow::anyhow!("bench config: {e}"))?;
         let cfg = dir.join(format!("{name}.toml"));
         std::fs::write(&cfg, config)?;
         let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
-        let child = Command::new(std::env::current_exe()?)
+        let run = dir.file_name().and_then(|f| f.to_str()).unwrap_or("run");
+        let wrap: Vec<String> = wrapper.unwrap_or_default().split_whitespace().map(|w| w.replace("{name}", &format!("{run}-{name}"))).collect();
+        let mut cmd = match wrap.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(std::env::current_exe()?);
+                c
+            }
+            None => Command::new(std::env::current_exe()?),
+        };
+        let child = cmd
             .arg("server")
             .arg("--config")
             .arg(&cfg)
@@ -142,7 +161,7 @@ impl Server {
         let url = format!("http://{ip}:{ADMIN}/health");
         let t = Instant::now();
         while mtalab_lab::http_get_json::<Value>(&url).await.is_err() {
-            if t.elapsed() > Duration::from_secs(20) {
+            if t.elapsed() > Duration::from_secs(if wrap.is_empty() { 20 } else { 120 }) {
                 bail!("server {name} did not start");
             }
             tokio::time::sleep(Duration::from_millis(30)).await;
@@ -205,8 +224,9 @@ async fn throughput(work: &Path, route: &str, threshold: u32, a: &P1Args) -> any
     let _ = std::fs::remove_dir_all(&dir);
     let a_data = dir.join("a");
     let b_data = dir.join("b");
-    let sa = Server::start(&dir, "A", &server_config("A", A, B, "B", route, threshold, &a_data), A).await?;
-    let sb = Server::start(&dir, "B", &server_config("B", B, A, "A", route, threshold, &b_data), B).await?;
+    let wrapper = a.server_wrapper.as_deref();
+    let sa = Server::start(&dir, "A", &server_config("A", A, B, "B", route, threshold, &a_data), A, wrapper).await?;
+    let sb = Server::start(&dir, "B", &server_config("B", B, A, "A", route, threshold, &b_data), B, wrapper).await?;
     let body = "x".repeat(75) + "\n";
     let body: String = body.repeat(a.size.div_ceil(76));
     let per = a.messages.div_ceil(a.sessions);
@@ -272,7 +292,7 @@ async fn throughput(work: &Path, route: &str, threshold: u32, a: &P1Args) -> any
 async fn setup_rate(work: &Path, a: &P1Args) -> anyhow::Result<f64> {
     let dir = work.join("assoc");
     let _ = std::fs::remove_dir_all(&dir);
-    let sb = Server::start(&dir, "B", &server_config("B", B, A, "A", "x400", 50, &dir.join("b")), B).await?;
+    let sb = Server::start(&dir, "B", &server_config("B", B, A, "A", "x400", 50, &dir.join("b")), B, a.server_wrapper.as_deref()).await?;
     let bind = MtaBindArgument::simple("A", "pwA").encode().map_err(|e| anyhow::anyhow!("{e}"))?;
     let t0 = Instant::now();
     for _ in 0..a.associations {
