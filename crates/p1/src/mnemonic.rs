@@ -309,55 +309,69 @@ impl OrAddress {
         // Written into one string (this runs for every address of every message crossing
         // the gateway).
         let mut out = String::with_capacity(64);
-        let mut push = |k: std::fmt::Arguments<'_>, v: &str| {
+        // A key is written in one or two parts (`ou` and its number, `dda:` and its type),
+        // without the formatting machinery.
+        let mut push = |k: &str, k2: &str, v: &str| {
             if !out.is_empty() {
                 out.push(';');
             }
-            std::fmt::Write::write_fmt(&mut out, k).expect("writing to a String");
+            out.push_str(k);
+            out.push_str(k2);
             out.push('=');
             push_escaped(&mut out, v);
         };
         if let Some(c) = &self.country {
-            push(format_args!("c"), c.as_str());
+            push("c", "", c.as_str());
         }
         if let Some(a) = &self.admd {
-            push(format_args!("a"), a.as_str());
+            push("a", "", a.as_str());
         }
         if let Some(p) = &self.prmd {
-            push(format_args!("p"), p.as_str());
+            push("p", "", p.as_str());
         }
         if let Some(o) = &self.organization {
-            push(format_args!("o"), o);
+            push("o", "", o);
         }
         for (n, ou) in self.organizational_units.iter().enumerate() {
-            push(format_args!("ou{}", n + 1), ou);
+            let number;
+            let k2 = match n {
+                0 => "1",
+                1 => "2",
+                2 => "3",
+                3 => "4",
+                _ => {
+                    number = (n + 1).to_string();
+                    number.as_str()
+                }
+            };
+            push("ou", k2, ou);
         }
         if let Some(pn) = &self.personal_name {
-            push(format_args!("s"), &pn.surname);
+            push("s", "", &pn.surname);
             if let Some(g) = &pn.given_name {
-                push(format_args!("g"), g);
+                push("g", "", g);
             }
             if let Some(i) = &pn.initials {
-                push(format_args!("i"), i);
+                push("i", "", i);
             }
             if let Some(q) = &pn.generation_qualifier {
-                push(format_args!("q"), q);
+                push("q", "", q);
             }
         }
         if let Some(cn) = self.common_name() {
-            push(format_args!("cn"), cn);
+            push("cn", "", cn);
         }
         if let Some(x) = &self.network_address {
-            push(format_args!("x121"), x);
+            push("x121", "", x);
         }
         if let Some(t) = &self.terminal_identifier {
-            push(format_args!("t-id"), t);
+            push("t-id", "", t);
         }
         if let Some(n) = &self.numeric_user_identifier {
-            push(format_args!("n-id"), n);
+            push("n-id", "", n);
         }
         for d in &self.domain_defined_attributes {
-            push(format_args!("dda:{}", d.attribute_type), &d.value);
+            push("dda:", &d.attribute_type, &d.value);
         }
         out
     }
@@ -365,8 +379,10 @@ impl OrAddress {
 
 /// Append `v` to `out` with `;` and `$` escaped by a `$` before them.
 fn push_escaped(out: &mut String, v: &str) {
+    // Searched octet by octet (both are ASCII, so never inside a multi-octet character):
+    // cheaper than a `char` pattern for these short values.
     let mut rest = v;
-    while let Some(p) = rest.find([';', '$']) {
+    while let Some(p) = rest.bytes().position(|b| b == b';' || b == b'$') {
         out.push_str(&rest[..p]);
         out.push('$');
         out.push_str(&rest[p..p + 1]);

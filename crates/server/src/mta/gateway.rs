@@ -24,7 +24,7 @@ use mtalab_p1::{
     MtsIdentifier, OrAddress, OrName, TraceInformationElement,
 };
 
-use crate::mta::gwart::{mnemonic_attributes as attributes, mnemonic_pairs};
+use crate::mta::gwart::mnemonic_attributes as attributes;
 
 /// The DDA type carrying an RFC 822 address (RFC 2156 §4.3.3).
 pub const DDA_RFC822: &str = "RFC-822";
@@ -83,12 +83,15 @@ pub fn decode_rfc822_dda(v: &str) -> Option<String> {
 
 /// `+xx` escaping of IMCEA encapsulation (the prefix is case-sensitive).
 fn imcea_escape(s: &str) -> String {
-    let mut out = String::new();
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(s.len() + s.len() / 2);
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"!#$%&'*-/=?^`{|}~.".contains(&b) && b != b'.' {
+        if b.is_ascii_alphanumeric() || b"!#$%&'*-/=?^`{|}~".contains(&b) {
             out.push(b as char);
         } else {
-            out.push_str(&format!("+{b:02X}"));
+            out.push('+');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0x0f)]));
         }
     }
     out
@@ -193,33 +196,49 @@ pub fn local_recipient_for<'a>(or: &OrAddress, dir: &'a Directory) -> Option<&'a
 /// [`local_recipient_for`] an O/R address already in mnemonic form.
 fn recipient_with_mnemonic<'a>(mnemonic: &str, dir: &'a Directory) -> Option<&'a mtalab_directory::Recipient> {
     // The directory holds its addresses in the canonical order `to_mnemonic` writes, so the
-    // usual match is equal text; the attribute by attribute comparison decides the rest.
+    // usual match is equal text; the attribute by attribute comparison decides the rest,
+    // with the address's attributes split out once for all the recipients.
     let recipients = dir.recipients();
-    recipients.iter().find(|r| r.x400.eq_ignore_ascii_case(mnemonic)).or_else(|| recipients.iter().find(|r| same_attributes(mnemonic, &r.x400)))
+    recipients.iter().find(|r| r.x400.eq_ignore_ascii_case(mnemonic)).or_else(|| {
+        let want: Vec<(&str, &str)> = attributes(mnemonic).collect();
+        recipients.iter().find(|r| same_attributes_as(&want, &r.x400))
+    })
 }
 
 /// Whether two mnemonic O/R addresses hold the same attributes, in any order, keys and
 /// values compared case-insensitively; each attribute of one is matched with its own one of
-/// the other (`ou=A;ou=A` is not `ou=A;ou=B`). Without allocating: this runs for every
-/// address of every message crossing the gateway.
+/// the other (`ou=A;ou=A` is not `ou=A;ou=B`).
+#[cfg(test)]
 fn same_attributes(a: &str, b: &str) -> bool {
-    let n = attributes(a).count();
-    if n != attributes(b).count() {
-        return false;
-    }
-    if n > 64 {
+    same_attributes_as(&attributes(a).collect::<Vec<_>>(), b)
+}
+
+/// [`same_attributes`] with the first address's attributes (key, value) split out already.
+/// One pass over `b`, without allocating: this runs for every recipient of the directory
+/// the exact text does not match, for every address of every message crossing the gateway.
+fn same_attributes_as(want: &[(&str, &str)], b: &str) -> bool {
+    if want.len() > 64 {
         // More attributes than the bit set below holds (an O/R address has far fewer).
-        let mut x = mnemonic_pairs(a);
-        let mut y = mnemonic_pairs(b);
-        x.sort_by_key(|(k, v)| (k.clone(), v.to_ascii_lowercase()));
-        y.sort_by_key(|(k, v)| (k.clone(), v.to_ascii_lowercase()));
-        return x.iter().zip(&y).all(|((k1, v1), (k2, v2))| k1 == k2 && v1.eq_ignore_ascii_case(v2));
+        let key = |k: &str, v: &str| (k.to_ascii_lowercase(), v.to_ascii_lowercase());
+        let mut x: Vec<_> = want.iter().map(|(k, v)| key(k, v)).collect();
+        let mut y: Vec<_> = attributes(b).map(|(k, v)| key(k, v)).collect();
+        x.sort();
+        y.sort();
+        return x == y;
     }
+    // Each attribute of `b` takes an equal one of `want` not taken yet; equality of
+    // attributes is an equivalence, so taking the first free one never blocks a later match.
     let mut used = 0u64;
-    attributes(a).all(|(k, v)| {
-        let hit = attributes(b).enumerate().find(|(i, (k2, v2))| used & (1 << i) == 0 && k2.eq_ignore_ascii_case(k) && v2.eq_ignore_ascii_case(v));
-        hit.map(|(i, _)| used |= 1 << i).is_some()
-    })
+    let mut n = 0;
+    for (k2, v2) in attributes(b) {
+        n += 1;
+        let hit = want.iter().enumerate().find(|(i, (k, v))| used & (1 << i) == 0 && k2.eq_ignore_ascii_case(k) && v2.eq_ignore_ascii_case(v));
+        match hit {
+            Some((i, _)) => used |= 1 << i,
+            None => return false,
+        }
+    }
+    n == want.len()
 }
 
 /// The text form of an MTS identifier (message, report or probe identifier, X.411 §12.2.1.1.1.1):
@@ -519,6 +538,26 @@ mod tests {
         assert!(!same_attributes(&many, &reversed.replace("V3;", "V4;")));
     }
 
+    proptest::proptest! {
+        /// Two addresses match when their attributes, keys and values in lower case, are the
+        /// same multiset, whatever their order and case.
+        #[test]
+        fn o_r_addresses_match_as_multisets_of_attributes(
+            a in proptest::collection::vec((0..3usize, 0..3usize, proptest::bool::ANY), 0..6),
+            b in proptest::collection::vec((0..3usize, 0..3usize, proptest::bool::ANY), 0..6),
+        ) {
+            let text = |v: &[(usize, usize, bool)]| -> String {
+                v.iter().map(|&(k, x, up)| {
+                    let attr = format!("{}={}", ["s", "ou", "dda:k"][k], ["Smith", "a", "b"][x]);
+                    if up { attr.to_ascii_uppercase() } else { attr }
+                }).collect::<Vec<_>>().join(";")
+            };
+            let set = |v: &[(usize, usize, bool)]| { let mut s: Vec<_> = v.iter().map(|&(k, x, _)| (k, x)).collect(); s.sort(); s };
+            let (ta, tb) = (text(&a), text(&b));
+            proptest::prop_assert_eq!(same_attributes(&ta, &tb), set(&a) == set(&b), "{} / {}", ta, tb);
+        }
+    }
+
     /// The plain line-by-line form of [`seven_bit_crlf`], kept to check the fast one.
     fn seven_bit_crlf_reference(body: &str) -> Option<String> {
         let mut out = Vec::new();
@@ -592,6 +631,13 @@ mod tests {
     #[test]
     fn imcea_round_trip() {
         let m = "c=US;a= ;p=ExchangeORG;o=SiteA;s=One;g=User";
+        assert_eq!(imcea_escape(m), "c=US+3Ba=+20+3Bp=ExchangeORG+3Bo=SiteA+3Bs=One+3Bg=User");
         assert_eq!(imcea_unescape(&imcea_escape(m)).as_deref(), Some(m));
+        // Every octet outside the kept set is `+` and two upper-case hex digits, '.' too.
+        let all: String = (0u8..0x80).map(char::from).collect();
+        let escaped = imcea_escape(&all);
+        assert!(escaped.contains("+2E") && escaped.contains("+7F") && escaped.contains("+00") && !escaped.contains('.'));
+        assert_eq!(imcea_unescape(&escaped).as_deref(), Some(all.as_str()));
+        assert_eq!(imcea_escape("ü"), "+C3+BC");
     }
 }

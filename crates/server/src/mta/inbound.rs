@@ -265,7 +265,7 @@ pub async fn process_apdu(ctx: &Arc<Ctx>, ci: Option<usize>, peer: SocketAddr, a
                 });
             }
             let carried: Vec<String> = fresh.iter().map(|&i| rcpts[i].clone()).collect();
-            accept_message(ctx, &conn_name, peer, msg, claim, carried).await
+            accept_message(ctx, &conn_name, peer, msg, &id, claim, carried).await
         }
         Ok(MtsApdu::Report(r)) => {
             let id = gateway::mts_id(&r.envelope.report_identifier);
@@ -318,8 +318,9 @@ async fn record(claim: crate::mta::dedup::Claim, rcpts: Vec<String>, in_queue: b
     }
 }
 
-/// Convert and queue a message received from `from_mta`, and record its MTS identifier
-/// (`claim`, for the recipients `carried`) before it is handed to delivery. When one queue
+/// Convert and queue a message received from `from_mta`, whose MTS identifier in text form
+/// is `mts_id` ([`gateway::mts_id`]), and record that identifier (`claim`, for the
+/// recipients `carried`) before the message is handed to delivery. When one queue
 /// file carries every recipient (see [`X400Origin`]) the record is not fsynced now; when some
 /// or all of them are answered otherwise (a non-delivery report, content that cannot be
 /// converted) it is.
@@ -328,6 +329,7 @@ async fn accept_message(
     from_mta: &str,
     peer: SocketAddr,
     msg: mtalab_p1::Message,
+    mts_id: &str,
     claim: crate::mta::dedup::Claim,
     carried: Vec<String>,
 ) -> anyhow::Result<()> {
@@ -398,7 +400,7 @@ async fn accept_message(
         x400: Some(origin),
         p1_apdu: false,
     };
-    let received = format!("{from_mta} [{}] (X.400 MTA {from_mta})\r\n\tvia X.400 P1 mts-id {}", ctx.shown_ip(peer.ip()), gateway::mts_id(&msg.envelope.message_identifier));
+    let received = format!("{from_mta} [{}] (X.400 MTA {from_mta})\r\n\tvia X.400 P1 mts-id {mts_id}", ctx.shown_ip(peer.ip()));
     let data = crate::ims::prepend_received(&ctx.hostname, &received, &env, data);
     let data = crate::delivery::commit(ctx, &env, data).await?;
     // Before delivery can remove the queue file (which syncs the record first).
