@@ -368,8 +368,9 @@ fn parse_for_ipm(data: &[u8]) -> Option<(mail_parser::Message<'_>, std::borrow::
 ///
 /// `known`: O/R addresses the caller has already mapped with [`or_to_smtp`] (the envelope's
 /// originator and recipients, which the IPM heading usually names again), so that they are
-/// not looked up twice.
-pub fn p1_to_rfc822(msg: &mtalab_p1::Message, dir: &Directory, known: &[(&OrAddress, String)]) -> Result<Vec<u8>, String> {
+/// not looked up twice. `mts_identifier`: the message's MTS identifier in text form ([`mts_id`]),
+/// which the caller has made already too, for `X-MS-Exchange-MTS-ID`.
+pub fn p1_to_rfc822(msg: &mtalab_p1::Message, dir: &Directory, known: &[(&OrAddress, String)], mts_identifier: &str) -> Result<Vec<u8>, String> {
     let ipm = Ipm::decode(&msg.content).map_err(|e| format!("IPM: {e}"))?;
     let smtp = |or: &OrAddress| known.iter().find(|(k, _)| *k == or).map_or_else(|| or_to_smtp(or, dir), |(_, s)| s.clone());
     let from = ipm
@@ -394,7 +395,7 @@ pub fn p1_to_rfc822(msg: &mtalab_p1::Message, dir: &Directory, known: &[(&OrAddr
     if !cc.is_empty() {
         b = b.cc(cc.iter().map(|s| s.as_str()).collect::<Vec<_>>());
     }
-    b = b.header("X-MS-Exchange-MTS-ID", Raw::new(mts_id(&msg.envelope.message_identifier)));
+    b = b.header("X-MS-Exchange-MTS-ID", Raw::new(mts_identifier));
     let id = &ipm.heading.this_ipm.user_relative_identifier;
     if id.contains('@') {
         b = b.message_id(id.trim_matches(|c| c == '<' || c == '>'));

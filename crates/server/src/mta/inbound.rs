@@ -353,7 +353,7 @@ async fn accept_message(
                 unknown.push(i);
             }
         }
-        gateway::p1_to_rfc822(&msg, &dir, &known).map(|data| {
+        gateway::p1_to_rfc822(&msg, &dir, &known, mts_id).map(|data| {
             let origin = X400Origin {
                 originator: msg.envelope.originator_name.to_mnemonic(),
                 mts_gdi: msg.envelope.message_identifier.global_domain_identifier.to_mnemonic(),
