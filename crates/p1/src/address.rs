@@ -3,6 +3,12 @@
 //!
 //! The Exchange mnemonic text form (`c=US;a= ;p=ExchangeORG;o=SiteA;s=Smith;g=John`) is in
 //! [`crate::mnemonic`].
+//!
+//! Attribute values are [`CompactString`]s: a value of up to 24 octets (nearly every
+//! attribute X.402 defines; the caps are 2..128) is held inline, so decoding or cloning an
+//! O/R name of a dozen attributes allocates nothing for them.
+
+use compact_str::CompactString;
 
 use crate::ber::{self, Reader, StrKind, Tag, Tlv, Writer, app_c, ctx_c};
 use crate::error::{Error, Result};
@@ -16,9 +22,9 @@ use crate::limits::{
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum CountryName {
     /// x121-dcc-code: three digits.
-    X121DccCode(String),
+    X121DccCode(CompactString),
     /// iso-3166-alpha2-code: two letters, e.g. `US`.
-    Iso3166Alpha2(String),
+    Iso3166Alpha2(CompactString),
 }
 
 impl CountryName {
@@ -39,9 +45,9 @@ impl CountryName {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum DomainName {
     /// NumericString form.
-    Numeric(String),
+    Numeric(CompactString),
     /// PrintableString form.
-    Printable(String),
+    Printable(CompactString),
 }
 
 impl DomainName {
@@ -58,13 +64,13 @@ impl DomainName {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct PersonalName {
     /// surname `s=` (1..40 characters).
-    pub surname: String,
+    pub surname: CompactString,
     /// given-name `g=` (1..16).
-    pub given_name: Option<String>,
+    pub given_name: Option<CompactString>,
     /// initials `i=` (1..5).
-    pub initials: Option<String>,
+    pub initials: Option<CompactString>,
     /// generation-qualifier `q=` (1..3).
-    pub generation_qualifier: Option<String>,
+    pub generation_qualifier: Option<CompactString>,
 }
 
 /// `BuiltInDomainDefinedAttribute ::= SEQUENCE { type PrintableString (SIZE 1..8),
@@ -72,9 +78,9 @@ pub struct PersonalName {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DomainDefinedAttribute {
     /// The attribute type.
-    pub attribute_type: String,
+    pub attribute_type: CompactString,
     /// The attribute value.
-    pub value: String,
+    pub value: CompactString,
 }
 
 /// `ExtensionAttribute ::= SEQUENCE { extension-attribute-type [0] INTEGER,
@@ -85,7 +91,7 @@ pub struct DomainDefinedAttribute {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ExtensionAttribute {
     /// common-name (1): PrintableString (SIZE 1..64).
-    CommonName(String),
+    CommonName(CompactString),
     /// Any other attribute.
     Other {
         /// extension-attribute-type (0..=256).
@@ -113,19 +119,19 @@ pub struct OrAddress {
     /// administration-domain-name `a=`.
     pub admd: Option<DomainName>,
     /// network-address (X121Address, NumericString 1..16) `x121=`.
-    pub network_address: Option<String>,
+    pub network_address: Option<CompactString>,
     /// terminal-identifier (PrintableString 1..24) `t-id=`.
-    pub terminal_identifier: Option<String>,
+    pub terminal_identifier: Option<CompactString>,
     /// private-domain-name `p=`.
     pub prmd: Option<DomainName>,
     /// organization-name (PrintableString 1..64) `o=`.
-    pub organization: Option<String>,
+    pub organization: Option<CompactString>,
     /// numeric-user-identifier (NumericString 1..32) `n-id=`.
-    pub numeric_user_identifier: Option<String>,
+    pub numeric_user_identifier: Option<CompactString>,
     /// personal-name `s=`, `g=`, `i=`, `q=`.
     pub personal_name: Option<PersonalName>,
     /// organizational-unit-names, at most 4, each 1..32 characters: `ou1=`..`ou4=`.
-    pub organizational_units: Vec<String>,
+    pub organizational_units: Vec<CompactString>,
     /// built-in-domain-defined-attributes, at most 4: `dda:TYPE=VALUE`.
     pub domain_defined_attributes: Vec<DomainDefinedAttribute>,
     /// extension-attributes, at most 256, in received order.
@@ -792,7 +798,7 @@ pub struct MtsIdentifier {
     /// The domain that assigned the identifier.
     pub global_domain_identifier: GlobalDomainIdentifier,
     /// The domain-unique part, e.g. `SITEA/0012`.
-    pub local_identifier: String,
+    pub local_identifier: CompactString,
 }
 
 impl MtsIdentifier {
@@ -829,7 +835,7 @@ impl MtsIdentifier {
 /// `MTAName ::= IA5String (SIZE 1..ub-mta-name-length)` (X.411 §12.1), at most
 /// [`MAX_MTA_NAME_LEN`] characters, compared case-sensitively (DESIGN §4).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct MtaName(pub String);
+pub struct MtaName(pub CompactString);
 
 impl MtaName {
     /// The name as text.
@@ -845,7 +851,7 @@ impl MtaName {
     }
 
     pub(crate) fn read(tlv: &Tlv<'_>) -> Result<MtaName> {
-        let s = tlv.string(StrKind::Ia5, "MTAName", MAX_MTA_NAME_LEN)?;
+        let s: CompactString = tlv.string(StrKind::Ia5, "MTAName", MAX_MTA_NAME_LEN)?;
         if s.is_empty() {
             return Err(Error::invalid("MTAName", "empty"));
         }

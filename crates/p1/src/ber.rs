@@ -479,8 +479,10 @@ impl<'a> Tlv<'a> {
         Ok(out)
     }
 
-    /// A character string of `kind`, capped at `cap` octets.
-    pub fn string(&self, kind: StrKind, what: &'static str, cap: usize) -> Result<String> {
+    /// A character string of `kind`, capped at `cap` octets, as a `String` or, for the short
+    /// values of O/R names, a [`compact_str::CompactString`] (inline up to 24 octets, no
+    /// allocation).
+    pub fn string<S: TextOut>(&self, kind: StrKind, what: &'static str, cap: usize) -> Result<S> {
         let octets = self.octets(what, cap)?;
         kind.decode(&octets, what)
     }
@@ -496,6 +498,13 @@ impl<'a> Tlv<'a> {
         time_from_content(&octets, what)
     }
 }
+
+/// What a decoded character string is made into: `String`, or `CompactString` for the
+/// short values of O/R names and identifiers.
+pub trait TextOut: for<'a> From<&'a str> + FromIterator<char> {}
+
+impl TextOut for String {}
+impl TextOut for compact_str::CompactString {}
 
 /// The restricted character string types used by P1 and X.420.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -513,11 +522,11 @@ pub(crate) enum StrKind {
 impl StrKind {
     /// Decoding is lenient: the 7-bit types accept any 7-bit octet (peers put `@` and `_`
     /// in PrintableStrings); the 8-bit types map octets onto Latin-1.
-    fn decode(self, octets: &[u8], what: &'static str) -> Result<String> {
+    fn decode<S: TextOut>(self, octets: &[u8], what: &'static str) -> Result<S> {
         match self {
             // ASCII octets are their own UTF-8: one check and one copy (a body text is
             // kilobytes), the character by character mapping only for the rest.
-            _ if octets.is_ascii() => Ok(String::from_utf8(octets.to_vec()).unwrap_or_default()),
+            _ if octets.is_ascii() => Ok(S::from(std::str::from_utf8(octets).unwrap_or_default())),
             StrKind::EightBit => Ok(octets.iter().map(|b| char::from(*b)).collect()),
             _ => {
                 let b = octets.iter().find(|b| **b >= 0x80).copied().unwrap_or_default();

@@ -341,7 +341,7 @@ impl MtaBindArgument {
     /// The authenticated argument with simple IA5String credentials, as Exchange sends it.
     pub fn simple(initiator_name: &str, password: &str) -> MtaBindArgument {
         MtaBindArgument::Authenticated {
-            initiator_name: MtaName(initiator_name.to_string()),
+            initiator_name: MtaName(initiator_name.into()),
             initiator_credentials: Credentials::simple(password),
             security_context: None,
         }
@@ -416,7 +416,7 @@ impl MtaBindResult {
     /// The authenticated result with simple IA5String credentials.
     pub fn simple(responder_name: &str, password: &str) -> MtaBindResult {
         MtaBindResult::Authenticated {
-            responder_name: MtaName(responder_name.to_string()),
+            responder_name: MtaName(responder_name.into()),
             responder_credentials: Credentials::simple(password),
         }
     }

@@ -73,6 +73,7 @@ pub use apdu::{
 pub use ber::{BitString, Oid, Time};
 pub use bind::{BindPdu, Credentials, MtaBindArgument, MtaBindError, MtaBindResult, Password};
 pub use chrono;
+pub use compact_str::{self, CompactString};
 pub use envelope::{
     AdditionalActions, Attempted, Conformance, ContentType, DomainSuppliedInformation,
     EncodedInformationTypes, ExtensionField, ExtensionType, ExtensionValue,

@@ -36,6 +36,7 @@
 //! t-id n-id dda`, lowercase keys, `;` separators, no trailing `;`; such text round-trips
 //! exactly. Extension attributes other than common-name have no key and are left out.
 
+use compact_str::CompactString;
 use nom::branch::alt;
 use nom::bytes::complete::{tag, tag_no_case, take_while1};
 use nom::character::complete::{anychar, char};
@@ -158,7 +159,7 @@ fn lex(text: &str) -> Result<Vec<RawAttr>> {
     Ok(attrs)
 }
 
-fn check_printable(a: &RawAttr, min: usize, max: usize) -> Result<String> {
+fn check_printable(a: &RawAttr, min: usize, max: usize) -> Result<CompactString> {
     let n = a.value.chars().count();
     if n < min || n > max {
         return Err(err(
@@ -172,10 +173,10 @@ fn check_printable(a: &RawAttr, min: usize, max: usize) -> Result<String> {
             format!("{c:?} in {}= is not a PrintableString character", a.key),
         ));
     }
-    Ok(a.value.clone())
+    Ok(CompactString::from(a.value.as_str()))
 }
 
-fn check_numeric(a: &RawAttr, min: usize, max: usize) -> Result<String> {
+fn check_numeric(a: &RawAttr, min: usize, max: usize) -> Result<CompactString> {
     let v = check_printable(a, min, max)?;
     if !v.chars().all(|c| c.is_ascii_digit()) {
         return Err(err(a.offset, format!("{}= must be digits", a.key)));
@@ -211,7 +212,7 @@ impl OrAddress {
     pub fn parse_mnemonic(text: &str) -> Result<OrAddress> {
         let attrs = lex(text)?;
         let mut a = OrAddress::default();
-        let mut ous: [Option<String>; 4] = Default::default();
+        let mut ous: [Option<CompactString>; 4] = Default::default();
         let (mut s, mut g, mut i, mut q, mut cn) = (None, None, None, None, None);
         for at in &attrs {
             match (at.key.as_str(), &at.dda_type) {

@@ -66,7 +66,7 @@ fn canonical_texts_parse_and_print_back() {
         (
             "a=",
             OrAddress {
-                admd: Some(DomainName::Printable(String::new())),
+                admd: Some(DomainName::Printable("".into())),
                 ..OrAddress::default()
             },
         ),

@@ -3,7 +3,7 @@
 
 use mtalab_p1::chrono::{TimeZone, Utc};
 use mtalab_p1::{
-    BindPdu, Conformance, CountryName, Credentials, DomainDefinedAttribute, DomainName,
+    BindPdu, CompactString, Conformance, CountryName, Credentials, DomainDefinedAttribute, DomainName,
     ExtensionAttribute, ExtensionField, GlobalDomainIdentifier, InternalTraceInformationElement,
     Ipm, Message, MessageTransferEnvelope, MtaBindArgument, MtaBindError, MtaBindResult, MtaName,
     MtsApdu, MtsIdentifier, NonDeliveryDiagnosticCode, NonDeliveryReasonCode, OrAddress, OrName,
@@ -17,7 +17,7 @@ use proptest::prelude::*;
 const PRINTABLE: &str =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:=?";
 
-fn printable(min: usize, max: usize) -> impl Strategy<Value = String> {
+fn printable(min: usize, max: usize) -> impl Strategy<Value = CompactString> {
     vec(
         proptest::sample::select(PRINTABLE.chars().collect::<Vec<_>>()),
         min..=max,
@@ -25,7 +25,7 @@ fn printable(min: usize, max: usize) -> impl Strategy<Value = String> {
     .prop_map(|v| v.into_iter().collect())
 }
 
-fn digits(min: usize, max: usize) -> impl Strategy<Value = String> {
+fn digits(min: usize, max: usize) -> impl Strategy<Value = CompactString> {
     vec(
         proptest::sample::select(('0'..='9').collect::<Vec<_>>()),
         min..=max,
@@ -46,7 +46,7 @@ fn domain(min: usize) -> impl Strategy<Value = DomainName> {
 
 fn country() -> impl Strategy<Value = CountryName> {
     prop_oneof![
-        "[A-Za-z]{2}".prop_map(CountryName::Iso3166Alpha2),
+        "[A-Za-z]{2}".prop_map(|s| CountryName::Iso3166Alpha2(s.into())),
         digits(3, 3).prop_map(CountryName::X121DccCode),
     ]
 }
@@ -92,7 +92,7 @@ fn mnemonic_address() -> impl Strategy<Value = OrAddress> {
         vec(
             ("[A-Za-z0-9 '()+,./:?-]{1,8}", printable(1, 128)).prop_map(
                 |(attribute_type, value)| DomainDefinedAttribute {
-                    attribute_type,
+                    attribute_type: attribute_type.into(),
                     value,
                 },
             ),
@@ -170,13 +170,13 @@ fn mts_identifier() -> impl Strategy<Value = MtsIdentifier> {
     (gdi(), "[ -~]{1,32}").prop_map(
         |(global_domain_identifier, local_identifier)| MtsIdentifier {
             global_domain_identifier,
-            local_identifier,
+            local_identifier: local_identifier.into(),
         },
     )
 }
 
 fn mta_name() -> impl Strategy<Value = MtaName> {
-    "[!-~]{1,32}".prop_map(MtaName)
+    "[!-~]{1,32}".prop_map(|s| MtaName(s.into()))
 }
 
 fn message() -> impl Strategy<Value = Message> {

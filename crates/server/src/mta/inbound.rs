@@ -357,7 +357,7 @@ async fn accept_message(
             let origin = X400Origin {
                 originator: msg.envelope.originator_name.to_mnemonic(),
                 mts_gdi: msg.envelope.message_identifier.global_domain_identifier.to_mnemonic(),
-                mts_local: msg.envelope.message_identifier.local_identifier.clone(),
+                mts_local: msg.envelope.message_identifier.local_identifier.to_string(),
                 recipients: origin_rcpts,
             };
             (data, from, rcpts, unknown, origin)
