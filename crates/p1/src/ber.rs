@@ -494,7 +494,7 @@ impl<'a> Tlv<'a> {
 
     /// A UTCTime (X.680 §47), decoded by `rasn`.
     pub fn utc_time(&self, what: &'static str) -> Result<Time> {
-        let octets = self.octets(what, 32)?;
+        let octets = self.octets(what, MAX_TIME_LEN)?;
         time_from_content(&octets, what)
     }
 }
@@ -739,12 +739,20 @@ impl fmt::Display for Oid {
 /// Sub-second precision is dropped on encoding.
 pub type Time = chrono::DateTime<chrono::Utc>;
 
+/// The longest UTCTime content read, in octets (`YYMMDDhhmmss+hhmm` is 17).
+const MAX_TIME_LEN: usize = 32;
+
 fn time_from_content(content: &[u8], what: &'static str) -> Result<Time> {
-    let mut der = Vec::with_capacity(content.len() + 2);
-    der.push(0x17);
-    der.push(content.len() as u8);
-    der.extend_from_slice(content);
-    let t = rasn::ber::decode::<rasn::types::UtcTime>(&der).map_err(|e| {
+    // Wrapped back into its TLV on the stack for rasn.
+    let len = content.len();
+    if len > MAX_TIME_LEN {
+        return Err(Error::TooLong { what, len, cap: MAX_TIME_LEN });
+    }
+    let mut der = [0u8; MAX_TIME_LEN + 2];
+    der[0] = 0x17;
+    der[1] = len as u8;
+    der[2..2 + len].copy_from_slice(&content[..len]);
+    let t = rasn::ber::decode::<rasn::types::UtcTime>(&der[..2 + len]).map_err(|e| {
         Error::invalid(what, format!("{:?}: {e}", String::from_utf8_lossy(content)))
     })?;
     // A leap second (second 60) arrives as :59 plus a second of nanoseconds; it is kept
@@ -753,7 +761,9 @@ fn time_from_content(content: &[u8], what: &'static str) -> Result<Time> {
     Ok(t.with_nanosecond(0).unwrap_or(t))
 }
 
-fn time_to_content(t: &Time, what: &'static str) -> Result<Vec<u8>> {
+/// UTCTime content `YYMMDDhhmmssZ` (X.680 §47.3 b), the form rasn writes, without its
+/// allocations: two per time, a buffer of a kilobyte and the copy.
+fn time_to_content(t: &Time, what: &'static str) -> Result<[u8; 13]> {
     use chrono::{Datelike, Timelike};
     if !(1970..=2069).contains(&t.year()) {
         return Err(Error::unencodable(
@@ -764,9 +774,13 @@ fn time_to_content(t: &Time, what: &'static str) -> Result<Vec<u8>> {
             ),
         ));
     }
-    let t = t.with_nanosecond(0).unwrap_or(*t);
-    let der = rasn::ber::encode(&t).map_err(|e| Error::unencodable(what, e.to_string()))?;
-    Ok(der[2..].to_vec())
+    let mut out = [b'Z'; 13];
+    let fields = [t.year() as u32 % 100, t.month(), t.day(), t.hour(), t.minute(), t.second()];
+    for (pair, v) in out.chunks_exact_mut(2).zip(fields) {
+        pair[0] = b'0' + (v / 10) as u8;
+        pair[1] = b'0' + (v % 10) as u8;
+    }
+    Ok(out)
 }
 
 /// Definite-length BER output.
@@ -1029,6 +1043,18 @@ mod tests {
             expected.extend(&outer_contents);
             proptest::prop_assert_eq!(w.into_vec(), expected);
         }
+
+        /// A UTCTime goes out as rasn writes it, for every second of the window, and
+        /// reads back to the same second.
+        #[test]
+        fn utc_time_written_as_rasn_writes_it(secs in 0i64..3_155_760_000, nanos in 0u32..2_000_000_000) {
+            let t = chrono::DateTime::from_timestamp(secs, nanos.min(1_999_999_999)).unwrap_or_default();
+            let whole = chrono::Timelike::with_nanosecond(&t, 0).unwrap_or(t);
+            let der = rasn::ber::encode(&whole).unwrap();
+            let ours = time_to_content(&t, "t").unwrap();
+            proptest::prop_assert_eq!(&ours[..], &der[2..]);
+            proptest::prop_assert_eq!(time_from_content(&ours, "t").unwrap(), whole);
+        }
     }
 
     #[test]
@@ -1130,11 +1156,11 @@ mod tests {
                 .with_ymd_and_hms(1999, 12, 31, 23, 59, 59)
                 .unwrap()
         );
-        assert_eq!(time_to_content(&t, "t").unwrap(), b"991231235959Z");
+        assert_eq!(time_to_content(&t, "t").unwrap(), *b"991231235959Z");
         let t = chrono::Utc
             .with_ymd_and_hms(2026, 11, 21, 23, 54, 18)
             .unwrap();
-        assert_eq!(time_to_content(&t, "t").unwrap(), b"261121235418Z");
+        assert_eq!(time_to_content(&t, "t").unwrap(), *b"261121235418Z");
         assert!(time_from_content(b"not a time", "t").is_err());
         let leap = time_from_content(b"991231235960Z", "t").unwrap();
         assert_eq!(
@@ -1143,10 +1169,10 @@ mod tests {
                 .with_ymd_and_hms(1999, 12, 31, 23, 59, 59)
                 .unwrap()
         );
-        assert_eq!(time_to_content(&leap, "t").unwrap(), b"991231235959Z");
+        assert_eq!(time_to_content(&leap, "t").unwrap(), *b"991231235959Z");
         // Offsets and minute precision are accepted and normalised to UTC.
         let t = time_from_content(b"9912312359+0100", "t").unwrap();
-        assert_eq!(time_to_content(&t, "t").unwrap(), b"991231225900Z");
+        assert_eq!(time_to_content(&t, "t").unwrap(), *b"991231225900Z");
         let far = chrono::Utc.with_ymd_and_hms(2070, 1, 1, 0, 0, 0).unwrap();
         assert!(
             time_to_content(
