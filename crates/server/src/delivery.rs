@@ -869,6 +869,30 @@ async fn expire(ctx: &Arc<Ctx>, id: &str, error: &str) -> anyhow::Result<()> {
 /// Every recipient is final: send the DSN owed (or set a failed DSN aside), then remove.
 async fn finish(ctx: &Arc<Ctx>, id: &str, data: Option<&Arc<Vec<u8>>>) -> anyhow::Result<()> {
     let Some(entry) = ctx.entries.lock().expect("entries lock").get(id).cloned() else { return Ok(()) };
+    if entry.envelope.x400.is_none() {
+        return remove_finished(ctx, id, &entry, data).await;
+    }
+    // A message received over X.400 waits for the record of accepted MTS identifiers to
+    // reach the disk before its queue file goes (`sync_accepted`): up to SYNC_GATHER and a
+    // write. That wait is the queue's, not the worker's, which goes on to its next message
+    // (held, the workers would cap the receiving MTA's deliveries at 32 per write turn of
+    // the record, and the messages behind them would pile up in memory).
+    // The data only for a DSN (read back from the file if not kept), not for the wait.
+    let failures = entry.outcomes.iter().any(|o| matches!(o, Some(Outcome::Failed { .. })));
+    let (ctx, id, data) = (ctx.clone(), id.to_string(), data.filter(|_| failures).cloned());
+    tokio::spawn(async move {
+        if let Err(e) = remove_finished(&ctx, &id, &entry, data.as_ref()).await {
+            tracing::error!(id, error = %e, "removing a delivered message failed; retrying later");
+            schedule_retry(&ctx, &id, format!("internal error: {e}"));
+        }
+    });
+    Ok(())
+}
+
+/// The end of [`finish`]: the queue file of a message whose every recipient has its outcome
+/// is removed, set aside (a DSN that failed itself) or replaced by the DSN for its failed
+/// recipients, and the message leaves the in-memory queue.
+async fn remove_finished(ctx: &Arc<Ctx>, id: &str, entry: &Entry, data: Option<&Arc<Vec<u8>>>) -> anyhow::Result<()> {
     let failed: Vec<FailedRcpt> = entry
         .outcomes
         .iter()
