@@ -7,6 +7,11 @@
 //! conversion (queue, sockets, tasks).
 //!
 //! `cargo bench -p mtalab-server --bench allocs`
+//!
+//! Where the blocks come from: `MTALAB_ALLOCS_SITES=A` (or `B`) runs that side's
+//! conversion [`ROUNDS`] times under dhat's heap profiler instead and writes its profile,
+//! every allocation site with its call stack, to `target/dhat-A.json` (`dhat-B.json`), for
+//! dhat's viewer (`dh_view.html`, from Valgrind) or a script.
 
 use mtalab_server::config::Config;
 
@@ -68,14 +73,27 @@ fn dedup_per_transfer() -> (u64, u64, u64) {
 const DEDUP_ENTRIES: u64 = 20_000;
 
 fn main() {
-    // `cargo bench` passes `--bench`; a test run (`cargo test --benches`) passes nothing
-    // and gets the same figures.
-    let _profiler = dhat::Profiler::builder().testing().build();
     let cfg = Config::parse(CONFIG).expect("config");
     let dir = mtalab_server::build_directory(&cfg).expect("directory");
     let data = message();
     let apdu = to_p1(&cfg, &dir, &data);
     let _ = from_p1(&dir, &apdu);
+    if let Ok(side) = std::env::var("MTALAB_ALLOCS_SITES") {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("workspace root");
+        let file = root.join(format!("target/dhat-{side}.json"));
+        let _profiler = dhat::Profiler::builder().file_name(&file).build();
+        for _ in 0..ROUNDS {
+            match side.as_str() {
+                "A" => drop(std::hint::black_box(to_p1(&cfg, &dir, &data))),
+                "B" => drop(std::hint::black_box(from_p1(&dir, &apdu))),
+                other => panic!("MTALAB_ALLOCS_SITES is A or B, not {other:?}"),
+            }
+        }
+        return;
+    }
+    // `cargo bench` passes `--bench`; a test run (`cargo test --benches`) passes nothing
+    // and gets the same figures.
+    let _profiler = dhat::Profiler::builder().testing().build();
     let (a_blocks, a_bytes) = per_run(|| drop(std::hint::black_box(to_p1(&cfg, &dir, &data))));
     let (b_blocks, b_bytes) = per_run(|| drop(std::hint::black_box(from_p1(&dir, &apdu))));
     println!("allocations per message ({} octets in A's queue, an MTS-APDU of {} octets):", data.len(), apdu.len());

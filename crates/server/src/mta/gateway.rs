@@ -316,15 +316,20 @@ pub fn rfc822_to_p1(input: &ToP1<'_>, dir: &Directory) -> Result<mtalab_p1::Mess
     };
     let content = Ipm::encode_text(this_ipm, originator.clone(), to, cc, &subject, &body).map_err(|e| format!("IPM: {e}"))?;
     let gdi = gdi_of(input.site);
-    let id = MtsIdentifier { global_domain_identifier: gdi.clone(), local_identifier: input.local_id.chars().take(32).collect() };
+    let id = MtsIdentifier { global_domain_identifier: gdi.clone(), local_identifier: first_chars(input.local_id, 32).into() };
     let mut env = MessageTransferEnvelope::new(id, originator, recipients, TraceInformationElement::relayed(gdi.clone(), input.arrival));
     env.extensions.push(ExtensionField::internal_trace(vec![InternalTraceInformationElement::relayed(
         gdi,
-        MtaName(input.mta_name.chars().take(32).collect()),
+        MtaName(first_chars(input.mta_name, 32).into()),
         input.arrival,
     )]));
     env.content_identifier = Some(subject.chars().filter(|c| c.is_ascii_alphanumeric() || *c == ' ').take(16).collect::<String>()).filter(|s| !s.is_empty());
     Ok(mtalab_p1::Message { envelope: env, content })
+}
+
+/// The first `n` characters of `s` (all of it when shorter), without copying.
+fn first_chars(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
 }
 
 /// Parse an RFC 5322 message for its IPM: the message (its header fields at least) and its
@@ -490,6 +495,14 @@ fn seven_bit_crlf(body: String) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_chars_cuts_at_a_character_boundary() {
+        assert_eq!(first_chars("0000000000001-1", 32), "0000000000001-1");
+        assert_eq!(first_chars("abcdef", 3), "abc");
+        assert_eq!(first_chars("äöüß", 2), "äö");
+        assert_eq!(first_chars("", 2), "");
+    }
 
     #[test]
     fn a_plain_ascii_body_is_taken_as_mail_parser_gives_it() {
