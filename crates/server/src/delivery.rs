@@ -869,24 +869,87 @@ async fn expire(ctx: &Arc<Ctx>, id: &str, error: &str) -> anyhow::Result<()> {
 /// Every recipient is final: send the DSN owed (or set a failed DSN aside), then remove.
 async fn finish(ctx: &Arc<Ctx>, id: &str, data: Option<&Arc<Vec<u8>>>) -> anyhow::Result<()> {
     let Some(entry) = ctx.entries.lock().expect("entries lock").get(id).cloned() else { return Ok(()) };
-    if entry.envelope.x400.is_none() {
+    let failures = entry.outcomes.iter().any(|o| matches!(o, Some(Outcome::Failed { .. })));
+    if entry.envelope.x400.is_none() || failures {
         return remove_finished(ctx, id, &entry, data).await;
     }
     // A message received over X.400 waits for the record of accepted MTS identifiers to
     // reach the disk before its queue file goes (`sync_accepted`): up to SYNC_GATHER and a
-    // write. That wait is the queue's, not the worker's, which goes on to its next message
-    // (held, the workers would cap the receiving MTA's deliveries at 32 per write turn of
-    // the record, and the messages behind them would pile up in memory).
-    // The data only for a DSN (read back from the file if not kept), not for the wait.
-    let failures = entry.outcomes.iter().any(|o| matches!(o, Some(Outcome::Failed { .. })));
-    let (ctx, id, data) = (ctx.clone(), id.to_string(), data.filter(|_| failures).cloned());
-    tokio::spawn(async move {
-        if let Err(e) = remove_finished(&ctx, &id, &entry, data.as_ref()).await {
-            tracing::error!(id, error = %e, "removing a delivered message failed; retrying later");
-            schedule_retry(&ctx, &id, format!("internal error: {e}"));
-        }
-    });
+    // write. That wait is the queue's, not the worker's, which goes on to its next message:
+    // held, the workers would cap the receiving MTA's deliveries at 32 per write of the
+    // record, and the messages behind them would pile up in memory.
+    queue_removal(ctx, id);
     Ok(())
+}
+
+/// Delivered messages received over X.400 whose queue files wait for the record of accepted
+/// MTS identifiers to reach the disk ([`finish`]); one task removes them in batches, one
+/// sync of the record and one blocking call per batch.
+#[derive(Default)]
+pub struct Removals {
+    /// The ids waiting, and whether the task is running.
+    state: Mutex<(Vec<String>, bool)>,
+}
+
+/// Hand a delivered message's queue file to the [`Removals`] task (started if idle).
+fn queue_removal(ctx: &Arc<Ctx>, id: &str) {
+    let start = {
+        let mut st = ctx.removals.state.lock().expect("removals lock");
+        st.0.push(id.to_string());
+        !std::mem::replace(&mut st.1, true)
+    };
+    if start {
+        let ctx = ctx.clone();
+        tokio::spawn(async move { remove_batches(&ctx).await });
+    }
+}
+
+/// The [`Removals`] task: take the ids waiting, sync the record (which then holds the lines
+/// of every one of them, recorded before their delivery), remove their queue files, and
+/// again until none is waiting. A failure leaves the message for a retry, as a failure in
+/// [`finish`] does.
+async fn remove_batches(ctx: &Arc<Ctx>) {
+    loop {
+        let ids = {
+            let mut st = ctx.removals.state.lock().expect("removals lock");
+            if st.0.is_empty() {
+                st.1 = false;
+                return;
+            }
+            std::mem::take(&mut st.0)
+        };
+        if let Err(e) = sync_accepted(ctx, true).await {
+            for id in &ids {
+                tracing::error!(id, error = %e, "removing a delivered message failed; retrying later");
+                schedule_retry(ctx, id, format!("internal error: {e}"));
+            }
+            continue;
+        }
+        let c = ctx.clone();
+        let removed = tokio::task::spawn_blocking(move || ids.into_iter().map(|id| {
+            let r = c.queue.remove(&id);
+            (id, r)
+        }).collect::<Vec<_>>())
+        .await;
+        let removed = match removed {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "removing delivered messages failed; they stay queued until the next start");
+                continue;
+            }
+        };
+        for (id, r) in removed {
+            match r {
+                Ok(()) => {
+                    ctx.entries.lock().expect("entries lock").remove(&id);
+                }
+                Err(e) => {
+                    tracing::error!(id, error = %e, "removing a delivered message failed; retrying later");
+                    schedule_retry(ctx, &id, format!("internal error: {e}"));
+                }
+            }
+        }
+    }
 }
 
 /// The end of [`finish`]: the queue file of a message whose every recipient has its outcome

@@ -57,6 +57,8 @@ pub struct Ctx {
     pub jobs: mpsc::UnboundedSender<delivery::Job>,
     /// Idle outbound connections.
     pub pool: delivery::Pool,
+    /// Delivered messages received over X.400 waiting to be removed from the queue.
+    pub removals: delivery::Removals,
     /// Becomes true when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
     /// The message transfer agent, when `[mta]` is configured.
@@ -180,6 +182,7 @@ pub async fn run(cfg: Config, stop: watch::Receiver<bool>) -> anyhow::Result<()>
         entries: Mutex::new(HashMap::new()),
         jobs: jobs_tx,
         pool: delivery::Pool::default(),
+        removals: delivery::Removals::default(),
         shutdown: shutdown_rx,
         mta,
         links,
