@@ -174,17 +174,11 @@ pub fn with_received(hostname: &str, from: &str, env: &Envelope, data: &[u8]) ->
     out
 }
 
-/// [`with_received`] on a message the caller owns: the field goes in front of it in its own
-/// buffer (one move of the message, no second buffer when it has the room, as a message
-/// the gateway has just written has).
-pub fn prepend_received(hostname: &str, from: &str, env: &Envelope, mut data: Vec<u8>) -> Vec<u8> {
-    let header = received_field(hostname, from, env);
-    data.splice(0..0, header.into_bytes());
-    data
-}
-
-/// The `Received:` field [`with_received`] adds (RFC 5321 §4.4), CRLF included.
-fn received_field(hostname: &str, from: &str, env: &Envelope) -> String {
+/// The `Received:` field [`with_received`] adds (RFC 5321 §4.4), CRLF included: `from` is
+/// the sending host's part (`name [address]` and a comment), `env` gives the queue id, the
+/// recipient (named when there is one) and the time. The X.400 gateway writes it at the head
+/// of the message it makes ([`crate::mta::gateway::p1_to_rfc822`]).
+pub fn received_field(hostname: &str, from: &str, env: &Envelope) -> String {
     let for_clause = match env.rcpts.as_slice() {
         [one] => format!("\r\n\tfor <{one}>"),
         _ => String::new(),

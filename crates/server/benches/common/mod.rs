@@ -62,5 +62,5 @@ pub fn from_p1(dir: &mtalab_directory::Directory, apdu: &[u8]) -> Vec<u8> {
     let MtsApdu::Message(msg) = MtsApdu::decode(apdu).expect("decodes") else { unreachable!("a message") };
     let from = gateway::or_to_smtp(&msg.envelope.originator_name.address, dir);
     let known = vec![(&msg.envelope.originator_name.address, from)];
-    gateway::p1_to_rfc822(&msg, dir, &known, &gateway::mts_id(&msg.envelope.message_identifier)).expect("converts")
+    gateway::p1_to_rfc822(&msg, dir, &known, &gateway::mts_id(&msg.envelope.message_identifier), "").expect("converts")
 }

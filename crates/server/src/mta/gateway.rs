@@ -374,8 +374,10 @@ fn parse_for_ipm(data: &[u8]) -> Option<(mail_parser::Message<'_>, std::borrow::
 /// `known`: O/R addresses the caller has already mapped with [`or_to_smtp`] (the envelope's
 /// originator and recipients, which the IPM heading usually names again), so that they are
 /// not looked up twice. `mts_identifier`: the message's MTS identifier in text form ([`mts_id`]),
-/// which the caller has made already too, for `X-MS-Exchange-MTS-ID`.
-pub fn p1_to_rfc822(msg: &mtalab_p1::Message, dir: &Directory, known: &[(&OrAddress, String)], mts_identifier: &str) -> Result<Vec<u8>, String> {
+/// which the caller has made already too, for `X-MS-Exchange-MTS-ID`. `head`: text written
+/// before everything else (the receiving server's own `Received:` field, CRLF included), so
+/// that the message is made in one buffer and not moved to put it in front.
+pub fn p1_to_rfc822(msg: &mtalab_p1::Message, dir: &Directory, known: &[(&OrAddress, String)], mts_identifier: &str, head: &str) -> Result<Vec<u8>, String> {
     let ipm = Ipm::decode(&msg.content).map_err(|e| format!("IPM: {e}"))?;
     let smtp = |or: &OrAddress| known.iter().find(|(k, _)| *k == or).map_or_else(|| or_to_smtp(or, dir), |(_, s)| s.clone());
     let from = ipm
@@ -413,7 +415,8 @@ pub fn p1_to_rfc822(msg: &mtalab_p1::Message, dir: &Directory, known: &[(&OrAddr
     // The MTAs the message passed, from the internal trace (oldest first), as Received:
     // fields, newest on top as RFC 5321 §4.4 stacks them; then the message, written after
     // them into the same buffer.
-    let mut v = Vec::with_capacity(body_len + 1024);
+    let mut v = Vec::with_capacity(head.len() + body_len + 1024);
+    v.extend_from_slice(head.as_bytes());
     if let Some(elems) = msg.envelope.internal_trace() {
         for e in elems.iter().rev() {
             write!(

@@ -353,17 +353,29 @@ async fn accept_message(
                 unknown.push(i);
             }
         }
-        gateway::p1_to_rfc822(&msg, &dir, &known, mts_id).map(|data| {
-            let origin = X400Origin {
-                originator: msg.envelope.originator_name.to_mnemonic(),
-                mts_gdi: msg.envelope.message_identifier.global_domain_identifier.to_mnemonic(),
-                mts_local: msg.envelope.message_identifier.local_identifier.to_string(),
-                recipients: origin_rcpts,
-            };
-            (data, from, rcpts, unknown, origin)
-        })
+        let origin = X400Origin {
+            originator: msg.envelope.originator_name.to_mnemonic(),
+            mts_gdi: msg.envelope.message_identifier.global_domain_identifier.to_mnemonic(),
+            mts_local: msg.envelope.message_identifier.local_identifier.to_string(),
+            recipients: origin_rcpts,
+        };
+        let env = Envelope {
+            id: ctx.queue.new_id(),
+            from,
+            rcpts,
+            received: Utc::now(),
+            peer: format!("x400:{}", peer.ip()),
+            helo: from_mta.to_string(),
+            dsn: false,
+            x400: Some(origin),
+            p1_apdu: false,
+        };
+        // This server's Received: field goes first, written into the message's own buffer.
+        let received = format!("{from_mta} [{}] (X.400 MTA {from_mta})\r\n\tvia X.400 P1 mts-id {mts_id}", ctx.shown_ip(peer.ip()));
+        let head = crate::ims::received_field(&ctx.hostname, &received, &env);
+        gateway::p1_to_rfc822(&msg, &dir, &known, mts_id, &head).map(|data| (data, env, unknown))
     };
-    let (data, from, rcpts, unknown, origin) = match converted {
+    let (data, env, unknown) = match converted {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e, "X.400 message content cannot be converted; dropped");
@@ -385,23 +397,10 @@ async fn accept_message(
             .collect();
         queue_report(ctx, &msg, &outcomes).await?;
     }
-    if rcpts.is_empty() {
+    if env.rcpts.is_empty() {
         record(claim, carried, false).await;
         return Ok(());
     }
-    let env = Envelope {
-        id: ctx.queue.new_id(),
-        from,
-        rcpts,
-        received: Utc::now(),
-        peer: format!("x400:{}", peer.ip()),
-        helo: from_mta.to_string(),
-        dsn: false,
-        x400: Some(origin),
-        p1_apdu: false,
-    };
-    let received = format!("{from_mta} [{}] (X.400 MTA {from_mta})\r\n\tvia X.400 P1 mts-id {mts_id}", ctx.shown_ip(peer.ip()));
-    let data = crate::ims::prepend_received(&ctx.hostname, &received, &env, data);
     let data = crate::delivery::commit(ctx, &env, data).await?;
     // Before delivery can remove the queue file (which syncs the record first).
     record(claim, carried, unknown.is_empty()).await;
