@@ -751,7 +751,7 @@ fn time_from_content(content: &[u8], what: &'static str) -> Result<Time> {
     let mut der = [0u8; MAX_TIME_LEN + 2];
     der[0] = 0x17;
     der[1] = len as u8;
-    der[2..2 + len].copy_from_slice(&content[..len]);
+    der[2..2 + len].copy_from_slice(content);
     let t = rasn::ber::decode::<rasn::types::UtcTime>(&der[..2 + len]).map_err(|e| {
         Error::invalid(what, format!("{:?}: {e}", String::from_utf8_lossy(content)))
     })?;

@@ -918,11 +918,13 @@ async fn remove_batches(ctx: &Arc<Ctx>) {
             }
             std::mem::take(&mut st.0)
         };
+        // As a failure in a worker's attempt is handled (`start_workers`).
+        let retry_later = |id: &str, e: &dyn std::fmt::Display| {
+            tracing::error!(id, error = %e, "removing a delivered message failed; retrying later");
+            schedule_retry(ctx, id, format!("internal error: {e}"));
+        };
         if let Err(e) = sync_accepted(ctx, true).await {
-            for id in &ids {
-                tracing::error!(id, error = %e, "removing a delivered message failed; retrying later");
-                schedule_retry(ctx, id, format!("internal error: {e}"));
-            }
+            ids.iter().for_each(|id| retry_later(id, &e));
             continue;
         }
         let c = ctx.clone();
@@ -943,10 +945,7 @@ async fn remove_batches(ctx: &Arc<Ctx>) {
                 Ok(()) => {
                     ctx.entries.lock().expect("entries lock").remove(&id);
                 }
-                Err(e) => {
-                    tracing::error!(id, error = %e, "removing a delivered message failed; retrying later");
-                    schedule_retry(ctx, &id, format!("internal error: {e}"));
-                }
+                Err(e) => retry_later(&id, &e),
             }
         }
     }
