@@ -148,7 +148,13 @@ impl Server {
             }
             None => Command::new(std::env::current_exe()?),
         };
-        let child = cmd
+        // A server left from an earlier run (one whose wrapper was killed, say) would answer
+        // in this one's place: its figures would be measured instead.
+        let url = format!("http://{ip}:{ADMIN}/health");
+        if mtalab_lab::http_get_json::<Value>(&url).await.is_ok() {
+            bail!("server {name}: another process already answers at {url} (a server of an earlier bench still running?)");
+        }
+        let mut child = cmd
             .arg("server")
             .arg("--config")
             .arg(&cfg)
@@ -158,9 +164,11 @@ impl Server {
             .stderr(Stdio::from(log))
             .kill_on_drop(true)
             .spawn()?;
-        let url = format!("http://{ip}:{ADMIN}/health");
         let t = Instant::now();
         while mtalab_lab::http_get_json::<Value>(&url).await.is_err() {
+            if let Some(status) = child.try_wait()? {
+                bail!("server {name} exited ({status}) before it answered; its log: {}", dir.join(format!("{name}.log")).display());
+            }
             if t.elapsed() > Duration::from_secs(if wrap.is_empty() { 20 } else { 120 }) {
                 bail!("server {name} did not start");
             }
