@@ -35,8 +35,9 @@ pub struct Job {
 /// In-memory state of one queued message.
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
-    /// Its envelope.
-    pub envelope: Envelope,
+    /// Its envelope (shared: a delivery attempt takes a copy of the entry, not of the
+    /// envelope's strings).
+    pub envelope: Arc<Envelope>,
     /// Per recipient (same order as the envelope): None while pending.
     pub outcomes: Vec<Option<Outcome>>,
     /// Attempts that ended with recipients pending.
@@ -126,27 +127,27 @@ pub async fn reap_idle(ctx: Arc<Ctx>) {
 
 /// Commit a message the server made or received over X.400 to the queue, then schedule it.
 pub async fn enqueue(ctx: &Arc<Ctx>, env: Envelope, data: Vec<u8>) -> anyhow::Result<()> {
-    let data = commit(ctx, &env, data).await?;
+    let (env, data) = commit(ctx, env, data).await?;
     submit(ctx, env, Some(data));
     Ok(())
 }
 
 /// Commit a message to the durable queue (see [`crate::queue::Queue::commit`]) without
-/// handing it to delivery yet; [`submit`] does that. Returns the data, shared.
+/// handing it to delivery yet; [`submit`] does that. Returns the envelope and the data,
+/// shared (the queue's entry and the delivery workers hold them without copies).
 ///
 /// # Errors
 /// The queue file cannot be written or synced.
-pub async fn commit(ctx: &Arc<Ctx>, env: &Envelope, data: Vec<u8>) -> anyhow::Result<Arc<Vec<u8>>> {
+pub async fn commit(ctx: &Arc<Ctx>, env: Envelope, data: Vec<u8>) -> anyhow::Result<(Arc<Envelope>, Arc<Vec<u8>>)> {
     let c = ctx.clone();
-    let e2 = env.clone();
-    let data = Arc::new(data);
-    let d2 = data.clone();
+    let (env, data) = (Arc::new(env), Arc::new(data));
+    let (e2, d2) = (env.clone(), data.clone());
     tokio::task::spawn_blocking(move || c.queue.commit(&e2, &d2)).await??;
-    Ok(data)
+    Ok((env, data))
 }
 
 /// Queue a freshly committed message for delivery.
-pub fn submit(ctx: &Ctx, envelope: Envelope, data: Option<Arc<Vec<u8>>>) {
+pub fn submit(ctx: &Ctx, envelope: Arc<Envelope>, data: Option<Arc<Vec<u8>>>) {
     let id = envelope.id.clone();
     let n = envelope.rcpts.len();
     ctx.entries.lock().expect("entries lock").insert(
@@ -209,7 +210,7 @@ pub async fn recover(ctx: &Arc<Ctx>) -> anyhow::Result<()> {
         }
         ctx.entries.lock().expect("entries lock").insert(
             id.clone(),
-            Entry { envelope: l.envelope, outcomes, attempts, next_attempt: None, last_error: None, mta_retries: connector_indices(ctx, &retries_by_name), retry_delay: None, deferral: false },
+            Entry { envelope: Arc::new(l.envelope), outcomes, attempts, next_attempt: None, last_error: None, mta_retries: connector_indices(ctx, &retries_by_name), retry_delay: None, deferral: false },
         );
         let _ = ctx.jobs.send(Job { id, data: None });
     }
@@ -1011,7 +1012,8 @@ async fn remove_finished(ctx: &Arc<Ctx>, id: &str, entry: &Entry, data: Option<&
             x400: None,
             p1_apdu: false,
         };
-        let data = crate::ims::with_received(&ctx.hostname, "local", &dsn_env, &body);
+        let data = Arc::new(crate::ims::with_received(&ctx.hostname, "local", &dsn_env, &body));
+        let dsn_env = Arc::new(dsn_env);
         let c = ctx.clone();
         let env2 = dsn_env.clone();
         let data2 = data.clone();
@@ -1022,7 +1024,7 @@ async fn remove_finished(ctx: &Arc<Ctx>, id: &str, entry: &Entry, data: Option<&
             c.queue.remove(&idc2)
         })
         .await??;
-        submit(ctx, dsn_env, Some(Arc::new(data)));
+        submit(ctx, dsn_env, Some(data));
     }
     ctx.entries.lock().expect("entries lock").remove(id);
     Ok(())

@@ -401,7 +401,7 @@ async fn accept_message(
         record(claim, carried, false).await;
         return Ok(());
     }
-    let data = crate::delivery::commit(ctx, &env, data).await?;
+    let (env, data) = crate::delivery::commit(ctx, env, data).await?;
     // Before delivery can remove the queue file (which syncs the record first).
     record(claim, carried, unknown.is_empty()).await;
     crate::delivery::submit(ctx, env, Some(data));
