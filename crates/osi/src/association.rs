@@ -450,7 +450,8 @@ pub struct Association {
     state: State,
     now: Option<Instant>,
     rx: Vec<u8>,
-    tx: VecDeque<Vec<u8>>,
+    /// TPKT frames to send, back to back (each says its own length, RFC 1006 §6).
+    tx: Vec<u8>,
     events: VecDeque<Event>,
     deadline: Option<(Instant, &'static str)>,
     // transport
@@ -528,7 +529,7 @@ impl Association {
             state,
             now: None,
             rx: Vec::new(),
-            tx: VecDeque::new(),
+            tx: Vec::new(),
             events: VecDeque::new(),
             deadline: None,
             tpdu_size,
@@ -703,7 +704,24 @@ impl Association {
 
     /// The next TPKT frame to write to TCP, if any.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.tx.pop_front()
+        let len = match self.tx[..] {
+            [_, _, hi, lo, ..] => usize::from(u16::from_be_bytes([hi, lo])),
+            _ => return None,
+        };
+        Some(self.tx.drain(..len).collect())
+    }
+
+    /// Every TPKT frame to write to TCP, appended to `out` (the frames [`poll_transmit`]
+    /// would give one by one). Into an empty `out` the frames are handed over without a
+    /// copy: `out` takes the association's buffer and leaves its own, allocation and all.
+    ///
+    /// [`poll_transmit`]: Association::poll_transmit
+    pub fn transmit_into(&mut self, out: &mut Vec<u8>) {
+        if out.is_empty() {
+            std::mem::swap(out, &mut self.tx);
+        } else {
+            out.append(&mut self.tx);
+        }
     }
 
     /// The next event, if any.
@@ -759,16 +777,24 @@ impl Association {
         {
             self.deadline = Some((now + self.cfg.establishment_timeout, "cr"));
         }
-        self.rx.extend_from_slice(bytes);
+        // The TPDUs are read where they lie: in `bytes` itself when nothing was left over
+        // from the last input (the usual case), else after that remainder. Only what ends
+        // in the middle of a TPKT is kept.
+        let mut rx = std::mem::take(&mut self.rx);
+        let input: &[u8] = if rx.is_empty() {
+            bytes
+        } else {
+            rx.extend_from_slice(bytes);
+            &rx
+        };
         let mut pos = 0;
         let result = loop {
-            match tpkt::decode(&self.rx[pos..]) {
+            match tpkt::decode(&input[pos..]) {
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(OsiError::from(e)),
                 Ok(Some((tpdu, used))) => {
-                    let tpdu = tpdu.to_vec();
                     pos += used;
-                    if let Err(e) = self.on_tpdu(&tpdu) {
+                    if let Err(e) = self.on_tpdu(tpdu) {
                         break Err(e);
                     }
                     if self.state == State::Closed {
@@ -777,9 +803,15 @@ impl Association {
                 }
             }
         };
-        self.rx.drain(..pos);
-        if self.state == State::Closed {
-            self.rx = Vec::new();
+        if self.state != State::Closed {
+            let rest = input.len() - pos;
+            if rx.is_empty() {
+                rx.extend_from_slice(&bytes[pos..]);
+            } else {
+                rx.drain(..pos);
+            }
+            debug_assert_eq!(rx.len(), rest);
+            self.rx = rx;
         }
         self.arm_receive_timer(now);
         result.map_err(|e| self.fail(e))
@@ -1015,9 +1047,7 @@ impl Association {
     }
 
     fn send_tpdu(&mut self, t: &Tpdu) {
-        let mut frame = Vec::new();
-        tpkt::encode(&t.to_bytes(), &mut frame).expect("control tpdu fits a tpkt");
-        self.tx.push_back(frame);
+        tpkt::encode(&t.to_bytes(), &mut self.tx).expect("control tpdu fits a tpkt");
     }
 
     fn send_dr(&mut self, reason: u8) {
@@ -1032,7 +1062,7 @@ impl Association {
     }
 
     fn send_tsdu(&mut self, tsdu: &[u8]) {
-        self.tx.extend(cotp::segment_framed(tsdu, self.tpdu_size));
+        cotp::segment_framed_into(tsdu, self.tpdu_size, &mut self.tx);
     }
 
     fn send_spdus(&mut self, spdus: &[Spdu]) -> Result<(), OsiError> {
@@ -1223,6 +1253,16 @@ impl Association {
     // ----- internals: input -----
 
     fn on_tpdu(&mut self, bytes: &[u8]) -> Result<(), OsiError> {
+        // A DT once connected, the TPDU of every transfer: its user data read in place, and
+        // a TSDU that one DT carries whole not copied at all.
+        if let Some((eot, user_data)) = cotp::dt_of(bytes)
+            && !matches!(self.state, State::AwaitingCr | State::AwaitingCc)
+        {
+            return match self.reassembler.push_borrowed(user_data, eot)? {
+                Some(tsdu) => self.on_tsdu(&tsdu),
+                None => Ok(()),
+            };
+        }
         let tpdu = Tpdu::decode(bytes)?;
         match (self.state, tpdu) {
             (_, Tpdu::Dr(dr)) => {
@@ -1377,6 +1417,9 @@ impl Association {
     }
 
     fn on_tsdu(&mut self, tsdu: &[u8]) -> Result<(), OsiError> {
+        if let Some(user_information) = session::gt_dt_user_information(tsdu) {
+            return self.on_dt(SpduCode::GT, user_information);
+        }
         let spdus = session::decode_tsdu(tsdu)?;
         let first = &spdus[0];
         if let Some(second) = spdus.get(1) {
@@ -1443,7 +1486,66 @@ impl Association {
         self.close(Some(AbortReason::Exception(reason)));
     }
 
+    /// A DT (category 2, after a GT): one RTTR segment of the transfer being received,
+    /// appended to it (X.228 §7.8; X.225 §7.11).
+    fn on_dt(&mut self, first: SpduCode, user_information: &[u8]) -> Result<(), OsiError> {
+        const NAME: &str = "DT";
+        if self.state != State::Established && self.state != State::AwaitingDn {
+            return Err(self.unexpected(NAME));
+        }
+        // From the turn holder, so never while we hold it.
+        if self.have_turn || first != SpduCode::GT {
+            return Err(self.unexpected(NAME));
+        }
+        let Some(r) = self.receiving.as_mut() else {
+            return Err(self.unexpected(NAME));
+        };
+        // The form every segment of a transfer takes is read in place; anything
+        // else goes through the general decoders.
+        let (single, general, general_values);
+        let values: &[(i64, &[u8])] = match presentation::single_value_of(user_information) {
+            Some(v) => {
+                single = [v];
+                &single
+            }
+            None => {
+                general = UserData::decode(user_information)?;
+                general_values = general.values();
+                &general_values
+            }
+        };
+        for &(ctx, value) in values {
+            if ctx != self.rtse_ctx {
+                return Err(presentation::PresentationError::UnknownContext(ctx).into());
+            }
+            let decoded;
+            let seg: &[u8] = match rtse::rttr_of(value) {
+                Some(seg) => seg,
+                None => {
+                    decoded = RtseApdu::decode(value)?;
+                    match &decoded {
+                        RtseApdu::Rttr(seg) => seg,
+                        _ => {
+                            return Err(RtseError::Unexpected(
+                                "rtse apdu other than RTTR in P-DATA",
+                            )
+                            .into());
+                        }
+                    }
+                }
+            };
+            if r.data.len() + seg.len() > self.cfg.max_apdu_size {
+                return Err(RtseError::ApduTooLarge(self.cfg.max_apdu_size).into());
+            }
+            r.data.extend_from_slice(seg);
+        }
+        Ok(())
+    }
+
     fn on_category2(&mut self, first: SpduCode, s: &Spdu) -> Result<(), OsiError> {
+        if s.code == SpduCode::DT {
+            return self.on_dt(first, &s.user_information);
+        }
         let name = s.code.name(true).unwrap_or("unknown spdu");
         if self.state != State::Established && self.state != State::AwaitingDn {
             return Err(self.unexpected(name));
@@ -1466,47 +1568,6 @@ impl Association {
                     data: Vec::new(),
                     next_serial: 1,
                 });
-                Ok(())
-            }
-            1 => {
-                let Some(r) = self.receiving.as_mut() else {
-                    return Err(self.unexpected(name));
-                };
-                // The form every segment of a transfer takes is read in place; anything
-                // else goes through the general decoders.
-                let general;
-                let values = match presentation::single_value_of(&s.user_information) {
-                    Some(v) => vec![v],
-                    None => {
-                        general = UserData::decode(&s.user_information)?;
-                        general.values()
-                    }
-                };
-                for (ctx, value) in values {
-                    if ctx != self.rtse_ctx {
-                        return Err(presentation::PresentationError::UnknownContext(ctx).into());
-                    }
-                    let decoded;
-                    let seg: &[u8] = match rtse::rttr_of(value) {
-                        Some(seg) => seg,
-                        None => {
-                            decoded = RtseApdu::decode(value)?;
-                            match &decoded {
-                                RtseApdu::Rttr(seg) => seg,
-                                _ => {
-                                    return Err(RtseError::Unexpected(
-                                        "rtse apdu other than RTTR in P-DATA",
-                                    )
-                                    .into());
-                                }
-                            }
-                        }
-                    };
-                    if r.data.len() + seg.len() > self.cfg.max_apdu_size {
-                        return Err(RtseError::ApduTooLarge(self.cfg.max_apdu_size).into());
-                    }
-                    r.data.extend_from_slice(seg);
-                }
                 Ok(())
             }
             49 => {
@@ -1547,7 +1608,16 @@ impl Association {
                     .into());
                 }
                 let apdu = match acse::single_external_of(&r.data) {
-                    Some((_, value)) => value.to_vec(),
+                    // The MTS-APDU moved to the front of the buffer it was gathered in, not
+                    // copied out of it.
+                    Some((_, value)) => {
+                        let start = value.as_ptr() as usize - r.data.as_ptr() as usize;
+                        let end = start + value.len();
+                        let mut data = r.data;
+                        data.truncate(end);
+                        data.drain(..start);
+                        data
+                    }
                     None => External::decode(&r.data)
                         .map_err(|_| RtseError::Invalid("transfer external"))?
                         .value()

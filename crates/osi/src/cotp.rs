@@ -560,6 +560,18 @@ pub fn segment(tsdu: &[u8], tpdu_size: TpduSize) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// As [`segment_framed`], the frames appended to `out` back to back (each TPKT says its
+/// own length), without a buffer per frame.
+pub fn segment_framed_into(tsdu: &[u8], tpdu_size: TpduSize, out: &mut Vec<u8>) {
+    let pieces = tsdu.len().div_ceil(tpdu_size.octets() - DT_HEADER_LEN).max(1);
+    out.reserve(tsdu.len() + pieces * (crate::tpkt::HEADER_LEN + DT_HEADER_LEN));
+    for (header, chunk) in dt_pieces(tsdu, tpdu_size) {
+        crate::tpkt::push_header(out, DT_HEADER_LEN + chunk.len());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(chunk);
+    }
+}
+
 /// [`segment`] with each DT TPDU already in its TPKT (RFC 1006 §6): the frames to write,
 /// each built in one buffer, the TSDU's octets copied once.
 pub fn segment_framed(tsdu: &[u8], tpdu_size: TpduSize) -> Vec<Vec<u8>> {
@@ -573,6 +585,16 @@ pub fn segment_framed(tsdu: &[u8], tpdu_size: TpduSize) -> Vec<Vec<u8>> {
             frame
         })
         .collect()
+}
+
+/// The EOT mark and user data of `input` (the payload of one TPKT) when it is a class 0 DT
+/// (`02 F0 EOT|NR ...`, X.224 §13.7), borrowed; `None` for any other TPDU, which
+/// [`Tpdu::decode`] then reads. Accepts exactly what [`Tpdu::decode`] reads as a DT.
+pub fn dt_of(input: &[u8]) -> Option<(bool, &[u8])> {
+    match input {
+        [2, code, eot_nr, user_data @ ..] if TpduCode(code & 0xF0) == TpduCode::DT => Some((eot_nr & 0x80 != 0, user_data)),
+        _ => None,
+    }
 }
 
 /// Reassembles TSDUs from DT TPDUs (X.224 §13.7), refusing to grow past a cap.
@@ -605,6 +627,23 @@ impl Reassembler {
         Ok(eot.then(|| std::mem::take(&mut self.buf)))
     }
 
+    /// As [`Reassembler::push`], without a copy for a TSDU that one DT carries whole (`eot`
+    /// with nothing held): then the TSDU is `user_data` itself. The first segment of a
+    /// longer TSDU sets aside room for four segments, so that a TSDU of a few segments is
+    /// not moved as it grows.
+    ///
+    /// # Errors
+    /// As [`Reassembler::push`].
+    pub fn push_borrowed<'a>(&mut self, user_data: &'a [u8], eot: bool) -> Result<Option<std::borrow::Cow<'a, [u8]>>, CotpError> {
+        if self.buf.is_empty() && user_data.len() <= self.max {
+            if eot {
+                return Ok(Some(std::borrow::Cow::Borrowed(user_data)));
+            }
+            self.buf.reserve(user_data.len().saturating_mul(4).min(self.max));
+        }
+        Ok(self.push(user_data, eot)?.map(std::borrow::Cow::Owned))
+    }
+
     /// Octets held of an unfinished TSDU.
     pub fn pending(&self) -> usize {
         self.buf.len()
@@ -629,6 +668,9 @@ mod tests {
                     })
                     .collect();
                 assert_eq!(segment_framed(&tsdu, size), want, "{n} octets");
+                let mut out = vec![9u8];
+                segment_framed_into(&tsdu, size, &mut out);
+                assert_eq!(out, [vec![9u8], want.concat()].concat(), "{n} octets, appended");
             }
         }
     }

@@ -864,12 +864,25 @@ pub fn decode_tsdu(input: &[u8]) -> Result<Vec<Spdu>, SessionError> {
     Ok(vec![first, second])
 }
 
+/// The user information of a TSDU that is a GT without parameters followed by a DT without
+/// parameters (`01 00 01 00 ...`, X.225 §8.3.28 and §8.3.11), borrowed: the form every
+/// segment of an RTSE transfer takes. `None` for any other TSDU, which [`decode_tsdu`] then
+/// reads (to the same SPDUs where this one answers).
+pub fn gt_dt_user_information(tsdu: &[u8]) -> Option<&[u8]> {
+    match tsdu {
+        [1, 0, 1, 0, user_information @ ..] => Some(user_information),
+        _ => None,
+    }
+}
+
 /// Encodes SPDUs into one TSDU.
 ///
 /// # Errors
 /// As [`Spdu::encode`].
 pub fn encode_tsdu(spdus: &[Spdu]) -> Result<Vec<u8>, SessionError> {
-    let mut out = Vec::new();
+    // Room for the user information (a transfer's segment, kilobytes) and a short header,
+    // so that the TSDU is not moved as it is written.
+    let mut out = Vec::with_capacity(spdus.iter().map(|s| s.user_information.len() + 16).sum());
     for s in spdus {
         s.encode(&mut out)?;
     }

@@ -132,6 +132,38 @@ proptest! {
         }
         prop_assert_eq!(out, Some(tsdu));
     }
+
+    /// The borrowed DT reader answers for exactly the inputs the general decoder reads as a
+    /// DT, with the same EOT mark and user data (DTs and near-DTs drawn on purpose).
+    #[test]
+    fn dt_of_agrees_with_decode(
+        head in prop::sample::select(vec![vec![2u8, 0xf0, 0x80], vec![2, 0xf0, 0x00], vec![2, 0xf1, 0x85], vec![3, 0xf0, 0x80, 0], vec![2, 0xe0, 0x80], vec![1, 0xf0]]),
+        tail in bytes(64),
+        random in bytes(8),
+        pick in any::<bool>(),
+    ) {
+        let input = if pick { [head, tail].concat() } else { random };
+        match (cotp::dt_of(&input), Tpdu::decode(&input)) {
+            (Some((eot, data)), Ok(Tpdu::Dt(d))) => {
+                prop_assert_eq!(eot, d.eot);
+                prop_assert_eq!(data, &d.user_data[..]);
+            }
+            (None, Ok(Tpdu::Dt(_))) => prop_assert!(false, "a DT not read in place"),
+            (Some(_), other) => prop_assert!(false, "read in place but decoded as {:?}", other),
+            (None, _) => {}
+        }
+    }
+
+    /// `push_borrowed` gives the TSDUs `push` gives, segment after segment.
+    #[test]
+    fn push_borrowed_agrees_with_push(segments in vec((bytes(300), any::<bool>()), 1..12), max in 1usize..2000) {
+        let (mut a, mut b) = (cotp::Reassembler::new(max), cotp::Reassembler::new(max));
+        for (data, eot) in &segments {
+            let (x, y) = (a.push(data, *eot), b.push_borrowed(data, *eot));
+            prop_assert_eq!(x, y.map(|o| o.map(|c| c.into_owned())));
+            prop_assert_eq!(a.pending(), b.pending());
+        }
+    }
 }
 
 // ----- session -----
@@ -257,8 +289,29 @@ proptest! {
     #[test]
     fn spdu_roundtrip(spdus in tsdu()) {
         let tsdu = session::encode_tsdu(&spdus).unwrap();
-        prop_assert_eq!(session::decode_tsdu(&tsdu).unwrap(), spdus);
+        prop_assert_eq!(session::decode_tsdu(&tsdu).unwrap(), spdus.clone());
+        gt_dt_agrees(&tsdu, false)?;
     }
+
+    /// The form of a transfer's segments, read by the borrowed GT+DT reader.
+    #[test]
+    fn gt_dt_segments(ui in bytes(40)) {
+        gt_dt_agrees(&[&[1u8, 0, 1, 0][..], &ui].concat(), true)?;
+    }
+}
+
+/// Where the borrowed GT+DT reader answers, the general decoder reads a GT without
+/// parameters and a DT without parameters carrying the same user information; `expected`:
+/// it must answer.
+fn gt_dt_agrees(tsdu: &[u8], expected: bool) -> Result<(), TestCaseError> {
+    match session::gt_dt_user_information(tsdu) {
+        Some(got) => {
+            let want = vec![Spdu::new(SpduCode::GT), Spdu { user_information: got.to_vec(), ..Spdu::new(SpduCode::DT) }];
+            prop_assert_eq!(session::decode_tsdu(tsdu).unwrap(), want);
+        }
+        None => prop_assert!(!expected, "a GT+DT not read in place"),
+    }
+    Ok(())
 }
 
 // ----- BER: presentation, ACSE, RTSE -----

@@ -117,9 +117,7 @@ impl Conn {
             self.out.clear();
             self.out_pos = 0;
         }
-        while let Some(f) = self.assoc.poll_transmit() {
-            self.out.extend_from_slice(&f);
-        }
+        self.assoc.transmit_into(&mut self.out);
     }
 
     fn report(&self) {
@@ -369,9 +367,7 @@ impl Conn {
 impl Drop for Conn {
     fn drop(&mut self) {
         let Some(io) = self.io.take() else { return };
-        while let Some(f) = self.assoc.poll_transmit() {
-            self.out.extend_from_slice(&f);
-        }
+        self.assoc.transmit_into(&mut self.out);
         let rest = self.out.split_off(self.out_pos);
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
