@@ -515,6 +515,18 @@ fn check_single_value(v: &[u8], what: &'static str) -> Result<(), AssociationErr
     }
 }
 
+/// [`check_single_value`] for an APDU to transfer, kilobytes or more: when its outer length
+/// is definite, that length ending exactly at the end of `v` makes it one value, and its
+/// contents (the caller's encoding, read octet by octet by the receiver) are not walked
+/// here; an indefinite outer length is scanned to find its end.
+fn check_single_apdu(v: &[u8], what: &'static str) -> Result<(), AssociationError> {
+    match ber::read_header(v) {
+        Ok(ber::Header { length: Some(len), header_len, .. }) if header_len.checked_add(len) == Some(v.len()) => Ok(()),
+        Ok(ber::Header { length: Some(_), .. }) | Err(_) => Err(AssociationError::InvalidArgument(what)),
+        Ok(_) => check_single_value(v, what),
+    }
+}
+
 fn selector(v: &[u8]) -> Option<Vec<u8>> {
     (!v.is_empty()).then(|| v.to_vec())
 }
@@ -979,7 +991,7 @@ impl Association {
         if apdu.len() > self.cfg.max_apdu_size {
             return Err(AssociationError::InvalidArgument("apdu exceeds max_apdu_size").into());
         }
-        check_single_value(apdu, "apdu is not one ber value")?;
+        check_single_apdu(apdu, "apdu is not one ber value")?;
         let id = TransferId(self.next_transfer);
         self.next_transfer += 1;
         let external = acse::encode_single_external(self.mtse_ctx, apdu);
@@ -2193,12 +2205,11 @@ impl Association {
                 let len = if k > 0 { remaining.min(k) } else { remaining };
                 let seg = &s.data[s.offset..s.offset + len];
                 s.offset += len;
-                // P-DATA { RTTR { segment } }, the segment copied once.
-                let dt = Spdu::data(presentation::encode_single(
-                    self.rtse_ctx,
-                    &[&rtse::rttr_header(len), seg],
-                ));
-                self.send_cat2(true, dt);
+                // GT+DT { P-DATA { RTTR { segment } } }, the segment copied once into the
+                // TSDU (the GT and the DT have no parameters).
+                let mut tsdu = session::GT_DT_HEADER.to_vec();
+                presentation::encode_single_into(&mut tsdu, self.rtse_ctx, &[&rtse::rttr_header(len), seg]);
+                self.send_tsdu(&tsdu);
             }
             if s.offset < s.data.len() {
                 let serial = s.next_serial;

@@ -530,20 +530,26 @@ pub fn single_value_of(input: &[u8]) -> Option<(i64, &[u8])> {
 /// The BER of [`UserData::single`]`(context, value)` where `value` is the concatenation of
 /// `parts`, written into one buffer (a transfer's segments pass through here).
 pub fn encode_single(context: i64, parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_single_into(&mut out, context, parts);
+    out
+}
+
+/// [`encode_single`] appended to `out` (after a session header, say), room set aside first.
+pub fn encode_single_into(out: &mut Vec<u8>, context: i64, parts: &[&[u8]]) {
     let vlen: usize = parts.iter().map(|p| p.len()).sum();
     let head = ber::context_and_single_value_head(context, vlen);
     let pdv = head.len() + vlen;
     let list = 1 + ber::length_len(pdv) + pdv;
-    let mut out = Vec::with_capacity(1 + ber::length_len(list) + list);
+    out.reserve(1 + ber::length_len(list) + list);
     out.push(0x61);
-    ber::push_length(&mut out, list);
+    ber::push_length(out, list);
     out.push(0x30);
-    ber::push_length(&mut out, pdv);
+    ber::push_length(out, pdv);
     out.extend_from_slice(&head);
     for p in parts {
         out.extend_from_slice(p);
     }
-    out
 }
 
 impl UserData {

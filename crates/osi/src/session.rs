@@ -869,11 +869,13 @@ pub fn decode_tsdu(input: &[u8]) -> Result<Vec<Spdu>, SessionError> {
 /// segment of an RTSE transfer takes. `None` for any other TSDU, which [`decode_tsdu`] then
 /// reads (to the same SPDUs where this one answers).
 pub fn gt_dt_user_information(tsdu: &[u8]) -> Option<&[u8]> {
-    match tsdu {
-        [1, 0, 1, 0, user_information @ ..] => Some(user_information),
-        _ => None,
-    }
+    tsdu.strip_prefix(&GT_DT_HEADER[..])
 }
+
+/// A GT without parameters and the header of a DT without parameters (SI 1, LI 0 twice):
+/// what comes before the user information of every segment of an RTSE transfer, the same
+/// octets as [`encode_tsdu`] gives for those two SPDUs.
+pub const GT_DT_HEADER: [u8; 4] = [1, 0, 1, 0];
 
 /// Encodes SPDUs into one TSDU.
 ///

@@ -329,7 +329,11 @@ pub async fn transfer(ctx: &Arc<Ctx>, ci: usize, apdu: Vec<u8>, mts_id: String) 
             Err(TransferError::Transfer(why))
         }
         Ok(()) => {
-            m.transfer_failures.lock().expect("transfer failures").remove(&key);
+            // Usually no transfer has failed: nothing to hash and look up.
+            let mut f = m.transfer_failures.lock().expect("transfer failures");
+            if !f.is_empty() {
+                f.remove(&key);
+            }
             Ok(())
         }
         other => other,
