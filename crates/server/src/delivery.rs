@@ -871,32 +871,37 @@ async fn expire(ctx: &Arc<Ctx>, id: &str, error: &str) -> anyhow::Result<()> {
 async fn finish(ctx: &Arc<Ctx>, id: &str, data: Option<&Arc<Vec<u8>>>) -> anyhow::Result<()> {
     let Some(entry) = ctx.entries.lock().expect("entries lock").get(id).cloned() else { return Ok(()) };
     let failures = entry.outcomes.iter().any(|o| matches!(o, Some(Outcome::Failed { .. })));
-    if entry.envelope.x400.is_none() || failures {
+    if failures {
         return remove_finished(ctx, id, &entry, data).await;
     }
-    // A message received over X.400 waits for the record of accepted MTS identifiers to
-    // reach the disk before its queue file goes (`sync_accepted`): up to SYNC_GATHER and a
-    // write. That wait is the queue's, not the worker's, which goes on to its next message:
-    // held, the workers would cap the receiving MTA's deliveries at 32 per write of the
-    // record, and the messages behind them would pile up in memory.
-    queue_removal(ctx, id);
+    // Every recipient delivered: the queue file goes in a batch with others, and the worker
+    // goes on to its next message. One blocking call per message woke a thread of the
+    // blocking pool each time, a good part of a relay's CPU. A message received over X.400
+    // also waits for the record of accepted MTS identifiers to reach the disk
+    // (`sync_accepted`): up to SYNC_GATHER and a write; held, that wait would cap the
+    // receiving MTA's deliveries at 32 per write of the record, and the messages behind
+    // them would pile up in memory.
+    queue_removal(ctx, id, entry.envelope.x400.is_some());
     Ok(())
 }
 
-/// Delivered messages received over X.400 whose queue files wait for the record of accepted
-/// MTS identifiers to reach the disk ([`finish`]); one task removes them in batches, one
-/// sync of the record and one blocking call per batch.
+/// Delivered messages whose queue files wait to be removed ([`finish`]); one task removes
+/// them in batches: one sync of the record of accepted MTS identifiers (when a message of
+/// the batch came over X.400) and one blocking call per batch.
 #[derive(Default)]
 pub struct Removals {
-    /// The ids waiting, and whether the task is running.
-    state: Mutex<(Vec<String>, bool)>,
+    /// The ids waiting (each with whether it came over X.400), and whether the task is
+    /// running.
+    state: Mutex<(Vec<(String, bool)>, bool)>,
 }
 
-/// Hand a delivered message's queue file to the [`Removals`] task (started if idle).
-fn queue_removal(ctx: &Arc<Ctx>, id: &str) {
+/// Hand a delivered message's queue file to the [`Removals`] task (started if idle); `x400`:
+/// it came over X.400 (its queue file is the durable copy of its line in the record of
+/// accepted MTS identifiers).
+fn queue_removal(ctx: &Arc<Ctx>, id: &str, x400: bool) {
     let start = {
         let mut st = ctx.removals.state.lock().expect("removals lock");
-        st.0.push(id.to_string());
+        st.0.push((id.to_string(), x400));
         !std::mem::replace(&mut st.1, true)
     };
     if start {
@@ -905,8 +910,9 @@ fn queue_removal(ctx: &Arc<Ctx>, id: &str) {
     }
 }
 
-/// The [`Removals`] task: take the ids waiting, sync the record (which then holds the lines
-/// of every one of them, recorded before their delivery), remove their queue files, and
+/// The [`Removals`] task: take the ids waiting, sync the record when one of them came over
+/// X.400 (it then holds the lines of every such one, recorded before their delivery),
+/// remove their queue files, and
 /// again until none is waiting. A failure leaves the message for a retry, as a failure in
 /// [`finish`] does.
 async fn remove_batches(ctx: &Arc<Ctx>) {
@@ -924,12 +930,12 @@ async fn remove_batches(ctx: &Arc<Ctx>) {
             tracing::error!(id, error = %e, "removing a delivered message failed; retrying later");
             schedule_retry(ctx, id, format!("internal error: {e}"));
         };
-        if let Err(e) = sync_accepted(ctx, true).await {
-            ids.iter().for_each(|id| retry_later(id, &e));
+        if let Err(e) = sync_accepted(ctx, ids.iter().any(|(_, x400)| *x400)).await {
+            ids.iter().for_each(|(id, _)| retry_later(id, &e));
             continue;
         }
         let c = ctx.clone();
-        let removed = tokio::task::spawn_blocking(move || ids.into_iter().map(|id| {
+        let removed = tokio::task::spawn_blocking(move || ids.into_iter().map(|(id, _)| {
             let r = c.queue.remove(&id);
             (id, r)
         }).collect::<Vec<_>>())

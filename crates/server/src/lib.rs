@@ -57,7 +57,7 @@ pub struct Ctx {
     pub jobs: mpsc::UnboundedSender<delivery::Job>,
     /// Idle outbound connections.
     pub pool: delivery::Pool,
-    /// Delivered messages received over X.400 waiting to be removed from the queue.
+    /// Delivered messages waiting to be removed from the queue, in batches.
     pub removals: delivery::Removals,
     /// Becomes true when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
