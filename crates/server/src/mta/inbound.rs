@@ -212,9 +212,10 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     }
     // Transfers until release.
     let idle = idle_wait(&ctx, &c);
+    let sender = Sender::new(&ctx, Some(ci), peer);
     loop {
         match conn.next_event(idle, "a transfer or release").await {
-            Ok(Event::TransferIndication { apdu }) => match process_apdu(&ctx, Some(ci), peer, apdu).await {
+            Ok(Event::TransferIndication { apdu }) => match process_apdu(&ctx, &sender, apdu).await {
                 Ok(()) => conn.assoc.confirm_transfer(),
                 Err(e) => {
                     // Not stored: abort, so the sender keeps the message and tries again.
@@ -245,16 +246,37 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     }
 }
 
-/// Handle one MTS-APDU received over connector `ci` from `peer`. Errors only when it could
-/// not be stored (the caller then must not confirm the transfer); an APDU that cannot be
-/// decoded or converted is logged and dropped.
-pub async fn process_apdu(ctx: &Arc<Ctx>, ci: Option<usize>, peer: SocketAddr, apdu: Vec<u8>) -> anyhow::Result<()> {
-    let conn_name = ci.and_then(|i| ctx.mta.as_ref().and_then(|m| m.connector(i))).map(|c| c.remote_mta_name.clone()).unwrap_or_else(|| peer.ip().to_string());
+/// The sending end of one association, as the APDUs it carries are recorded: worked out
+/// once for all its transfers, not for each message.
+pub struct Sender {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// The remote MTA's name (its connector's), else the IP address.
+    pub mta: String,
+    /// `x400:IP`: the queue envelope's peer.
+    pub envelope_peer: String,
+    /// The IP address shown in `Received:` fields (in a lab, the scenario's address).
+    pub shown_ip: String,
+}
+
+impl Sender {
+    /// The sender at `addr` over connector `ci` (None: not known).
+    pub fn new(ctx: &Ctx, ci: Option<usize>, addr: SocketAddr) -> Sender {
+        let mta = ci.and_then(|i| ctx.mta.as_ref().and_then(|m| m.connector(i))).map(|c| c.remote_mta_name.clone()).unwrap_or_else(|| addr.ip().to_string());
+        Sender { addr, mta, envelope_peer: format!("x400:{}", addr.ip()), shown_ip: ctx.shown_ip(addr.ip()).to_string() }
+    }
+}
+
+/// Handle one MTS-APDU received from `sender`. Errors only when it could not be stored (the
+/// caller then must not confirm the transfer); an APDU that cannot be decoded or converted is
+/// logged and dropped.
+pub async fn process_apdu(ctx: &Arc<Ctx>, sender: &Sender, apdu: Vec<u8>) -> anyhow::Result<()> {
+    let (conn_name, peer) = (&sender.mta, sender.addr);
     match MtsApdu::decode(&apdu) {
         Ok(MtsApdu::Message(mut msg)) => {
             let id = gateway::mts_id(&msg.envelope.message_identifier);
             let rcpts: Vec<String> = msg.envelope.per_recipient_fields.iter().map(|p| p.recipient_name.to_mnemonic()).collect();
-            let Some((claim, fresh)) = claim(ctx, &conn_name, &id, &rcpts).await else { return Ok(()) };
+            let Some((claim, fresh)) = claim(ctx, conn_name, &id, &rcpts).await else { return Ok(()) };
             if fresh.len() < rcpts.len() {
                 // Some recipients were accepted with an earlier transfer of this message.
                 let keep: std::collections::HashSet<usize> = fresh.iter().copied().collect();
@@ -265,12 +287,12 @@ pub async fn process_apdu(ctx: &Arc<Ctx>, ci: Option<usize>, peer: SocketAddr, a
                 });
             }
             let carried: Vec<String> = fresh.iter().map(|&i| rcpts[i].clone()).collect();
-            accept_message(ctx, &conn_name, peer, msg, &id, claim, carried).await
+            accept_message(ctx, sender, msg, &id, claim, carried).await
         }
         Ok(MtsApdu::Report(r)) => {
             let id = gateway::mts_id(&r.envelope.report_identifier);
             let rcpts = vec![r.envelope.report_destination_name.to_mnemonic()];
-            let Some((claim, _)) = claim(ctx, &conn_name, &id, &rcpts).await else { return Ok(()) };
+            let Some((claim, _)) = claim(ctx, conn_name, &id, &rcpts).await else { return Ok(()) };
             accept_report(ctx, r).await?;
             record(claim, rcpts, false).await;
             Ok(())
@@ -278,7 +300,7 @@ pub async fn process_apdu(ctx: &Arc<Ctx>, ci: Option<usize>, peer: SocketAddr, a
         Ok(MtsApdu::Probe(p)) => accept_probe(ctx, peer, p).await,
         Err(e) => {
             tracing::warn!(%peer, error = %e, "undecodable MTS-APDU");
-            ctx.events.log(catalog::MTA_ASSOC_ABORTED, &[&conn_name, &format!("undecodable MTS-APDU: {e}")]);
+            ctx.events.log(catalog::MTA_ASSOC_ABORTED, &[conn_name, &format!("undecodable MTS-APDU: {e}")]);
             Ok(())
         }
     }
@@ -326,13 +348,13 @@ async fn record(claim: crate::mta::dedup::Claim, rcpts: Vec<String>, in_queue: b
 /// converted) it is.
 async fn accept_message(
     ctx: &Arc<Ctx>,
-    from_mta: &str,
-    peer: SocketAddr,
+    sender: &Sender,
     msg: mtalab_p1::Message,
     mts_id: &str,
     claim: crate::mta::dedup::Claim,
     carried: Vec<String>,
 ) -> anyhow::Result<()> {
+    let from_mta = sender.mta.as_str();
     let converted = {
         let dir = ctx.directory.read().expect("dir lock");
         let router = ctx.router();
@@ -364,14 +386,14 @@ async fn accept_message(
             from,
             rcpts,
             received: Utc::now(),
-            peer: format!("x400:{}", peer.ip()),
+            peer: sender.envelope_peer.clone(),
             helo: from_mta.to_string(),
             dsn: false,
             x400: Some(origin),
             p1_apdu: false,
         };
         // This server's Received: field goes first, written into the message's own buffer.
-        let received = format!("{from_mta} [{}] (X.400 MTA {from_mta})\r\n\tvia X.400 P1 mts-id {mts_id}", ctx.shown_ip(peer.ip()));
+        let received = format!("{from_mta} [{}] (X.400 MTA {from_mta})\r\n\tvia X.400 P1 mts-id {mts_id}", sender.shown_ip);
         let head = crate::ims::received_field(&ctx.hostname, &received, &env);
         gateway::p1_to_rfc822(&msg, &dir, &known, mts_id, &head).map(|data| (data, env, unknown))
     };

@@ -404,7 +404,8 @@ async fn transfer_inner(ctx: &Arc<Ctx>, m: &crate::mta::Mta, ci: usize, c: &X400
         conn.set_progress(None);
         drop(listed);
         for a in received {
-            if let Err(e) = Box::pin(crate::mta::inbound::process_apdu(ctx, Some(ci), conn.peer, a)).await {
+            let sender = crate::mta::inbound::Sender::new(ctx, Some(ci), conn.peer);
+            if let Err(e) = Box::pin(crate::mta::inbound::process_apdu(ctx, &sender, a)).await {
                 tracing::error!(error = %e, "cannot store an APDU received on an outbound association");
             }
         }
