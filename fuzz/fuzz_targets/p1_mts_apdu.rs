@@ -1,7 +1,7 @@
 //! Fuzzes the MTS-APDU decoder (X.411 §12.2), bare and inside the RTTR EXTERNAL, and the
 //! X.420 IPM decoder on message content.
 //!
-//! Properties: nothing panics; a decoded APDU either re-encodes in both extension-type
+//! Properties: nothing panics; `decode_vec` gives what `decode` gives; a decoded APDU either re-encodes in both extension-type
 //! forms to octets that decode to the same APDU (and re-encode identically), or is refused
 //! as unencodable (a UTCTime whose offset moves it out of the 1970..=2069 window); a decoded
 //! IPM re-encodes, and its encoding is a fixed point.
@@ -31,7 +31,13 @@ fn check(apdu: &MtsApdu) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(apdu) = MtsApdu::decode(data) {
+    let decoded = MtsApdu::decode(data);
+    // The decoder that takes the buffer over answers exactly as the borrowing one.
+    assert_eq!(
+        MtsApdu::decode_vec(data.to_vec()).map_err(|e| e.to_string()),
+        decoded.clone().map_err(|e| e.to_string())
+    );
+    if let Ok(apdu) = decoded {
         check(&apdu);
     }
     if let Ok((_, apdu)) = MtsApdu::decode_external(data) {

@@ -76,6 +76,35 @@ impl MtsApdu {
         MtsApdu::read(&t)
     }
 
+    /// [`MtsApdu::decode`] of a buffer the caller hands over: a message's content (a
+    /// primitive OCTET STRING, as it usually is) is moved to the front of `bytes` and kept
+    /// there, not copied into a buffer of its own. Decodes exactly what [`MtsApdu::decode`]
+    /// decodes, to the same value.
+    ///
+    /// Errors: as [`MtsApdu::decode`].
+    pub fn decode_vec(mut bytes: Vec<u8>) -> Result<MtsApdu> {
+        check_len(&bytes)?;
+        let t = ber::read_single(&bytes, "MTS-APDU")?;
+        if !(t.tag.class == ber::Class::Context && t.tag.number == 0 && t.tag.constructed) {
+            return MtsApdu::read(&t);
+        }
+        let (envelope, content) = Message::read_parts(&t)?;
+        let span = match &content {
+            std::borrow::Cow::Borrowed(c) => Some((c.as_ptr() as usize - bytes.as_ptr() as usize, c.len())),
+            std::borrow::Cow::Owned(_) => None,
+        };
+        let content = match span {
+            Some((start, len)) => {
+                drop(content);
+                bytes.truncate(start + len);
+                bytes.drain(..start);
+                bytes
+            }
+            None => content.into_owned(),
+        };
+        Ok(MtsApdu::Message(Message { envelope, content }))
+    }
+
     fn read(t: &Tlv<'_>) -> Result<MtsApdu> {
         match (t.tag.class, t.tag.number, t.tag.constructed) {
             (ber::Class::Context, 0, true) => Ok(MtsApdu::Message(Message::read(t)?)),
@@ -173,15 +202,18 @@ impl Message {
     }
 
     fn read(t: &Tlv<'_>) -> Result<Message> {
+        let (envelope, content) = Message::read_parts(t)?;
+        Ok(Message { envelope, content: content.into_owned() })
+    }
+
+    /// The envelope, and the content borrowed from `t` when it is primitive.
+    fn read_parts<'a>(t: &Tlv<'a>) -> Result<(MessageTransferEnvelope, std::borrow::Cow<'a, [u8]>)> {
         let what = "Message";
         let mut r = t.reader(what)?;
         let env = r.read("envelope")?.expect(ber::SET, what)?;
         let content = r.read("content")?.expect(ber::OCTET_STRING, what)?;
         r.finish(what)?;
-        Ok(Message {
-            envelope: MessageTransferEnvelope::read(&env)?,
-            content: content.octets("content", MAX_PDU_LEN)?.into_owned(),
-        })
+        Ok((MessageTransferEnvelope::read(&env)?, content.octets("content", MAX_PDU_LEN)?))
     }
 }
 

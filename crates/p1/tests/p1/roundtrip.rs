@@ -324,6 +324,7 @@ proptest! {
             let bytes = apdu.encode(conf).unwrap();
             let back = MtsApdu::decode(&bytes).unwrap();
             prop_assert_eq!(&back, &apdu);
+            prop_assert_eq!(&MtsApdu::decode_vec(bytes.clone()).unwrap(), &apdu);
             prop_assert_eq!(back.encode(conf).unwrap(), bytes);
         }
     }
@@ -343,6 +344,7 @@ proptest! {
         let apdu = MtsApdu::Report(report);
         for conf in [Conformance::Explicit1988, Conformance::Implicit] {
             prop_assert_eq!(MtsApdu::decode(&apdu.encode(conf).unwrap()).unwrap(), apdu.clone());
+            prop_assert_eq!(MtsApdu::decode_vec(apdu.encode(conf).unwrap()).unwrap(), apdu.clone());
         }
     }
 
@@ -356,7 +358,8 @@ proptest! {
 
     #[test]
     fn decoders_never_panic(bytes in vec(any::<u8>(), 0..300)) {
-        let _ = MtsApdu::decode(&bytes);
+        // The buffer-taking decoder answers as the borrowing one, error or value.
+        prop_assert_eq!(MtsApdu::decode(&bytes).map_err(|e| e.to_string()), MtsApdu::decode_vec(bytes.clone()).map_err(|e| e.to_string()));
         let _ = MtsApdu::decode_external(&bytes);
         let _ = BindPdu::decode_ro(&bytes);
         let _ = OrName::decode_ber(&bytes);
@@ -377,6 +380,7 @@ fn fuzz_regressions_replay() {
         let path = entry.unwrap().path();
         let bytes = std::fs::read(&path).unwrap();
         let apdu = MtsApdu::decode(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(MtsApdu::decode_vec(bytes.clone()).unwrap(), apdu, "{}", path.display());
         for conf in [Conformance::Explicit1988, Conformance::Implicit] {
             let again = apdu.encode(conf).unwrap();
             assert_eq!(MtsApdu::decode(&again).unwrap(), apdu, "{}", path.display());

@@ -272,7 +272,7 @@ impl Sender {
 /// logged and dropped.
 pub async fn process_apdu(ctx: &Arc<Ctx>, sender: &Sender, apdu: Vec<u8>) -> anyhow::Result<()> {
     let (conn_name, peer) = (&sender.mta, sender.addr);
-    match MtsApdu::decode(&apdu) {
+    match MtsApdu::decode_vec(apdu) {
         Ok(MtsApdu::Message(mut msg)) => {
             let id = gateway::mts_id(&msg.envelope.message_identifier);
             let rcpts: Vec<String> = msg.envelope.per_recipient_fields.iter().map(|p| p.recipient_name.to_mnemonic()).collect();
