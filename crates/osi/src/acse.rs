@@ -339,12 +339,11 @@ pub fn single_external_of(input: &[u8]) -> Option<(i64, &[u8])> {
 
 /// The BER of [`External::single`]`(None, context, value)`, written into one buffer.
 pub fn encode_single_external(context: i64, value: &[u8]) -> Vec<u8> {
-    let head = ber::context_and_single_value_head(context, value.len());
-    let inner = head.len() + value.len();
+    let inner = ber::context_and_single_value_head_len(context, value.len()) + value.len();
     let mut out = Vec::with_capacity(1 + ber::length_len(inner) + inner);
     out.push(0x28);
     ber::push_length(&mut out, inner);
-    out.extend_from_slice(&head);
+    ber::push_context_and_single_value_head(&mut out, context, value.len());
     out.extend_from_slice(value);
     out
 }

@@ -452,6 +452,9 @@ pub struct Association {
     rx: Vec<u8>,
     /// TPKT frames to send, back to back (each says its own length, RFC 1006 §6).
     tx: Vec<u8>,
+    /// A TSDU being written before it is cut into DTs: kept between TSDUs, so that sending
+    /// one does not allocate.
+    tsdu: Vec<u8>,
     events: VecDeque<Event>,
     deadline: Option<(Instant, &'static str)>,
     // transport
@@ -542,6 +545,7 @@ impl Association {
             now: None,
             rx: Vec::new(),
             tx: Vec::new(),
+            tsdu: Vec::new(),
             events: VecDeque::new(),
             deadline: None,
             tpdu_size,
@@ -1077,10 +1081,23 @@ impl Association {
         cotp::segment_framed_into(tsdu, self.tpdu_size, &mut self.tx);
     }
 
+    /// Keeps a TSDU buffer for the next one, unless it grew past 64 KiB (an APDU sent
+    /// without checkpoints): that much is not held for the life of the association.
+    fn keep_tsdu(&mut self, tsdu: Vec<u8>) {
+        if tsdu.capacity() <= 64 * 1024 {
+            self.tsdu = tsdu;
+        }
+    }
+
     fn send_spdus(&mut self, spdus: &[Spdu]) -> Result<(), OsiError> {
-        let tsdu = session::encode_tsdu(spdus)?;
-        self.send_tsdu(&tsdu);
-        Ok(())
+        let mut tsdu = std::mem::take(&mut self.tsdu);
+        tsdu.clear();
+        let r = spdus.iter().try_for_each(|s| s.encode(&mut tsdu));
+        if r.is_ok() {
+            self.send_tsdu(&tsdu);
+        }
+        self.keep_tsdu(tsdu);
+        Ok(r?)
     }
 
     /// GT or PT (empty) followed by a category 2 SPDU.
@@ -2207,9 +2224,12 @@ impl Association {
                 s.offset += len;
                 // GT+DT { P-DATA { RTTR { segment } } }, the segment copied once into the
                 // TSDU (the GT and the DT have no parameters).
-                let mut tsdu = session::GT_DT_HEADER.to_vec();
+                let mut tsdu = std::mem::take(&mut self.tsdu);
+                tsdu.clear();
+                tsdu.extend_from_slice(&session::GT_DT_HEADER);
                 presentation::encode_single_into(&mut tsdu, self.rtse_ctx, &[&rtse::rttr_header(len), seg]);
                 self.send_tsdu(&tsdu);
+                self.keep_tsdu(tsdu);
             }
             if s.offset < s.data.len() {
                 let serial = s.next_serial;

@@ -290,6 +290,15 @@ pub fn length_len(len: usize) -> usize {
 /// (X.690 §8.3.2), as the rasn encoder writes it.
 pub fn push_integer(out: &mut Vec<u8>, v: i64) {
     let bytes = v.to_be_bytes();
+    let skip = 8 - integer_contents_len(v);
+    out.push(0x02);
+    out.push((8 - skip) as u8);
+    out.extend_from_slice(&bytes[skip..]);
+}
+
+/// Octets of the shortest two's complement contents of `v` (1 to 8, X.690 §8.3.2).
+fn integer_contents_len(v: i64) -> usize {
+    let bytes = v.to_be_bytes();
     let mut skip = 0;
     while skip < 7 {
         let (b, next) = (bytes[skip], bytes[skip + 1]);
@@ -299,9 +308,7 @@ pub fn push_integer(out: &mut Vec<u8>, v: i64) {
             break;
         }
     }
-    out.push(0x02);
-    out.push((8 - skip) as u8);
-    out.extend_from_slice(&bytes[skip..]);
+    8 - skip
 }
 
 /// One definite-length value with the single identifier octet `id` at the start of
@@ -344,14 +351,17 @@ pub fn context_and_single_value(contents: &[u8]) -> Option<(i64, &[u8])> {
     Some((integer_value(ctx)?, value))
 }
 
-/// The octets of [`context_and_single_value`]'s form up to the value: the INTEGER and the
-/// `[0]` header for a value of `value_len` octets (the value itself follows them).
-pub fn context_and_single_value_head(context: i64, value_len: usize) -> Vec<u8> {
-    let mut head = Vec::with_capacity(16);
-    push_integer(&mut head, context);
-    head.push(0xa0);
-    push_length(&mut head, value_len);
-    head
+/// Octets [`push_context_and_single_value_head`] appends.
+pub fn context_and_single_value_head_len(context: i64, value_len: usize) -> usize {
+    2 + integer_contents_len(context) + 1 + length_len(value_len)
+}
+
+/// Appends the octets of [`context_and_single_value`]'s form up to the value: the INTEGER
+/// and the `[0]` header for a value of `value_len` octets (the value itself follows them).
+pub fn push_context_and_single_value_head(out: &mut Vec<u8>, context: i64, value_len: usize) {
+    push_integer(out, context);
+    out.push(0xa0);
+    push_length(out, value_len);
 }
 
 /// Splits one value at the start of `input` into its header and contents, removing the
@@ -369,6 +379,20 @@ pub fn split(input: &[u8]) -> Result<(Header, &[u8], usize), BerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn context_and_single_value_head_len_is_what_is_pushed() {
+        for context in [0i64, 1, 5, 127, 128, 255, 256, -1, -128, -129, i64::MAX, i64::MIN] {
+            for value_len in [0usize, 1, 127, 128, 255, 256, 65535, 65536, 1 << 24] {
+                let mut out = vec![7u8];
+                push_context_and_single_value_head(&mut out, context, value_len);
+                assert_eq!(out.len() - 1, context_and_single_value_head_len(context, value_len), "{context} {value_len}");
+                let mut int = Vec::new();
+                push_integer(&mut int, context);
+                assert_eq!(&out[1..1 + int.len()], &int[..]);
+            }
+        }
+    }
 
     #[test]
     fn scan_definite_and_indefinite() {

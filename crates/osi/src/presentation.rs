@@ -538,15 +538,14 @@ pub fn encode_single(context: i64, parts: &[&[u8]]) -> Vec<u8> {
 /// [`encode_single`] appended to `out` (after a session header, say), room set aside first.
 pub fn encode_single_into(out: &mut Vec<u8>, context: i64, parts: &[&[u8]]) {
     let vlen: usize = parts.iter().map(|p| p.len()).sum();
-    let head = ber::context_and_single_value_head(context, vlen);
-    let pdv = head.len() + vlen;
+    let pdv = ber::context_and_single_value_head_len(context, vlen) + vlen;
     let list = 1 + ber::length_len(pdv) + pdv;
     out.reserve(1 + ber::length_len(list) + list);
     out.push(0x61);
     ber::push_length(out, list);
     out.push(0x30);
     ber::push_length(out, pdv);
-    out.extend_from_slice(&head);
+    ber::push_context_and_single_value_head(out, context, vlen);
     for p in parts {
         out.extend_from_slice(p);
     }

@@ -280,7 +280,9 @@ fn mta_choice(ctx: &Ctx, entry: &Entry, lines: Vec<crate::mta::gwart::Line>, ims
         return None;
     }
     let now = Utc::now().timestamp_millis();
-    let state = m.state.lock().expect("mta state").clone();
+    // Only the Open Retry timer of each connector is read, under the lock, per line: the
+    // state as a whole (with its transfers under way) is not copied for every message.
+    let retrying = |i: usize| m.state.lock().expect("mta state").get(i).and_then(|s| s.retry_until_ms).is_some_and(|t| t > now);
     let cands: Vec<Candidate> = lines
         .iter()
         .filter(|l| ims_routes || l.target != Target::Ims)
@@ -291,7 +293,7 @@ fn mta_choice(ctx: &Ctx, entry: &Entry, lines: Vec<crate::mta::gwart::Line>, ims
                 cost: l.cost,
                 retries: entry.mta_retries.get(&i).copied().unwrap_or(0),
                 max_open_retries: m.connector(i).map_or(0, |c| c.overrides.max_open_retries),
-                retrying: state.get(i).and_then(|s| s.retry_until_ms).is_some_and(|t| t > now),
+                retrying: retrying(i),
                 inbound: false,
             },
             _ => Candidate { target: l.target, cost: l.cost, retries: 0, max_open_retries: u32::MAX, retrying: false, inbound: false },
@@ -556,7 +558,7 @@ async fn deliver_x400(ctx: &Arc<Ctx>, entry: &Entry, data: &Arc<Vec<u8>>, ci: us
             .map(|a| a.address.as_str().into())
             .or_else(|| c.connected_sites.first().map(|s| s.routing_address.as_str().into()))
             .unwrap_or_else(|| format!("c={};a={};p={};o={}", site.c, site.a, site.p, site.o).into());
-        let (mta_name, _) = m.local_credentials(&c, &cfg.server.name);
+        let mta_name = m.local_mta_name(&c, &cfg.server.name);
         let built = {
             let dir = ctx.directory.read().expect("dir lock");
             crate::mta::gateway::rfc822_to_p1(

@@ -274,7 +274,10 @@ pub async fn process_apdu(ctx: &Arc<Ctx>, sender: &Sender, apdu: Vec<u8>) -> any
     let (conn_name, peer) = (&sender.mta, sender.addr);
     match MtsApdu::decode_vec(apdu) {
         Ok(MtsApdu::Message(mut msg)) => {
-            let id = gateway::mts_id(&msg.envelope.message_identifier);
+            // The identifier's domain in mnemonic form, made once: the text identifier and
+            // the queue file's X.400 origin both hold it.
+            let gdi = msg.envelope.message_identifier.global_domain_identifier.to_mnemonic();
+            let id = gateway::mts_id_text(&gdi, &msg.envelope.message_identifier.local_identifier);
             let rcpts: Vec<String> = msg.envelope.per_recipient_fields.iter().map(|p| p.recipient_name.to_mnemonic()).collect();
             let Some((claim, fresh)) = claim(ctx, conn_name, &id, &rcpts).await else { return Ok(()) };
             if fresh.len() < rcpts.len() {
@@ -287,7 +290,7 @@ pub async fn process_apdu(ctx: &Arc<Ctx>, sender: &Sender, apdu: Vec<u8>) -> any
                 });
             }
             let carried: Vec<String> = fresh.iter().map(|&i| rcpts[i].clone()).collect();
-            accept_message(ctx, sender, msg, &id, claim, carried).await
+            accept_message(ctx, sender, msg, (&id, gdi), claim, carried).await
         }
         Ok(MtsApdu::Report(r)) => {
             let id = gateway::mts_id(&r.envelope.report_identifier);
@@ -340,17 +343,17 @@ async fn record(claim: crate::mta::dedup::Claim, rcpts: Vec<String>, in_queue: b
     }
 }
 
-/// Convert and queue a message received from `from_mta`, whose MTS identifier in text form
-/// is `mts_id` ([`gateway::mts_id`]), and record that identifier (`claim`, for the
-/// recipients `carried`) before the message is handed to delivery. When one queue
-/// file carries every recipient (see [`X400Origin`]) the record is not fsynced now; when some
-/// or all of them are answered otherwise (a non-delivery report, content that cannot be
-/// converted) it is.
+/// Convert and queue a message received from `sender`, whose MTS identifier in text form
+/// is `mts_id` ([`gateway::mts_id`]; `mts_gdi`: its domain's part), and record that
+/// identifier (`claim`, for the recipients `carried`) before the message is handed to
+/// delivery. When one queue file carries every recipient (see [`X400Origin`]) the record is
+/// not fsynced now; when some or all of them are answered otherwise (a non-delivery report,
+/// content that cannot be converted) it is.
 async fn accept_message(
     ctx: &Arc<Ctx>,
     sender: &Sender,
     msg: mtalab_p1::Message,
-    mts_id: &str,
+    (mts_id, mts_gdi): (&str, String),
     claim: crate::mta::dedup::Claim,
     carried: Vec<String>,
 ) -> anyhow::Result<()> {
@@ -377,7 +380,7 @@ async fn accept_message(
         }
         let origin = X400Origin {
             originator: msg.envelope.originator_name.to_mnemonic(),
-            mts_gdi: msg.envelope.message_identifier.global_domain_identifier.to_mnemonic(),
+            mts_gdi,
             mts_local: msg.envelope.message_identifier.local_identifier.to_string(),
             recipients: origin_rcpts,
         };

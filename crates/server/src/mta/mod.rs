@@ -272,10 +272,14 @@ impl Mta {
 
     /// The local MTA name and password presented on a connector (Override tab, else the MTA's).
     pub fn local_credentials(&self, c: &X400Connector, server_name: &str) -> (String, String) {
-        let cfg = self.cfg.read().expect("mta cfg");
-        let name = c.overrides.local_mta_name.clone().or_else(|| cfg.name.clone()).unwrap_or_else(|| server_name.to_string());
-        let pw = c.overrides.local_mta_password.clone().unwrap_or_else(|| cfg.password.clone());
-        (name, pw)
+        let pw = c.overrides.local_mta_password.clone().unwrap_or_else(|| self.cfg.read().expect("mta cfg").password.clone());
+        (self.local_mta_name(c, server_name), pw)
+    }
+
+    /// The local MTA name of [`Mta::local_credentials`] alone (what a transfer's trace
+    /// names), without the password.
+    pub fn local_mta_name(&self, c: &X400Connector, server_name: &str) -> String {
+        c.overrides.local_mta_name.clone().or_else(|| self.cfg.read().expect("mta cfg").name.clone()).unwrap_or_else(|| server_name.to_string())
     }
 
     /// Is any X.400 connector routing this SMTP domain (an SMTP address space)?
