@@ -71,6 +71,8 @@ pub struct Conn {
     pub peer: SocketAddr,
     link: Option<LinkPath>,
     progress: Option<Arc<Mutex<Progress>>>,
+    /// What was last written into `progress`.
+    reported: Progress,
     /// The one timer of [`Conn::next_event`]: the association's timer or the end of the
     /// silence allowed, whichever comes first. Reset only when that moment moves earlier or
     /// the timer has fired, not on every read and write: each reset takes the runtime's
@@ -92,6 +94,7 @@ impl Conn {
             peer,
             link: None,
             progress: None,
+            reported: Progress::default(),
             sleep: Box::pin(tokio::time::sleep_until(Instant::now() + Duration::from_secs(3600))),
         }
     }
@@ -104,6 +107,10 @@ impl Conn {
 
     /// Publish the association's transfer progress into `p` as it changes (None: stop).
     pub fn set_progress(&mut self, p: Option<Arc<Mutex<Progress>>>) {
+        // A new record starts empty (as `Transfers::list` makes it).
+        if let Some(p) = &p {
+            self.reported = *p.lock().expect("progress");
+        }
         self.progress = p;
         self.report();
     }
@@ -120,12 +127,17 @@ impl Conn {
         self.assoc.transmit_into(&mut self.out);
     }
 
-    fn report(&self) {
+    fn report(&mut self) {
         if let Some(p) = &self.progress {
-            *p.lock().expect("progress") = Progress {
+            let now = Progress {
                 sending: self.assoc.sending_progress(),
                 receiving: self.assoc.receiving_progress(),
             };
+            // Most inputs and events change nothing the admin API shows: no lock for those.
+            if now != self.reported {
+                *p.lock().expect("progress") = now;
+                self.reported = now;
+            }
         }
     }
 

@@ -69,7 +69,7 @@ pub struct TransferStatus {
 }
 
 /// One listed association: (id, connector index, direction, peer, progress).
-type ListedEntry = (u64, usize, &'static str, String, Arc<Mutex<assoc::Progress>>);
+type ListedEntry = (u64, usize, &'static str, std::net::SocketAddr, Arc<Mutex<assoc::Progress>>);
 
 /// The associations of the MTA whose transfers the admin API shows.
 #[derive(Default)]
@@ -90,7 +90,8 @@ impl Transfers {
     pub fn list(&self, ci: usize, direction: &'static str, peer: std::net::SocketAddr) -> (Listed<'_>, Arc<Mutex<assoc::Progress>>) {
         let id = self.next.fetch_add(1, Ordering::SeqCst);
         let p = Arc::new(Mutex::new(assoc::Progress::default()));
-        self.list.lock().expect("transfers").push((id, ci, direction, peer.to_string(), p.clone()));
+        // The address is formatted when the admin API shows it, not for every transfer.
+        self.list.lock().expect("transfers").push((id, ci, direction, peer, p.clone()));
         (Listed { transfers: self, id }, p)
     }
 
@@ -104,7 +105,7 @@ impl Transfers {
                 match *direction {
                     "out" => p.sending.map(|s| TransferStatus {
                         direction,
-                        peer: peer.clone(),
+                        peer: peer.to_string(),
                         octets: s.octets,
                         done: s.sent,
                         checkpoints: s.checkpoints_sent,
@@ -112,7 +113,7 @@ impl Transfers {
                     }),
                     _ => p.receiving.map(|r| TransferStatus {
                         direction,
-                        peer: peer.clone(),
+                        peer: peer.to_string(),
                         octets: 0,
                         done: r.octets,
                         checkpoints: r.checkpoints,
