@@ -544,8 +544,9 @@ impl X400Pending {
 async fn deliver_x400(ctx: &Arc<Ctx>, entry: &Entry, data: &Arc<Vec<u8>>, ci: usize, indices: &[usize]) -> (Vec<(usize, Outcome)>, Option<X400Pending>) {
     let Some(m) = ctx.mta.as_ref() else { return (vec![], X400Pending::tried("the MTA is not running".into(), None)) };
     let Some(c) = m.connector(ci) else { return (vec![], X400Pending::tried(format!("no connector {ci}"), None)) };
-    let (apdu, mts_id) = if entry.envelope.p1_apdu {
-        (data.to_vec(), crate::mta::outbound::mts_id_of(data).unwrap_or_default())
+    // The MTS identifier in text form is made only if the transfer's failure count needs it.
+    let (apdu, mts_identifier) = if entry.envelope.p1_apdu {
+        (data.to_vec(), None)
     } else {
         let rcpts: Vec<String> = indices.iter().map(|&i| entry.envelope.rcpts[i].clone()).collect();
         // Read under the configuration's lock, held for the conversion (no await in it).
@@ -581,8 +582,8 @@ async fn deliver_x400(ctx: &Arc<Ctx>, entry: &Entry, data: &Arc<Vec<u8>>, ci: us
             crate::config::Conformance::Normal1988 => mtalab_p1::Conformance::Implicit,
         };
         let encoded = built.and_then(|msg| {
-            let id = crate::mta::gateway::mts_id(&msg.envelope.message_identifier);
-            mtalab_p1::MtsApdu::Message(msg).encode(conformance).map(|a| (a, id)).map_err(|e| e.to_string())
+            let id = msg.envelope.message_identifier.clone();
+            mtalab_p1::MtsApdu::Message(msg).encode(conformance).map(|a| (a, Some(id))).map_err(|e| e.to_string())
         });
         match encoded {
             Ok(a) => a,
@@ -594,6 +595,10 @@ async fn deliver_x400(ctx: &Arc<Ctx>, entry: &Entry, data: &Arc<Vec<u8>>, ci: us
                 return (outs, None);
             }
         }
+    };
+    let mts_id = || match &mts_identifier {
+        Some(id) => crate::mta::gateway::mts_id(id),
+        None => crate::mta::outbound::mts_id_of(data).unwrap_or_default(),
     };
     match crate::mta::outbound::transfer(ctx, ci, apdu, mts_id).await {
         Ok(()) => (indices.iter().map(|&i| (i, Outcome::Delivered { to: format!("MTA {} over {}", c.remote_mta_name, c.name) })).collect(), None),

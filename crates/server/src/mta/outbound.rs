@@ -286,9 +286,9 @@ pub fn mts_id_of(apdu: &[u8]) -> Option<String> {
 }
 
 /// Transfer one MTS-APDU over connector `ci`, on an idle association or a new one (a new
-/// one per Threshold transfers waiting, at most [`MAX_ASSOCIATIONS`]). `mts_id` is the
-/// APDU's MTS identifier in text form ([`crate::mta::gateway::mts_id`]): the key of its
-/// transfer-failure count.
+/// one per Threshold transfers waiting, at most [`MAX_ASSOCIATIONS`]). `mts_id` gives the
+/// APDU's MTS identifier in text form ([`crate::mta::gateway::mts_id`]), the key of its
+/// transfer-failure count: made only when a count is kept or looked up.
 ///
 /// A transfer that fails on an open association (it was aborted, or its confirmation did not
 /// come within the Recovery timeout) returns [`TransferError::Transfer`]: the message is
@@ -296,7 +296,7 @@ pub fn mts_id_of(apdu: &[u8]) -> Option<String> {
 /// transfer retries such failures of one message (Override tab; Exchange default 2) the next
 /// one counts as a failed open instead (289, and the Open Retry timer: 301), so that the
 /// message goes on at the Open interval and, after Max open retries, is returned with an NDR.
-pub async fn transfer(ctx: &Arc<Ctx>, ci: usize, apdu: Vec<u8>, mts_id: String) -> Result<(), TransferError> {
+pub async fn transfer(ctx: &Arc<Ctx>, ci: usize, apdu: Vec<u8>, mts_id: impl FnOnce() -> String) -> Result<(), TransferError> {
     let m = ctx.mta.as_ref().ok_or_else(|| TransferError::Open("the MTA is not running".into()))?;
     let c = m.connector(ci).ok_or_else(|| TransferError::Open(format!("no connector {ci}")))?;
     {
@@ -310,9 +310,9 @@ pub async fn transfer(ctx: &Arc<Ctx>, ci: usize, apdu: Vec<u8>, mts_id: String) 
             st[ci].transferred_total += 1;
         }
     }
-    let key = (ci, mts_id);
     match r {
         Err(TransferError::Transfer(why)) => {
+            let key = (ci, mts_id());
             let n = {
                 let mut f = m.transfer_failures.lock().expect("transfer failures");
                 let n = f.entry(key.clone()).or_insert(0);
@@ -329,10 +329,10 @@ pub async fn transfer(ctx: &Arc<Ctx>, ci: usize, apdu: Vec<u8>, mts_id: String) 
             Err(TransferError::Transfer(why))
         }
         Ok(()) => {
-            // Usually no transfer has failed: nothing to hash and look up.
-            let mut f = m.transfer_failures.lock().expect("transfer failures");
-            if !f.is_empty() {
-                f.remove(&key);
+            // Usually no transfer has failed: no identifier to make, hash and look up.
+            if !m.transfer_failures.lock().expect("transfer failures").is_empty() {
+                let key = (ci, mts_id());
+                m.transfer_failures.lock().expect("transfer failures").remove(&key);
             }
             Ok(())
         }
