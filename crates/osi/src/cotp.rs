@@ -560,8 +560,9 @@ pub fn segment(tsdu: &[u8], tpdu_size: TpduSize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// As [`segment_framed`], the frames appended to `out` back to back (each TPKT says its
-/// own length), without a buffer per frame.
+/// [`segment`] with each DT TPDU already in its TPKT (RFC 1006 §6): the frames to write,
+/// appended to `out` back to back (each TPKT says its own length), the TSDU's octets copied
+/// once.
 pub fn segment_framed_into(tsdu: &[u8], tpdu_size: TpduSize, out: &mut Vec<u8>) {
     let pieces = tsdu.len().div_ceil(tpdu_size.octets() - DT_HEADER_LEN).max(1);
     out.reserve(tsdu.len() + pieces * (crate::tpkt::HEADER_LEN + DT_HEADER_LEN));
@@ -570,21 +571,6 @@ pub fn segment_framed_into(tsdu: &[u8], tpdu_size: TpduSize, out: &mut Vec<u8>) 
         out.extend_from_slice(&header);
         out.extend_from_slice(chunk);
     }
-}
-
-/// [`segment`] with each DT TPDU already in its TPKT (RFC 1006 §6): the frames to write,
-/// each built in one buffer, the TSDU's octets copied once.
-pub fn segment_framed(tsdu: &[u8], tpdu_size: TpduSize) -> Vec<Vec<u8>> {
-    dt_pieces(tsdu, tpdu_size)
-        .map(|(header, chunk)| {
-            let mut frame =
-                Vec::with_capacity(crate::tpkt::HEADER_LEN + DT_HEADER_LEN + chunk.len());
-            crate::tpkt::push_header(&mut frame, DT_HEADER_LEN + chunk.len());
-            frame.extend_from_slice(&header);
-            frame.extend_from_slice(chunk);
-            frame
-        })
-        .collect()
 }
 
 /// The EOT mark and user data of `input` (the payload of one TPKT) when it is a class 0 DT
@@ -667,7 +653,6 @@ mod tests {
                         f
                     })
                     .collect();
-                assert_eq!(segment_framed(&tsdu, size), want, "{n} octets");
                 let mut out = vec![9u8];
                 segment_framed_into(&tsdu, size, &mut out);
                 assert_eq!(out, [vec![9u8], want.concat()].concat(), "{n} octets, appended");

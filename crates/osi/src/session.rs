@@ -882,9 +882,7 @@ pub const GT_DT_HEADER: [u8; 4] = [1, 0, 1, 0];
 /// # Errors
 /// As [`Spdu::encode`].
 pub fn encode_tsdu(spdus: &[Spdu]) -> Result<Vec<u8>, SessionError> {
-    // Room for the user information (a transfer's segment, kilobytes) and a short header,
-    // so that the TSDU is not moved as it is written.
-    let mut out = Vec::with_capacity(spdus.iter().map(|s| s.user_information.len() + 16).sum());
+    let mut out = Vec::new();
     for s in spdus {
         s.encode(&mut out)?;
     }
