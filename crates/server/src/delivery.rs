@@ -877,9 +877,22 @@ async fn expire(ctx: &Arc<Ctx>, id: &str, error: &str) -> anyhow::Result<()> {
 /// Every recipient is final: send the DSN owed (or set a failed DSN aside), then remove.
 async fn finish(ctx: &Arc<Ctx>, id: &str, data: Option<&Arc<Vec<u8>>>) -> anyhow::Result<()> {
     let Some(entry) = ctx.entries.lock().expect("entries lock").get(id).cloned() else { return Ok(()) };
-    let failures = entry.outcomes.iter().any(|o| matches!(o, Some(Outcome::Failed { .. })));
-    if failures {
-        return remove_finished(ctx, id, &entry, data).await;
+    let failed: Vec<FailedRcpt> = entry
+        .outcomes
+        .iter()
+        .zip(&entry.envelope.rcpts)
+        .filter_map(|(o, rcpt)| match o {
+            Some(Outcome::Failed { status, diagnostic, remote, .. }) => Some(FailedRcpt {
+                rcpt: rcpt.clone(),
+                status: status.clone(),
+                diagnostic: diagnostic.clone(),
+                remote_mta: remote.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    if !failed.is_empty() {
+        return finish_failed(ctx, id, &entry, data, failed).await;
     }
     // Every recipient delivered: the queue file goes in a batch with others, and the worker
     // goes on to its next message. One blocking call per message woke a thread of the
@@ -918,10 +931,9 @@ fn queue_removal(ctx: &Arc<Ctx>, id: &str, x400: bool) {
 }
 
 /// The [`Removals`] task: take the ids waiting, sync the record when one of them came over
-/// X.400 (it then holds the lines of every such one, recorded before their delivery),
-/// remove their queue files, and
-/// again until none is waiting. A failure leaves the message for a retry, as a failure in
-/// [`finish`] does.
+/// X.400 (it then holds the lines of every such one, recorded before their delivery), remove
+/// their queue files, and again until none is waiting. A failure leaves the message for a
+/// retry, as a failure in [`finish`] does.
 async fn remove_batches(ctx: &Arc<Ctx>) {
     loop {
         let ids = {
@@ -965,31 +977,14 @@ async fn remove_batches(ctx: &Arc<Ctx>) {
     }
 }
 
-/// The end of [`finish`]: the queue file of a message whose every recipient has its outcome
-/// is removed, set aside (a DSN that failed itself) or replaced by the DSN for its failed
-/// recipients, and the message leaves the in-memory queue.
-async fn remove_finished(ctx: &Arc<Ctx>, id: &str, entry: &Entry, data: Option<&Arc<Vec<u8>>>) -> anyhow::Result<()> {
-    let failed: Vec<FailedRcpt> = entry
-        .outcomes
-        .iter()
-        .zip(&entry.envelope.rcpts)
-        .filter_map(|(o, rcpt)| match o {
-            Some(Outcome::Failed { status, diagnostic, remote, .. }) => Some(FailedRcpt {
-                rcpt: rcpt.clone(),
-                status: status.clone(),
-                diagnostic: diagnostic.clone(),
-                remote_mta: remote.clone(),
-            }),
-            _ => None,
-        })
-        .collect();
+/// The end of [`finish`] for a message with `failed` recipients (not empty): its queue file
+/// is set aside (a DSN that failed itself) or replaced by the DSN for them, and the message
+/// leaves the in-memory queue. (Without failures the file goes through [`Removals`].)
+async fn finish_failed(ctx: &Arc<Ctx>, id: &str, entry: &Entry, data: Option<&Arc<Vec<u8>>>, failed: Vec<FailedRcpt>) -> anyhow::Result<()> {
     let c = ctx.clone();
     let idc = id.to_string();
-    let x400 = entry.envelope.x400.is_some();
-    sync_accepted(ctx, x400).await?;
-    if failed.is_empty() {
-        tokio::task::spawn_blocking(move || c.queue.remove(&idc)).await??;
-    } else if entry.envelope.from.is_empty() {
+    sync_accepted(ctx, entry.envelope.x400.is_some()).await?;
+    if entry.envelope.from.is_empty() {
         // A DSN that failed itself: never bounce a bounce (RFC 5321 §6.1); set it aside.
         let path = tokio::task::spawn_blocking(move || c.queue.set_aside(&idc)).await??;
         let why = failed.iter().map(|f| format!("{}: {}", f.rcpt, f.diagnostic)).collect::<Vec<_>>().join("; ");
