@@ -403,6 +403,11 @@ pub fn p1_to_rfc822(msg: &mtalab_p1::Message, dir: &Directory, known: &[(&OrAddr
         b = b.cc(cc.iter().map(|s| s.as_str()).collect::<Vec<_>>());
     }
     b = b.header("X-MS-Exchange-MTS-ID", Raw::new(mts_identifier));
+    // Date: when the message entered the message transfer system, the arrival time of the
+    // oldest trace element (the originating domain's, X.411 §12.2.1.1.1.12; the IMS writes
+    // the message's submit time there), not the time of this conversion.
+    let entered = msg.envelope.trace_information.first().map_or_else(Utc::now, |t| t.domain_supplied_information.arrival_time);
+    b = b.header("Date", Raw::new(entered.to_rfc2822()));
     let id = &ipm.heading.this_ipm.user_relative_identifier;
     if id.contains('@') {
         b = b.message_id(id.trim_matches(|c| c == '<' || c == '>'));
@@ -498,6 +503,36 @@ fn seven_bit_crlf(body: String) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_date_field_is_when_the_message_entered_the_mts() {
+        let cfg = crate::config::Config::parse(
+            "[organization]\nname = \"ExchangeORG\"\n[site]\nname = \"SiteB\"\n[server]\nname = \"ServerB\"\ndata_dir = \"/nonexistent\"\n\
+             [site_addressing]\nsmtp = \"@SiteB.test\"\nx400 = { c = \"US\", p = \"ExchangeORG\", o = \"SiteB\" }\n\
+             [[recipients]]\nalias = \"User1\"\ngiven = \"User\"\nsurname = \"One\"\n\
+             [ims]\nlisten = \"127.0.0.1:2525\"\n[admin]\nlisten = \"127.0.0.1:2526\"\n",
+        )
+        .unwrap();
+        let dir = crate::build_directory(&cfg).unwrap();
+        let entered = "2026-12-04T20:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let msg = rfc822_to_p1(
+            &ToP1 {
+                data: b"From: <a@SiteA.test>\r\nTo: <User1@SiteB.test>\r\nSubject: hi\r\nDate: Fri, 4 Dec 2026 19:59:58 +0000\r\n\r\nbody\r\n",
+                from: "a@SiteA.test",
+                rcpts: &["User1@SiteB.test".to_string()],
+                prefix: "c=US;p=ExchangeORG;o=SiteB",
+                site: &cfg.site_addressing.x400,
+                local_id: "1",
+                arrival: entered,
+                mta_name: "ServerA",
+            },
+            &dir,
+        )
+        .unwrap();
+        let text = String::from_utf8(p1_to_rfc822(&msg, &dir, &[], "x", "").unwrap()).unwrap();
+        assert!(text.contains("\r\nDate: Fri, 4 Dec 2026 20:00:00 +0000\r\n"), "{text}");
+        assert_eq!(text.matches("\nDate: ").count(), 1, "{text}");
+    }
 
     #[test]
     fn first_chars_cuts_at_a_character_boundary() {
