@@ -217,6 +217,41 @@ fn read_tlv(input: &[u8], depth: usize) -> Result<(Tlv<'_>, &[u8])> {
     if depth > MAX_DEPTH {
         return Err(Error::TooDeep(MAX_DEPTH));
     }
+    // The usual element of an envelope or a heading: one identifier octet (tag number below
+    // 31, not end-of-contents) and a short definite length; read here without the general
+    // header's cases. Everything else, errors included, goes the general way below.
+    if let [first, len, ..] = *input
+        && first & 0x1f != 0x1f
+        && first & 0xdf != 0
+        && len < 0x80
+    {
+        let end = 2 + usize::from(len);
+        if end <= input.len() {
+            let tag = Tag {
+                class: match first >> 6 {
+                    0 => Class::Universal,
+                    1 => Class::Application,
+                    2 => Class::Context,
+                    _ => Class::Private,
+                },
+                constructed: first & 0x20 != 0,
+                number: u32::from(first & 0x1f),
+            };
+            let tlv = Tlv {
+                tag,
+                content: &input[2..end],
+                raw: &input[..end],
+                depth,
+            };
+            return Ok((tlv, &input[end..]));
+        }
+    }
+    read_tlv_general(input, depth)
+}
+
+/// [`read_tlv`] for every form: high tag numbers, long and indefinite lengths, and the
+/// errors.
+fn read_tlv_general(input: &[u8], depth: usize) -> Result<(Tlv<'_>, &[u8])> {
     let (tag, length, hlen) = header(input)?;
     if tag.class == Class::Universal && tag.number == 0 {
         return Err(Error::Malformed("unexpected end-of-contents octets"));
@@ -1012,6 +1047,24 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The short way of `read_tlv` (one identifier octet, short length) reads every
+        /// input as the general way does: the same element and rest, or the same error.
+        #[test]
+        fn read_tlv_agrees_with_the_general_reader(
+            input in proptest::collection::vec(proptest::prop_oneof![
+                proptest::num::u8::ANY,
+                proptest::strategy::Just(0u8),
+                proptest::strategy::Just(0x20u8),
+                proptest::strategy::Just(0x30u8),
+                proptest::strategy::Just(0x80u8),
+                proptest::strategy::Just(0x1fu8),
+            ], 0..40),
+            depth in proptest::prop_oneof![0usize..3, proptest::strategy::Just(MAX_DEPTH), proptest::strategy::Just(MAX_DEPTH + 1)],
+        ) {
+            let general = if depth > MAX_DEPTH { Err(Error::TooDeep(MAX_DEPTH)) } else { read_tlv_general(&input, depth) };
+            proptest::prop_assert_eq!(format!("{:?}", read_tlv(&input, depth)), format!("{general:?}"));
+        }
+
         /// Whatever size is guessed for the contents, the encoding is the one with the
         /// fewest length octets, at every level.
         #[test]
