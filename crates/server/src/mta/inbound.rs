@@ -361,7 +361,9 @@ async fn accept_message(
     let converted = {
         let dir = ctx.directory.read().expect("dir lock");
         let router = ctx.router();
-        let from = gateway::or_to_smtp(&msg.envelope.originator_name.address, &dir);
+        // The originator's mnemonic goes into the queue file's X.400 origin; made once.
+        let originator = msg.envelope.originator_name.to_mnemonic();
+        let from = gateway::or_to_smtp_mnemonic(&msg.envelope.originator_name.address, &originator, &dir);
         let mut known = vec![(&msg.envelope.originator_name.address, from.clone())];
         let mut rcpts = Vec::new();
         let mut unknown = Vec::new();
@@ -379,7 +381,7 @@ async fn accept_message(
             }
         }
         let origin = X400Origin {
-            originator: msg.envelope.originator_name.to_mnemonic(),
+            originator,
             mts_gdi,
             mts_local: msg.envelope.message_identifier.local_identifier.to_string(),
             recipients: origin_rcpts,
