@@ -70,6 +70,30 @@ pub struct Header {
 /// [`BerError::Truncated`] if `input` ends inside them, [`BerError::Unsupported`] for tag
 /// numbers above `u32::MAX` or lengths of more than four octets.
 pub fn read_header(input: &[u8]) -> Result<Header, BerError> {
+    // The usual header: one identifier octet (tag number below 31) and a short definite
+    // length; the general reading below gives the same for it.
+    if let [first, l, ..] = *input
+        && first & 0x1f != 0x1f
+        && l < 0x80
+    {
+        return Ok(Header {
+            class: match first >> 6 {
+                0 => Class::Universal,
+                1 => Class::Application,
+                2 => Class::Context,
+                _ => Class::Private,
+            },
+            constructed: first & 0x20 != 0,
+            number: u32::from(first & 0x1f),
+            length: Some(usize::from(l)),
+            header_len: 2,
+        });
+    }
+    read_header_general(input)
+}
+
+/// [`read_header`] for every form: high tag numbers, long and indefinite lengths.
+fn read_header_general(input: &[u8]) -> Result<Header, BerError> {
     let first = *input.first().ok_or(BerError::Truncated(0))?;
     let class = match first >> 6 {
         0 => Class::Universal,
@@ -133,8 +157,9 @@ pub fn read_header(input: &[u8]) -> Result<Header, BerError> {
 /// [`BerError::IndefinitePrimitive`] for an indefinite primitive.
 pub fn scan(input: &[u8], max_depth: usize) -> Result<usize, BerError> {
     // Stack of enclosing constructed values: Some(end offset) for definite lengths, None
-    // for indefinite ones (closed by 00 00).
-    let mut stack: Vec<Option<usize>> = Vec::new();
+    // for indefinite ones (closed by 00 00). Up to MAX_DEPTH of them are kept in place; a
+    // deeper `max_depth` spills the rest onto the heap.
+    let mut stack = Stack::default();
     let mut pos = 0usize;
     loop {
         // Close every definite value that ends here, and an indefinite one on 00 00.
@@ -199,6 +224,49 @@ pub fn scan(input: &[u8], max_depth: usize) -> Result<usize, BerError> {
                 }
             }
         }
+    }
+}
+
+/// The enclosing values of [`scan`]: [`MAX_DEPTH`] of them without an allocation (a scan
+/// runs over every transfer received), any more on the heap.
+struct Stack {
+    inline: [Option<usize>; MAX_DEPTH],
+    len: usize,
+    spill: Vec<Option<usize>>,
+}
+
+impl Default for Stack {
+    fn default() -> Stack {
+        Stack { inline: [None; MAX_DEPTH], len: 0, spill: Vec::new() }
+    }
+}
+
+impl Stack {
+    fn len(&self) -> usize {
+        self.len + self.spill.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn push(&mut self, v: Option<usize>) {
+        if self.len < MAX_DEPTH {
+            self.inline[self.len] = v;
+            self.len += 1;
+        } else {
+            self.spill.push(v);
+        }
+    }
+
+    fn pop(&mut self) {
+        if self.spill.pop().is_none() && self.len > 0 {
+            self.len -= 1;
+        }
+    }
+
+    fn last(&self) -> Option<&Option<usize>> {
+        self.spill.last().or_else(|| self.len.checked_sub(1).map(|i| &self.inline[i]))
     }
 }
 
@@ -390,6 +458,39 @@ mod tests {
                 let mut int = Vec::new();
                 push_integer(&mut int, context);
                 assert_eq!(&out[1..1 + int.len()], &int[..]);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The short way of `read_header` gives what the general reading gives, for any
+        /// octets.
+        #[test]
+        fn read_header_agrees_with_the_general_reading(input in proptest::collection::vec(proptest::prop_oneof![
+            proptest::num::u8::ANY, proptest::strategy::Just(0x1fu8), proptest::strategy::Just(0x80u8), proptest::strategy::Just(0x7fu8),
+        ], 0..12)) {
+            proptest::prop_assert_eq!(format!("{:?}", read_header(&input)), format!("{:?}", read_header_general(&input)));
+        }
+    }
+
+    /// `depth` SEQUENCEs (indefinite form), each holding the next, around a NULL.
+    fn nested(depth: usize) -> Vec<u8> {
+        let mut v = [0x30, 0x80].repeat(depth);
+        v.extend_from_slice(&[0x05, 0x00]);
+        v.extend(std::iter::repeat_n(0u8, 2 * depth));
+        v
+    }
+
+    #[test]
+    fn scan_nests_past_the_kept_stack_when_allowed() {
+        for depth in [1, MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1, 3 * MAX_DEPTH] {
+            let v = nested(depth);
+            assert_eq!(scan(&v, 3 * MAX_DEPTH).unwrap(), v.len(), "{depth}");
+            let at_cap = scan(&v, MAX_DEPTH);
+            if depth <= MAX_DEPTH {
+                assert_eq!(at_cap.unwrap(), v.len(), "{depth}");
+            } else {
+                assert!(matches!(at_cap, Err(BerError::TooDeep)), "{depth}");
             }
         }
     }
