@@ -404,8 +404,8 @@ pub fn p1_to_rfc822(msg: &mtalab_p1::Message, dir: &Directory, known: &[(&OrAddr
     }
     b = b.header("X-MS-Exchange-MTS-ID", Raw::new(mts_identifier));
     // Date: when the message entered the message transfer system, the arrival time of the
-    // oldest trace element (the originating domain's, X.411 §12.2.1.1.1.12; the IMS writes
-    // the message's submit time there), not the time of this conversion.
+    // oldest trace element (the originating domain's, X.411 §12.2.1.1.1.12; the originating
+    // gateway puts there the time its IMS accepted the mail), not the time of this conversion.
     let entered = msg.envelope.trace_information.first().map_or_else(Utc::now, |t| t.domain_supplied_information.arrival_time);
     b = b.header("Date", Raw::new(entered.to_rfc2822()));
     let id = &ipm.heading.this_ipm.user_relative_identifier;
