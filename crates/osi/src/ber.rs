@@ -77,12 +77,7 @@ pub fn read_header(input: &[u8]) -> Result<Header, BerError> {
         && l < 0x80
     {
         return Ok(Header {
-            class: match first >> 6 {
-                0 => Class::Universal,
-                1 => Class::Application,
-                2 => Class::Context,
-                _ => Class::Private,
-            },
+            class: class_of(first),
             constructed: first & 0x20 != 0,
             number: u32::from(first & 0x1f),
             length: Some(usize::from(l)),
@@ -92,15 +87,20 @@ pub fn read_header(input: &[u8]) -> Result<Header, BerError> {
     read_header_general(input)
 }
 
-/// [`read_header`] for every form: high tag numbers, long and indefinite lengths.
-fn read_header_general(input: &[u8]) -> Result<Header, BerError> {
-    let first = *input.first().ok_or(BerError::Truncated(0))?;
-    let class = match first >> 6 {
+/// The class bits of the first identifier octet (X.690 §8.1.2.2).
+fn class_of(first: u8) -> Class {
+    match first >> 6 {
         0 => Class::Universal,
         1 => Class::Application,
         2 => Class::Context,
         _ => Class::Private,
-    };
+    }
+}
+
+/// [`read_header`] for every form: high tag numbers, long and indefinite lengths.
+fn read_header_general(input: &[u8]) -> Result<Header, BerError> {
+    let first = *input.first().ok_or(BerError::Truncated(0))?;
+    let class = class_of(first);
     let constructed = first & 0x20 != 0;
     let mut pos = 1;
     let mut number = u32::from(first & 0x1f);
@@ -357,11 +357,10 @@ pub fn length_len(len: usize) -> usize {
 /// Appends an INTEGER (universal 2) holding `v` in the fewest two's-complement octets
 /// (X.690 §8.3.2), as the rasn encoder writes it.
 pub fn push_integer(out: &mut Vec<u8>, v: i64) {
-    let bytes = v.to_be_bytes();
-    let skip = 8 - integer_contents_len(v);
+    let n = integer_contents_len(v);
     out.push(0x02);
-    out.push((8 - skip) as u8);
-    out.extend_from_slice(&bytes[skip..]);
+    out.push(n as u8);
+    out.extend_from_slice(&v.to_be_bytes()[8 - n..]);
 }
 
 /// Octets of the shortest two's complement contents of `v` (1 to 8, X.690 §8.3.2).

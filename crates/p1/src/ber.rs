@@ -133,18 +133,23 @@ enum Length {
     Indefinite,
 }
 
-/// Parses identifier and length octets; returns tag, length and header size.
-fn header(input: &[u8]) -> Result<(Tag, Length, usize)> {
-    let first = *input.first().ok_or(Error::Truncated("identifier octets"))?;
+/// The tag the first identifier octet gives (X.690 §8.1.2.2–3): class, form, and the tag
+/// number of the low form (31 announces the high form, whose octets follow).
+fn first_octet_tag(first: u8) -> Tag {
     let class = match first >> 6 {
         0 => Class::Universal,
         1 => Class::Application,
         2 => Class::Context,
         _ => Class::Private,
     };
-    let constructed = first & 0x20 != 0;
+    Tag { class, constructed: first & 0x20 != 0, number: u32::from(first & 0x1f) }
+}
+
+/// Parses identifier and length octets; returns tag, length and header size.
+fn header(input: &[u8]) -> Result<(Tag, Length, usize)> {
+    let first = *input.first().ok_or(Error::Truncated("identifier octets"))?;
+    let Tag { class, constructed, mut number } = first_octet_tag(first);
     let mut pos = 1;
-    let mut number = u32::from(first & 0x1f);
     if number == 0x1f {
         // High tag number form (§8.1.2.4): base 128, at most 4 octets here.
         number = 0;
@@ -227,18 +232,8 @@ fn read_tlv(input: &[u8], depth: usize) -> Result<(Tlv<'_>, &[u8])> {
     {
         let end = 2 + usize::from(len);
         if end <= input.len() {
-            let tag = Tag {
-                class: match first >> 6 {
-                    0 => Class::Universal,
-                    1 => Class::Application,
-                    2 => Class::Context,
-                    _ => Class::Private,
-                },
-                constructed: first & 0x20 != 0,
-                number: u32::from(first & 0x1f),
-            };
             let tlv = Tlv {
-                tag,
+                tag: first_octet_tag(first),
                 content: &input[2..end],
                 raw: &input[..end],
                 depth,
