@@ -403,10 +403,13 @@ async fn transfer_inner(ctx: &Arc<Ctx>, m: &crate::mta::Mta, ci: usize, c: &X400
         let r = conn.transfer(&apdu, TRANSFER_WAIT, &mut received).await;
         conn.set_progress(None);
         drop(listed);
-        for a in received {
+        // APDUs the peer sent back on this association (rare): their sender made once.
+        if !received.is_empty() {
             let sender = crate::mta::inbound::Sender::new(ctx, Some(ci), conn.peer);
-            if let Err(e) = Box::pin(crate::mta::inbound::process_apdu(ctx, &sender, a)).await {
-                tracing::error!(error = %e, "cannot store an APDU received on an outbound association");
+            for a in received {
+                if let Err(e) = Box::pin(crate::mta::inbound::process_apdu(ctx, &sender, a)).await {
+                    tracing::error!(error = %e, "cannot store an APDU received on an outbound association");
+                }
             }
         }
         match r {
