@@ -13,7 +13,7 @@ use compact_str::CompactString;
 use crate::ber::{self, Reader, StrKind, Tag, Tlv, Writer, app_c, ctx_c};
 use crate::error::{Error, Result};
 use crate::limits::{
-    MAX_DOMAIN_DEFINED_ATTRIBUTES, MAX_EXTENSION_ATTRIBUTES, MAX_MTA_NAME_LEN, MAX_OPAQUE_LEN,
+    MAX_DEPTH, MAX_DOMAIN_DEFINED_ATTRIBUTES, MAX_EXTENSION_ATTRIBUTES, MAX_MTA_NAME_LEN, MAX_OPAQUE_LEN,
     MAX_ORGANIZATIONAL_UNITS, MAX_PDU_LEN, MAX_STRING_LEN,
 };
 
@@ -740,6 +740,95 @@ impl OrName {
     }
 }
 
+/// O/R names already decoded, by their encoding: a message's envelope and the IPM heading it
+/// carries name the same originator and recipients (a gateway writes the envelope's names
+/// into the heading, X.420 §7.2.1–§7.2.4; Exchange's MTA and mtalab's gateway do), and a
+/// heading names its originator twice (`this-IPM` and `originator`), so the decoder of the
+/// heading takes a name it has seen as a copy instead of reading it again.
+///
+/// Filled by [`crate::MtsApdu::decode_vec_noting`], read by [`crate::Ipm::decode_with`].
+/// Holds at most [`OrNameMemo::MAX_ENTRIES`] names of at most [`OrNameMemo::MAX_ENCODING`]
+/// octets each, and only names without extension attributes or a directory name (what
+/// Exchange sends). A name is taken from the memo only where reading it again would not go
+/// deeper than [`crate::limits::MAX_DEPTH`] (the levels of nesting inside each kept encoding
+/// are kept with it), so a decoder with a memo gives exactly what one without it gives,
+/// errors included.
+#[derive(Debug, Default, Clone)]
+pub struct OrNameMemo {
+    /// The encodings (identifier, length, contents) one after another.
+    encodings: Vec<u8>,
+    /// Each name with the end of its encoding in `encodings` and the levels of nesting
+    /// inside that encoding ([`Tlv::nesting`]).
+    names: Vec<(usize, usize, OrName)>,
+    /// Names taken from the memo.
+    hits: usize,
+}
+
+impl OrNameMemo {
+    /// Names kept.
+    pub const MAX_ENTRIES: usize = 8;
+    /// Longest encoding kept, octets.
+    pub const MAX_ENCODING: usize = 512;
+    /// Names kept.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether no name is kept.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Names taken from the memo instead of decoded.
+    pub fn hits(&self) -> usize {
+        self.hits
+    }
+
+    /// The name whose whole encoding is `raw`, if kept and if reading it again at `depth`
+    /// would not go deeper than the cap.
+    fn get(&self, raw: &[u8], depth: usize) -> Option<&OrName> {
+        let mut start = 0;
+        for (end, nesting, name) in &self.names {
+            if self.encodings[start..*end] == *raw {
+                return (depth + nesting <= MAX_DEPTH).then_some(name);
+            }
+            start = *end;
+        }
+        None
+    }
+
+    /// Keeps `name`, decoded from `tlv`, when it is of the kind kept and there is room.
+    fn note(&mut self, tlv: &Tlv<'_>, name: &OrName) {
+        if self.names.len() == Self::MAX_ENTRIES
+            || tlv.raw.len() > Self::MAX_ENCODING
+            || name.directory_name.is_some()
+            || !name.address.extension_attributes.is_empty()
+        {
+            return;
+        }
+        // It was just read, so its nesting reads without an error.
+        let Ok(nesting) = tlv.nesting() else { return };
+        self.encodings.extend_from_slice(tlv.raw);
+        self.names.push((self.encodings.len(), nesting, name.clone()));
+    }
+}
+
+impl OrName {
+    /// [`OrName::read`], taking the name from `memo` when its encoding is there and noting it
+    /// there when not (`memo` None: plain [`OrName::read`]).
+    pub(crate) fn read_noting(tlv: &Tlv<'_>, memo: Option<&mut OrNameMemo>) -> Result<OrName> {
+        let Some(memo) = memo else { return OrName::read(tlv) };
+        if let Some(name) = memo.get(tlv.raw, tlv.depth()) {
+            let name = name.clone();
+            memo.hits += 1;
+            return Ok(name);
+        }
+        let name = OrName::read(tlv)?;
+        memo.note(tlv, &name);
+        Ok(name)
+    }
+}
+
 /// `GlobalDomainIdentifier ::= [APPLICATION 3] SEQUENCE { country-name CountryName,
 /// administration-domain-name AdministrationDomainName, private-domain-identifier
 /// PrivateDomainIdentifier OPTIONAL }` (X.411 §12.2). Wire shape `63 { 61 {..} 62 {..}
@@ -862,5 +951,62 @@ impl MtaName {
 impl std::fmt::Display for MtaName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `depth` SEQUENCEs around `inner`, each with a short length.
+    fn wrapped(inner: &[u8], depth: usize) -> Vec<u8> {
+        let mut v = inner.to_vec();
+        for _ in 0..depth {
+            let mut w = vec![0x30, v.len() as u8];
+            w.extend_from_slice(&v);
+            v = w;
+        }
+        v
+    }
+
+    /// The element `depth` levels inside `outer` ([`wrapped`]).
+    fn at_depth(outer: &[u8], depth: usize) -> Tlv<'_> {
+        let mut t = ber::read_single(outer, "test").unwrap();
+        for _ in 0..depth {
+            t = t.reader("test").unwrap().read("test").unwrap();
+        }
+        t
+    }
+
+    #[test]
+    fn a_kept_name_is_taken_only_where_reading_it_again_stays_within_the_depth_cap() {
+        let name = OrName::parse_mnemonic("c=US;a= ;p=ExchangeORG;o=SiteA;s=Smith;g=John").unwrap().encode_ber().unwrap();
+        let inside = OrName::decode_ber(&name).unwrap();
+        let nesting = ber::read_single(&name, "test").unwrap().nesting().unwrap();
+        assert_eq!(nesting, 3, "ORName, its built-in attributes, personal-name, surname");
+        let mut memo = OrNameMemo::default();
+        let first = wrapped(&name, 1);
+        assert_eq!(OrName::read_noting(&at_depth(&first, 1), Some(&mut memo)).unwrap(), inside);
+        assert_eq!((memo.len(), memo.hits()), (1, 0));
+        // Deepest place where it still reads: taken from the memo.
+        let deep = wrapped(&name, MAX_DEPTH - nesting);
+        assert_eq!(OrName::read_noting(&at_depth(&deep, MAX_DEPTH - nesting), Some(&mut memo)).unwrap(), inside);
+        assert_eq!(memo.hits(), 1);
+        // One level deeper the surname is beyond the cap: the error, as without the memo.
+        let deeper = wrapped(&name, MAX_DEPTH - nesting + 1);
+        let t = at_depth(&deeper, MAX_DEPTH - nesting + 1);
+        assert!(matches!(OrName::read(&t), Err(Error::TooDeep(_))));
+        assert!(matches!(OrName::read_noting(&t, Some(&mut memo)), Err(Error::TooDeep(_))));
+        assert_eq!(memo.hits(), 1);
+    }
+
+    #[test]
+    fn names_with_extension_attributes_or_a_directory_name_are_not_kept() {
+        let mut n = OrName::parse_mnemonic("c=US;a= ;p=P;o=O;s=S").unwrap();
+        n.directory_name = Some(vec![0x30, 0x00]);
+        let bytes = n.encode_ber().unwrap();
+        let mut memo = OrNameMemo::default();
+        assert_eq!(OrName::read_noting(&ber::read_single(&bytes, "test").unwrap(), Some(&mut memo)).unwrap(), n);
+        assert!(memo.is_empty());
     }
 }

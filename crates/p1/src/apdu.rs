@@ -12,7 +12,7 @@
 //! [`MtsApdu::decode_external`] / [`MtsApdu::encode_external`].
 
 use crate::address::{
-    GlobalDomainIdentifier, MtsIdentifier, OrName, check_len, check_opaque, set_once,
+    GlobalDomainIdentifier, MtsIdentifier, OrName, OrNameMemo, check_len, check_opaque, set_once,
 };
 use crate::ber::{self, StrKind, Tag, Time, Tlv, Writer, app_c, ctx_c};
 use crate::envelope::{
@@ -82,13 +82,26 @@ impl MtsApdu {
     /// decodes, to the same value.
     ///
     /// Errors: as [`MtsApdu::decode`].
-    pub fn decode_vec(mut bytes: Vec<u8>) -> Result<MtsApdu> {
+    pub fn decode_vec(bytes: Vec<u8>) -> Result<MtsApdu> {
+        MtsApdu::decode_vec_with(bytes, None)
+    }
+
+    /// [`MtsApdu::decode_vec`], noting a message envelope's originator and recipient names
+    /// in `names` for the decoding of the IPM it carries ([`crate::Ipm::decode_with`]).
+    /// Decodes exactly what [`MtsApdu::decode`] decodes, to the same value.
+    ///
+    /// Errors: as [`MtsApdu::decode`].
+    pub fn decode_vec_noting(bytes: Vec<u8>, names: &mut OrNameMemo) -> Result<MtsApdu> {
+        MtsApdu::decode_vec_with(bytes, Some(names))
+    }
+
+    fn decode_vec_with(mut bytes: Vec<u8>, names: Option<&mut OrNameMemo>) -> Result<MtsApdu> {
         check_len(&bytes)?;
         let t = ber::read_single(&bytes, "MTS-APDU")?;
         if !(t.tag.class == ber::Class::Context && t.tag.number == 0 && t.tag.constructed) {
             return MtsApdu::read(&t);
         }
-        let (envelope, content) = Message::read_parts(&t)?;
+        let (envelope, content) = Message::read_parts(&t, names)?;
         let span = match &content {
             std::borrow::Cow::Borrowed(c) => Some((c.as_ptr() as usize - bytes.as_ptr() as usize, c.len())),
             std::borrow::Cow::Owned(_) => None,
@@ -202,18 +215,18 @@ impl Message {
     }
 
     fn read(t: &Tlv<'_>) -> Result<Message> {
-        let (envelope, content) = Message::read_parts(t)?;
+        let (envelope, content) = Message::read_parts(t, None)?;
         Ok(Message { envelope, content: content.into_owned() })
     }
 
     /// The envelope, and the content borrowed from `t` when it is primitive.
-    fn read_parts<'a>(t: &Tlv<'a>) -> Result<(MessageTransferEnvelope, std::borrow::Cow<'a, [u8]>)> {
+    fn read_parts<'a>(t: &Tlv<'a>, names: Option<&mut OrNameMemo>) -> Result<(MessageTransferEnvelope, std::borrow::Cow<'a, [u8]>)> {
         let what = "Message";
         let mut r = t.reader(what)?;
         let env = r.read("envelope")?.expect(ber::SET, what)?;
         let content = r.read("content")?.expect(ber::OCTET_STRING, what)?;
         r.finish(what)?;
-        Ok((MessageTransferEnvelope::read(&env)?, content.octets("content", MAX_PDU_LEN)?))
+        Ok((MessageTransferEnvelope::read(&env, names)?, content.octets("content", MAX_PDU_LEN)?))
     }
 }
 
@@ -292,7 +305,7 @@ impl ProbeTransferEnvelope {
         let mut f = CommonFields::default();
         let (mut length, mut recips) = (None, None);
         while let Some(m) = r.next_tlv()? {
-            if f.take(&m)? {
+            if f.take(&m, None)? {
                 continue;
             }
             if m.tag.is(Tag::context(0)) {
@@ -302,7 +315,7 @@ impl ProbeTransferEnvelope {
                     "content-length",
                 )?;
             } else if m.tag.is(Tag::context(2)) {
-                set_once(&mut recips, read_recipients(&m)?, "per-recipient-fields")?;
+                set_once(&mut recips, read_recipients(&m, None)?, "per-recipient-fields")?;
             } else {
                 return Err(Error::UnexpectedTag {
                     context: what,

@@ -300,6 +300,41 @@ pub(crate) fn read_single<'a>(input: &'a [u8], what: &'static str) -> Result<Tlv
     Ok(tlv)
 }
 
+/// [`Tlv::nesting`] of a constructed value whose contents are `content`, read without
+/// [`Tlv`]s when every element inside has a one-octet tag and a short definite length (as
+/// an O/R name's usually have); None for anything else (the general way then decides,
+/// errors included).
+fn short_nesting(content: &[u8]) -> Option<usize> {
+    // The ends of the constructed values open around the element at `i`.
+    let mut ends = [0usize; MAX_DEPTH + 1];
+    let (mut open, mut most, mut i) = (0, 0, 0);
+    while i < content.len() {
+        while open > 0 && i == ends[open - 1] {
+            open -= 1;
+        }
+        let (first, len) = (content[i], usize::from(*content.get(i + 1)?));
+        if first & 0x1f == 0x1f || first & 0xdf == 0 || len & 0x80 != 0 {
+            return None;
+        }
+        let end = i + 2 + len;
+        if end > content.len() || (open > 0 && end > ends[open - 1]) {
+            return None;
+        }
+        most = most.max(open + 1);
+        if first & 0x20 != 0 && len > 0 {
+            if open == MAX_DEPTH {
+                return None;
+            }
+            ends[open] = end;
+            open += 1;
+            i += 2;
+        } else {
+            i = end;
+        }
+    }
+    Some(most)
+}
+
 /// A cursor over the elements inside a constructed value.
 #[derive(Debug, Clone)]
 pub(crate) struct Reader<'a> {
@@ -354,6 +389,39 @@ impl<'a> Reader<'a> {
 }
 
 impl<'a> Tlv<'a> {
+    /// Its nesting depth: 0 for an outermost element.
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+
+    /// Levels of constructed values inside it: 0 for a primitive or empty value, else one
+    /// more than the most of its elements. Reading every element inside it reaches depth
+    /// `self.depth() + self.nesting()`.
+    ///
+    /// Errors: as [`Reader::next_tlv`].
+    pub fn nesting(&self) -> Result<usize> {
+        if !self.tag.constructed {
+            return Ok(0);
+        }
+        match short_nesting(self.content) {
+            Some(n) => Ok(n),
+            None => self.nesting_general(),
+        }
+    }
+
+    /// [`Tlv::nesting`] element by element, for every form.
+    fn nesting_general(&self) -> Result<usize> {
+        if !self.tag.constructed {
+            return Ok(0);
+        }
+        let mut r = self.reader("nesting")?;
+        let mut most = 0;
+        while let Some(t) = r.next_tlv()? {
+            most = most.max(1 + t.nesting_general()?);
+        }
+        Ok(most)
+    }
+
     /// The elements inside a constructed value.
     pub fn reader(&self, what: &'static str) -> Result<Reader<'a>> {
         if !self.tag.constructed {
@@ -1015,6 +1083,21 @@ mod tests {
     use chrono::TimeZone;
 
     #[test]
+    fn nesting_counts_the_levels_inside() {
+        // SEQUENCE { [5] { [0] "a" } OCTET STRING (constructed) { OCTET STRING "b" } [1] {} }
+        let input = [0x30, 0x0c, 0xa5, 0x03, 0x80, 0x01, b'a', 0x24, 0x03, 0x04, 0x01, b'b', 0xa1, 0x00];
+        let t = read_single(&input, "test").unwrap();
+        assert_eq!(short_nesting(t.content), Some(2));
+        assert_eq!(t.nesting().unwrap(), 2);
+        // The same with an indefinite length inside: the general way counts it.
+        let input = [0x30, 0x80, 0xa5, 0x80, 0x80, 0x01, b'a', 0, 0, 0, 0];
+        let t = read_single(&input, "test").unwrap();
+        assert_eq!(short_nesting(t.content), None);
+        assert_eq!(t.nesting().unwrap(), 2);
+        assert_eq!(read_single(&[0x04, 0x01, 0], "test").unwrap().nesting().unwrap(), 0);
+    }
+
+    #[test]
     fn indefinite_lengths_and_constructed_strings() {
         // [0] { OCTET STRING (constructed, indefinite) { "ab" "c" } } with indefinite outer.
         let input = [
@@ -1041,7 +1124,50 @@ mod tests {
         v
     }
 
+    /// Encodings of nested elements: primitive and constructed, with short, long and
+    /// (constructed) indefinite lengths.
+    fn nested_encoding() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let with_length = |tag: u8, content: Vec<u8>, form: u8| {
+            let mut v = vec![tag];
+            match form {
+                0 if content.len() < 0x80 => v.push(content.len() as u8),
+                1 if tag & 0x20 != 0 => {
+                    v.push(0x80);
+                    v.extend_from_slice(&content);
+                    v.extend_from_slice(&[0, 0]);
+                    return v;
+                }
+                _ => v.extend_from_slice(&reference_length(content.len())),
+            }
+            v.extend_from_slice(&content);
+            v
+        };
+        let leaf = (prop_oneof![Just(0x04u8), Just(0x13), Just(0x80), Just(0x1f)], proptest::collection::vec(any::<u8>(), 0..4), 0u8..3)
+            .prop_map(move |(tag, content, form)| with_length(tag, content, if form == 2 { 2 } else { 0 }));
+        leaf.prop_recursive(6, 48, 4, move |inner| {
+            (prop_oneof![Just(0x30u8), Just(0x31), Just(0xa0), Just(0x24), Just(0x60)], proptest::collection::vec(inner, 0..4), 0u8..4)
+                .prop_map(move |(tag, children, form)| with_length(tag, children.concat(), form.min(2)))
+        })
+    }
+
     proptest::proptest! {
+        /// The short way of `Tlv::nesting` counts what the general way counts, and leaves to it
+        /// (None) whatever it does not read.
+        #[test]
+        fn nesting_agrees_with_the_general_count(children in proptest::collection::vec(nested_encoding(), 0..4), noise in proptest::collection::vec(proptest::num::u8::ANY, 0..6)) {
+            for content in [children.concat(), [children.concat(), noise.clone()].concat(), noise.clone()] {
+                let mut outer = vec![0x30];
+                outer.extend_from_slice(&reference_length(content.len()));
+                outer.extend_from_slice(&content);
+                let Ok(t) = read_single(&outer, "test") else { continue };
+                if let Some(n) = short_nesting(t.content) {
+                    proptest::prop_assert_eq!(t.nesting_general().map_err(|e| e.to_string()), Ok(n));
+                }
+                proptest::prop_assert_eq!(t.nesting().map_err(|e| e.to_string()), t.nesting_general().map_err(|e| e.to_string()));
+            }
+        }
+
         /// The short way of `read_tlv` (one identifier octet, short length) reads every
         /// input as the general way does: the same element and rest, or the same error.
         #[test]

@@ -3,7 +3,7 @@
 //! trace, internal trace).
 
 use crate::address::{
-    GlobalDomainIdentifier, MtaName, MtsIdentifier, OrName, check_opaque, set_once,
+    GlobalDomainIdentifier, MtaName, MtsIdentifier, OrName, OrNameMemo, check_opaque, set_once,
 };
 use crate::ber::{self, BitString, Oid, StrKind, Tag, Time, Tlv, Writer, app_c, ctx_c};
 use crate::error::{Error, Result};
@@ -890,14 +890,14 @@ impl PerRecipientFields {
         })
     }
 
-    fn read(t: &Tlv<'_>) -> Result<PerRecipientFields> {
+    fn read(t: &Tlv<'_>, mut names: Option<&mut OrNameMemo>) -> Result<PerRecipientFields> {
         let what = "per-recipient fields";
         let mut r = t.expect(ber::SET, what)?.reader(what)?;
         let (mut name, mut number, mut pri, mut conv) = (None, None, None, None);
         let mut extensions = Vec::new();
         while let Some(m) = r.next_tlv()? {
             if m.tag.is(Tag::application(0)) {
-                set_once(&mut name, OrName::read(&m)?, "recipient-name")?;
+                set_once(&mut name, OrName::read_noting(&m, names.as_deref_mut())?, "recipient-name")?;
             } else if m.tag.is(Tag::context(0)) {
                 let n = m.unsigned(
                     "originally-specified-recipient-number",
@@ -956,7 +956,8 @@ pub(crate) fn write_recipients(
     })
 }
 
-pub(crate) fn read_recipients(t: &Tlv<'_>) -> Result<Vec<PerRecipientFields>> {
+/// Reads per-recipient fields, noting the recipients' names in `names` when given.
+pub(crate) fn read_recipients(t: &Tlv<'_>, mut names: Option<&mut OrNameMemo>) -> Result<Vec<PerRecipientFields>> {
     let mut r = t.reader("per-recipient-fields")?;
     let mut out = Vec::new();
     while let Some(p) = r.next_tlv()? {
@@ -966,7 +967,7 @@ pub(crate) fn read_recipients(t: &Tlv<'_>) -> Result<Vec<PerRecipientFields>> {
                 cap: MAX_RECIPIENTS,
             });
         }
-        out.push(PerRecipientFields::read(&p)?);
+        out.push(PerRecipientFields::read(&p, names.as_deref_mut())?);
     }
     if out.is_empty() {
         return Err(Error::invalid("per-recipient-fields", "no recipients"));
@@ -1088,13 +1089,15 @@ impl MessageTransferEnvelope {
         })
     }
 
-    pub(crate) fn read(t: &Tlv<'_>) -> Result<MessageTransferEnvelope> {
+    /// Reads the envelope in `t`, noting its originator and recipient names in `names`
+    /// when given ([`OrNameMemo`]).
+    pub(crate) fn read(t: &Tlv<'_>, mut names: Option<&mut OrNameMemo>) -> Result<MessageTransferEnvelope> {
         let what = "MessageTransferEnvelope";
         let mut r = t.reader(what)?;
         let mut f = CommonFields::default();
         let (mut priority, mut deferred, mut recips) = (None, None, None);
         while let Some(m) = r.next_tlv()? {
-            if f.take(&m)? {
+            if f.take(&m, names.as_deref_mut())? {
                 continue;
             }
             if m.tag.is(Tag::application(7)) {
@@ -1106,7 +1109,7 @@ impl MessageTransferEnvelope {
                     "deferred-delivery-time",
                 )?;
             } else if m.tag.is(Tag::context(2)) {
-                set_once(&mut recips, read_recipients(&m)?, "per-recipient-fields")?;
+                set_once(&mut recips, read_recipients(&m, names.as_deref_mut())?, "per-recipient-fields")?;
             } else {
                 return Err(Error::UnexpectedTag {
                     context: what,
@@ -1146,12 +1149,14 @@ pub(crate) struct CommonFields {
 }
 
 impl CommonFields {
-    pub fn take(&mut self, m: &Tlv<'_>) -> Result<bool> {
+    /// Takes `m` when it is one of the shared members (the originator's name noted in
+    /// `names` when given); false when it is not.
+    pub fn take(&mut self, m: &Tlv<'_>, names: Option<&mut OrNameMemo>) -> Result<bool> {
         let tag = m.tag;
         if tag.is(Tag::application(4)) {
             set_once(&mut self.identifier, MtsIdentifier::read(m)?, "identifier")?;
         } else if tag.is(Tag::application(0)) {
-            set_once(&mut self.originator, OrName::read(m)?, "originator-name")?;
+            set_once(&mut self.originator, OrName::read_noting(m, names)?, "originator-name")?;
         } else if tag.is(Tag::application(5)) {
             set_once(
                 &mut self.oeit,

@@ -19,7 +19,7 @@
 //! kept as their encodings and written back unchanged. IPNs (X.420 §8) are out of scope:
 //! decoding one gives [`Error::Unsupported`].
 
-use crate::address::{OrName, check_len, check_opaque, set_once};
+use crate::address::{OrName, OrNameMemo, check_len, check_opaque, set_once};
 use crate::ber::{self, BitString, Oid, StrKind, Tag, Tlv, Writer, app_c, ctx_c};
 use crate::error::{Error, Result};
 use crate::limits::{MAX_BODY_PARTS, MAX_PDU_LEN, MAX_STRING_LEN};
@@ -50,13 +50,13 @@ impl IpmIdentifier {
         })
     }
 
-    fn read(t: &Tlv<'_>) -> Result<IpmIdentifier> {
+    fn read(t: &Tlv<'_>, names: &mut Option<&mut OrNameMemo>) -> Result<IpmIdentifier> {
         let what = "IPMIdentifier";
         let mut r = t.reader(what)?;
         let (mut user, mut local) = (None, None);
         while let Some(m) = r.next_tlv()? {
             if m.tag.is(Tag::application(0)) {
-                set_once(&mut user, OrName::read(&m)?, "user")?;
+                set_once(&mut user, OrName::read_noting(&m, names.as_deref_mut())?, "user")?;
             } else if m.tag.is(ber::PRINTABLE_STRING) {
                 set_once(
                     &mut local,
@@ -127,13 +127,13 @@ impl OrDescriptor {
         })
     }
 
-    fn read(t: &Tlv<'_>) -> Result<OrDescriptor> {
+    fn read(t: &Tlv<'_>, names: &mut Option<&mut OrNameMemo>) -> Result<OrDescriptor> {
         let what = "ORDescriptor";
         let mut r = t.reader(what)?;
         let mut d = OrDescriptor::default();
         while let Some(m) = r.next_tlv()? {
             if m.tag.is(Tag::application(0)) {
-                set_once(&mut d.formal_name, OrName::read(&m)?, "formal-name")?;
+                set_once(&mut d.formal_name, OrName::read_noting(&m, names.as_deref_mut())?, "formal-name")?;
             } else if m.tag.is(Tag::context(0)) {
                 set_once(
                     &mut d.free_form_name,
@@ -202,14 +202,14 @@ impl RecipientSpecifier {
         })
     }
 
-    fn read(t: &Tlv<'_>) -> Result<RecipientSpecifier> {
+    fn read(t: &Tlv<'_>, names: &mut Option<&mut OrNameMemo>) -> Result<RecipientSpecifier> {
         let what = "RecipientSpecifier";
         let mut r = t.expect(ber::SET, what)?.reader(what)?;
         let (mut recipient, mut nr, mut rr, mut ext) = (None, None, None, None);
         while let Some(m) = r.next_tlv()? {
             match (m.tag.class, m.tag.number) {
                 (ber::Class::Context, 0) => {
-                    set_once(&mut recipient, OrDescriptor::read(&m)?, "recipient")?
+                    set_once(&mut recipient, OrDescriptor::read(&m, names)?, "recipient")?
                 }
                 (ber::Class::Context, 1) => set_once(
                     &mut nr,
@@ -305,7 +305,7 @@ fn write_recipients(w: &mut Writer, tag: u32, v: &[RecipientSpecifier]) -> Resul
 fn read_list<T>(
     t: &Tlv<'_>,
     what: &'static str,
-    f: impl Fn(&Tlv<'_>) -> Result<T>,
+    mut f: impl FnMut(&Tlv<'_>) -> Result<T>,
 ) -> Result<Vec<T>> {
     let mut r = t.reader(what)?;
     let mut out = Vec::new();
@@ -365,7 +365,8 @@ impl Heading {
         })
     }
 
-    fn read(t: &Tlv<'_>) -> Result<Heading> {
+    /// Reads a heading, its O/R names taken from or noted in `names` ([`OrNameMemo`]).
+    fn read(t: &Tlv<'_>, mut names: Option<&mut OrNameMemo>) -> Result<Heading> {
         let what = "Heading";
         let mut r = t.expect(ber::SET, what)?.reader(what)?;
         let mut h = Heading::default();
@@ -373,7 +374,7 @@ impl Heading {
         let mut seen = [false; 16];
         while let Some(m) = r.next_tlv()? {
             if m.tag.is(Tag::application(11)) {
-                set_once(&mut this, IpmIdentifier::read(&m)?, "this-IPM")?;
+                set_once(&mut this, IpmIdentifier::read(&m, &mut names)?, "this-IPM")?;
                 continue;
             }
             if m.tag.class != ber::Class::Context || m.tag.number > 15 {
@@ -388,20 +389,12 @@ impl Heading {
             }
             seen[n] = true;
             match n {
-                0 => h.originator = Some(OrDescriptor::read(&m)?),
-                1 => h.authorizing_users = read_list(&m, "authorizing-users", OrDescriptor::read)?,
-                2 => {
-                    h.primary_recipients =
-                        read_list(&m, "primary-recipients", RecipientSpecifier::read)?
-                }
-                3 => {
-                    h.copy_recipients = read_list(&m, "copy-recipients", RecipientSpecifier::read)?
-                }
-                4 => {
-                    h.blind_copy_recipients =
-                        read_list(&m, "blind-copy-recipients", RecipientSpecifier::read)?
-                }
-                5 => h.replied_to_ipm = Some(IpmIdentifier::read(&m)?),
+                0 => h.originator = Some(OrDescriptor::read(&m, &mut names)?),
+                1 => h.authorizing_users = read_list(&m, "authorizing-users", |t| OrDescriptor::read(t, &mut names))?,
+                2 => h.primary_recipients = read_list(&m, "primary-recipients", |t| RecipientSpecifier::read(t, &mut names))?,
+                3 => h.copy_recipients = read_list(&m, "copy-recipients", |t| RecipientSpecifier::read(t, &mut names))?,
+                4 => h.blind_copy_recipients = read_list(&m, "blind-copy-recipients", |t| RecipientSpecifier::read(t, &mut names))?,
+                5 => h.replied_to_ipm = Some(IpmIdentifier::read(&m, &mut names)?),
                 8 => h.subject = Some(read_subject(&m)?),
                 _ => {
                     check_opaque(m.raw, "heading field")?;
@@ -816,6 +809,20 @@ impl Ipm {
     ///
     /// Errors: [`Error::Unsupported`] for an IPN (`[1]`, X.420 §8); any decoding error.
     pub fn decode(bytes: &[u8]) -> Result<Ipm> {
+        Ipm::decode_names(bytes, None)
+    }
+
+    /// [`Ipm::decode`], taking the heading's O/R names from `names` where their encodings
+    /// are there (a gateway passes the memo its envelope's decoding filled,
+    /// [`crate::MtsApdu::decode_vec_noting`]) and noting the others in it. Decodes exactly
+    /// what [`Ipm::decode`] decodes, to the same value.
+    ///
+    /// Errors: as [`Ipm::decode`].
+    pub fn decode_with(bytes: &[u8], names: &mut OrNameMemo) -> Result<Ipm> {
+        Ipm::decode_names(bytes, Some(names))
+    }
+
+    fn decode_names(bytes: &[u8], names: Option<&mut OrNameMemo>) -> Result<Ipm> {
         check_len(bytes)?;
         let t = ber::read_single(bytes, "InformationObject")?;
         if t.tag.is(Tag::context(1)) {
@@ -825,7 +832,7 @@ impl Ipm {
         }
         let t = t.expect(ctx_c(0), "InformationObject")?;
         let mut r = t.reader("IPM")?;
-        let heading = Heading::read(&r.read("heading")?)?;
+        let heading = Heading::read(&r.read("heading")?, names)?;
         let body = r.read("body")?.expect(ber::SEQUENCE, "IPM")?;
         r.finish("IPM")?;
         let body = read_list(&body, "body parts", BodyPart::read)?;

@@ -11,7 +11,7 @@
 //! | envelope | [`MessageTransferEnvelope`], [`PerRecipientFields`], [`TraceInformationElement`], [`InternalTraceInformationElement`], [`ExtensionField`], [`Conformance`] | [`MessageTransferEnvelope::new`] | X.411 §12.2.1.1, §9 |
 //! | reports | [`Report`], [`ReportType`], [`NonDeliveryReasonCode`], [`NonDeliveryDiagnosticCode`] | [`Report::generate`] | X.411 §12.2.1.3 |
 //! | addresses | [`OrName`], [`OrAddress`], [`GlobalDomainIdentifier`], [`MtsIdentifier`], [`MtaName`] | [`OrAddress::parse_mnemonic`], [`OrAddress::to_mnemonic`], [`OrAddress::encode_ber`], [`OrAddress::decode_ber`], same on [`OrName`] | X.402 §18, X.411 §12.2 |
-//! | content | [`Ipm`], [`Heading`], [`BodyPart`] | [`Ipm::text`], [`Ipm::encode`], [`Ipm::decode`] | X.420 §7 |
+//! | content | [`Ipm`], [`Heading`], [`BodyPart`], [`OrNameMemo`] | [`Ipm::text`], [`Ipm::encode`], [`Ipm::decode`], [`Ipm::decode_with`] (the heading's names from the envelope's, [`MtsApdu::decode_vec_noting`]) | X.420 §7 |
 //!
 //! Wire facts this crate keeps (DESIGN §4):
 //! - the bind PDUs carry `[16]`/`[17]`/`[18]` inside RTORQ/RTOAC/RTORJ; a bind error without
@@ -63,7 +63,7 @@ pub mod mnemonic;
 
 pub use address::{
     CountryName, DomainDefinedAttribute, DomainName, ExtensionAttribute, GlobalDomainIdentifier,
-    MtaName, MtsIdentifier, OrAddress, OrName, PersonalName,
+    MtaName, MtsIdentifier, OrAddress, OrName, OrNameMemo, PersonalName,
 };
 pub use apdu::{
     LastTraceInformation, Message, MtsApdu, NonDeliveryDiagnosticCode, NonDeliveryReasonCode,

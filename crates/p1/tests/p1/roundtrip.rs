@@ -7,7 +7,7 @@ use mtalab_p1::{
     ExtensionAttribute, ExtensionField, GlobalDomainIdentifier, InternalTraceInformationElement,
     Ipm, Message, MessageTransferEnvelope, MtaBindArgument, MtaBindError, MtaBindResult, MtaName,
     MtsApdu, MtsIdentifier, NonDeliveryDiagnosticCode, NonDeliveryReasonCode, OrAddress, OrName,
-    Password, PerMessageIndicators, PersonalName, Priority, RecipientOutcome, Report, ReportType,
+    OrNameMemo, Password, PerMessageIndicators, PersonalName, Priority, RecipientOutcome, Report, ReportType,
     Time, TraceInformationElement, TypeOfMtsUser,
 };
 use proptest::collection::vec;
@@ -354,6 +354,38 @@ proptest! {
         let back = Ipm::decode(&ipm.encode().unwrap()).unwrap();
         prop_assert_eq!(back.body_text(), body);
         prop_assert_eq!(back, ipm);
+    }
+
+    /// An IPM decoded with the O/R names its envelope's decoding noted is the IPM decoded
+    /// without them; the heading's names that are the envelope's (the IPM's originator, its
+    /// `this-IPM` user, a recipient the envelope names) come from the memo.
+    #[test]
+    fn ipm_names_from_the_envelope_change_nothing(
+        m in message(),
+        others in vec(binary_name(), 0..2),
+        which in vec(any::<bool>(), 1..4),
+        subject in "[ -~]{0,20}",
+    ) {
+        let env = &m.envelope;
+        // The heading names the envelope's originator, some of its recipients, and others.
+        let mut to: Vec<OrName> = env.per_recipient_fields.iter().zip(which.iter().cycle()).filter(|(_, w)| **w).map(|(p, _)| p.recipient_name.clone()).collect();
+        to.extend(others);
+        let id = mtalab_p1::IpmIdentifier { user: Some(env.originator_name.clone()), user_relative_identifier: "1@x".into() };
+        let ipm = Ipm::text(id, env.originator_name.clone(), to, vec![], &subject, "text\r\n");
+        let apdu = MtsApdu::Message(Message { envelope: m.envelope.clone(), content: ipm.encode().unwrap() });
+        for conf in [Conformance::Explicit1988, Conformance::Implicit] {
+            let mut names = OrNameMemo::default();
+            let back = MtsApdu::decode_vec_noting(apdu.encode(conf).unwrap(), &mut names).unwrap();
+            prop_assert_eq!(&back, &apdu);
+            let MtsApdu::Message(back) = back else { unreachable!() };
+            prop_assert_eq!(Ipm::decode_with(&back.content, &mut names).unwrap(), ipm.clone());
+            // The originator (this-IPM's user and the originator field) from the envelope's
+            // when it is a name the memo keeps.
+            let kept = |n: &OrName| n.directory_name.is_none() && n.address.extension_attributes.is_empty() && n.encode_ber().unwrap().len() <= OrNameMemo::MAX_ENCODING;
+            if kept(&env.originator_name) {
+                prop_assert!(names.hits() >= 2, "{} hits", names.hits());
+            }
+        }
     }
 
     #[test]

@@ -59,8 +59,9 @@ pub fn to_p1(cfg: &Config, dir: &mtalab_directory::Directory, data: &[u8]) -> Ve
 /// What B does with a received MTS-APDU before its queue commit: decode it, map its
 /// originator, convert its IPM into an RFC 5322 message.
 pub fn from_p1(dir: &mtalab_directory::Directory, apdu: &[u8]) -> Vec<u8> {
-    let MtsApdu::Message(msg) = MtsApdu::decode(apdu).expect("decodes") else { unreachable!("a message") };
+    let mut names = mtalab_p1::OrNameMemo::default();
+    let MtsApdu::Message(msg) = MtsApdu::decode_vec_noting(apdu.to_vec(), &mut names).expect("decodes") else { unreachable!("a message") };
     let from = gateway::or_to_smtp(&msg.envelope.originator_name.address, dir);
     let known = vec![(&msg.envelope.originator_name.address, from)];
-    gateway::p1_to_rfc822(&msg, dir, &known, &gateway::mts_id(&msg.envelope.message_identifier), "").expect("converts")
+    gateway::p1_to_rfc822(&msg, dir, &known, &gateway::mts_id(&msg.envelope.message_identifier), "", &mut names).expect("converts")
 }

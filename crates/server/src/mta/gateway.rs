@@ -21,7 +21,7 @@ use mail_builder::headers::raw::Raw;
 use mtalab_directory::Directory;
 use mtalab_p1::{
     BodyPart, ExtensionField, GlobalDomainIdentifier, InternalTraceInformationElement, Ipm, MessageTransferEnvelope, MtaName,
-    MtsIdentifier, OrAddress, OrName, TraceInformationElement,
+    MtsIdentifier, OrAddress, OrName, OrNameMemo, TraceInformationElement,
 };
 
 use crate::mta::gwart::mnemonic_attributes as attributes;
@@ -376,9 +376,12 @@ fn parse_for_ipm(data: &[u8]) -> Option<(mail_parser::Message<'_>, std::borrow::
 /// not looked up twice. `mts_identifier`: the message's MTS identifier in text form ([`mts_id`]),
 /// which the caller has made already too, for `X-MS-Exchange-MTS-ID`. `head`: text written
 /// before everything else (the receiving server's own `Received:` field, CRLF included), so
-/// that the message is made in one buffer and not moved to put it in front.
-pub fn p1_to_rfc822(msg: &mtalab_p1::Message, dir: &Directory, known: &[(&OrAddress, String)], mts_identifier: &str, head: &str) -> Result<Vec<u8>, String> {
-    let ipm = Ipm::decode(&msg.content).map_err(|e| format!("IPM: {e}"))?;
+/// that the message is made in one buffer and not moved to put it in front. `names`: the O/R
+/// names the decoding of `msg` noted ([`mtalab_p1::MtsApdu::decode_vec_noting`]; empty when
+/// there are none), which the IPM heading's names are taken from when their encodings are
+/// the same ([`OrNameMemo`]).
+pub fn p1_to_rfc822(msg: &mtalab_p1::Message, dir: &Directory, known: &[(&OrAddress, String)], mts_identifier: &str, head: &str, names: &mut OrNameMemo) -> Result<Vec<u8>, String> {
+    let ipm = Ipm::decode_with(&msg.content, names).map_err(|e| format!("IPM: {e}"))?;
     let smtp = |or: &OrAddress| known.iter().find(|(k, _)| *k == or).map_or_else(|| or_to_smtp(or, dir), |(_, s)| s.clone());
     let from = ipm
         .heading
@@ -529,7 +532,7 @@ mod tests {
             &dir,
         )
         .unwrap();
-        let text = String::from_utf8(p1_to_rfc822(&msg, &dir, &[], "x", "").unwrap()).unwrap();
+        let text = String::from_utf8(p1_to_rfc822(&msg, &dir, &[], "x", "", &mut OrNameMemo::default()).unwrap()).unwrap();
         assert!(text.contains("\r\nDate: Fri, 4 Dec 2026 20:00:00 +0000\r\n"), "{text}");
         assert_eq!(text.matches("\nDate: ").count(), 1, "{text}");
     }

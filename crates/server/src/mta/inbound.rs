@@ -272,7 +272,9 @@ impl Sender {
 /// logged and dropped.
 pub async fn process_apdu(ctx: &Arc<Ctx>, sender: &Sender, apdu: Vec<u8>) -> anyhow::Result<()> {
     let (conn_name, peer) = (&sender.mta, sender.addr);
-    match MtsApdu::decode_vec(apdu) {
+    // The envelope's O/R names, noted for the IPM heading, which names them again.
+    let mut names = mtalab_p1::OrNameMemo::default();
+    match MtsApdu::decode_vec_noting(apdu, &mut names) {
         Ok(MtsApdu::Message(mut msg)) => {
             // The identifier's domain in mnemonic form, made once: the text identifier and
             // the queue file's X.400 origin both hold it.
@@ -290,7 +292,7 @@ pub async fn process_apdu(ctx: &Arc<Ctx>, sender: &Sender, apdu: Vec<u8>) -> any
                 });
             }
             let carried: Vec<String> = fresh.iter().map(|&i| rcpts[i].clone()).collect();
-            accept_message(ctx, sender, msg, (&id, gdi), claim, carried).await
+            accept_message(ctx, sender, msg, names, (&id, gdi), claim, carried).await
         }
         Ok(MtsApdu::Report(r)) => {
             let id = gateway::mts_id(&r.envelope.report_identifier);
@@ -344,7 +346,8 @@ async fn record(claim: crate::mta::dedup::Claim, rcpts: Vec<String>, in_queue: b
 }
 
 /// Convert and queue a message received from `sender`, whose MTS identifier in text form
-/// is `mts_id` ([`gateway::mts_id`]; `mts_gdi`: its domain's part), and record that
+/// is `mts_id` ([`gateway::mts_id`]; `mts_gdi`: its domain's part; `names`: the O/R names its
+/// decoding noted, for its IPM heading's), and record that
 /// identifier (`claim`, for the recipients `carried`) before the message is handed to
 /// delivery. When one queue file carries every recipient (see [`X400Origin`]) the record is
 /// not fsynced now; when some or all of them are answered otherwise (a non-delivery report,
@@ -353,6 +356,7 @@ async fn accept_message(
     ctx: &Arc<Ctx>,
     sender: &Sender,
     msg: mtalab_p1::Message,
+    mut names: mtalab_p1::OrNameMemo,
     (mts_id, mts_gdi): (&str, String),
     claim: crate::mta::dedup::Claim,
     carried: Vec<String>,
@@ -400,7 +404,7 @@ async fn accept_message(
         // This server's Received: field goes first, written into the message's own buffer.
         let received = format!("{from_mta} [{}] (X.400 MTA {from_mta})\r\n\tvia X.400 P1 mts-id {mts_id}", sender.shown_ip);
         let head = crate::ims::received_field(&ctx.hostname, &received, &env);
-        gateway::p1_to_rfc822(&msg, &dir, &known, mts_id, &head).map(|data| (data, env, unknown))
+        gateway::p1_to_rfc822(&msg, &dir, &known, mts_id, &head, &mut names).map(|data| (data, env, unknown))
     };
     let (data, env, unknown) = match converted {
         Ok(c) => c,
