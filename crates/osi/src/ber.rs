@@ -156,6 +156,59 @@ fn read_header_general(input: &[u8]) -> Result<Header, BerError> {
 /// [`BerError::Truncated`] if a length runs past its enclosing value,
 /// [`BerError::IndefinitePrimitive`] for an indefinite primitive.
 pub fn scan(input: &[u8], max_depth: usize) -> Result<usize, BerError> {
+    match scan_definite(input, max_depth) {
+        Some(n) => Ok(n),
+        None => scan_general(input, max_depth),
+    }
+}
+
+/// [`scan`] of a value whose every element has a one-octet tag and a definite length of at
+/// most two length octets (as a transfer's MTS-APDU has), with its enclosing values kept in
+/// place; None for anything else, errors included, which [`scan_general`] then reads and
+/// decides. What it returns is what [`scan_general`] returns.
+fn scan_definite(input: &[u8], max_depth: usize) -> Option<usize> {
+    // The ends of the enclosing constructed values.
+    let mut ends = [0usize; MAX_DEPTH];
+    let (mut open, mut pos) = (0usize, 0usize);
+    loop {
+        let first = *input.get(pos)?;
+        if first & 0x1f == 0x1f {
+            return None;
+        }
+        let (len, header_len) = match *input.get(pos + 1)? {
+            l if l < 0x80 => (usize::from(l), 2),
+            0x81 => (usize::from(*input.get(pos + 2)?), 3),
+            0x82 => (usize::from(u16::from_be_bytes([*input.get(pos + 2)?, *input.get(pos + 3)?])), 4),
+            _ => return None,
+        };
+        let start = pos + header_len;
+        let end = start + len;
+        if end > open.checked_sub(1).map_or(input.len(), |i| ends[i]) {
+            return None;
+        }
+        if first & 0x20 != 0 {
+            if open >= max_depth.min(MAX_DEPTH) {
+                return None;
+            }
+            if len > 0 {
+                ends[open] = end;
+                open += 1;
+                pos = start;
+                continue;
+            }
+        }
+        pos = end;
+        while open > 0 && pos == ends[open - 1] {
+            open -= 1;
+        }
+        if open == 0 {
+            return Some(pos);
+        }
+    }
+}
+
+/// [`scan`] for every form: indefinite lengths, high tag numbers, long lengths, errors.
+fn scan_general(input: &[u8], max_depth: usize) -> Result<usize, BerError> {
     // Stack of enclosing constructed values: Some(end offset) for definite lengths, None
     // for indefinite ones (closed by 00 00). Up to MAX_DEPTH of them are kept in place; a
     // deeper `max_depth` spills the rest onto the heap.
@@ -461,7 +514,63 @@ mod tests {
         }
     }
 
+    /// Encodings of nested elements: primitive and constructed, with short, long and
+    /// (constructed) indefinite lengths, and now and then a two-octet tag.
+    fn nested_encoding() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        fn with_length(tag: &[u8], content: Vec<u8>, form: u8) -> Vec<u8> {
+            let mut v = tag.to_vec();
+            match form {
+                1 if tag[0] & 0x20 != 0 => {
+                    v.push(0x80);
+                    v.extend_from_slice(&content);
+                    v.extend_from_slice(&[0, 0]);
+                    return v;
+                }
+                2 => v.extend_from_slice(&[0x82, (content.len() >> 8) as u8, content.len() as u8]),
+                3 => v.extend_from_slice(&[0x83, 0, (content.len() >> 8) as u8, content.len() as u8]),
+                _ => push_length(&mut v, content.len()),
+            }
+            v.extend_from_slice(&content);
+            v
+        }
+        // Mostly what the definite-length way reads; now and then what it leaves.
+        let form = || prop_oneof![6 => Just(0u8), 1 => Just(1), 2 => Just(2), 1 => Just(3)];
+        let leaf = (prop_oneof![8 => Just(vec![0x04u8]), 4 => Just(vec![0x13]), 4 => Just(vec![0x80]), 1 => Just(vec![0x00]), 1 => Just(vec![0x1f, 0x21])], proptest::collection::vec(any::<u8>(), 0..140), form())
+            .prop_map(|(tag, content, form)| with_length(&tag, content, form));
+        leaf.prop_recursive(8, 64, 4, move |inner| {
+            (prop_oneof![4 => Just(vec![0x30u8]), 4 => Just(vec![0x31]), 4 => Just(vec![0xa0]), 4 => Just(vec![0x63]), 1 => Just(vec![0x3f, 0x22])], proptest::collection::vec(inner, 0..4), form())
+                .prop_map(|(tag, children, form)| with_length(&tag, children.concat(), form))
+        })
+    }
+
     proptest::proptest! {
+        /// The definite-length way of `scan` returns what the general way returns, and
+        /// leaves to it (None) whatever it does not read; whole or cut, changed in one
+        /// octet, at depth caps around the nesting.
+        #[test]
+        fn scan_agrees_with_the_general_walk(
+            value in nested_encoding(),
+            change in proptest::option::weighted(0.3, (proptest::num::usize::ANY, proptest::num::u8::ANY)),
+            cut in proptest::option::weighted(0.2, proptest::num::usize::ANY),
+            max_depth in 0usize..12,
+        ) {
+            let mut input = value;
+            if let Some((at, to)) = change && !input.is_empty() {
+                let at = at % input.len();
+                input[at] = to;
+            }
+            if let Some(at) = cut && !input.is_empty() {
+                input.truncate(at % input.len());
+            }
+            for depth in [max_depth, MAX_DEPTH, 3 * MAX_DEPTH] {
+                if let Some(n) = scan_definite(&input, depth) {
+                    proptest::prop_assert_eq!(scan_general(&input, depth), Ok(n));
+                }
+                proptest::prop_assert_eq!(scan(&input, depth), scan_general(&input, depth));
+            }
+        }
+
         /// The short way of `read_header` gives what the general reading gives, for any
         /// octets.
         #[test]
