@@ -604,6 +604,16 @@ pub trait TextOut: for<'a> From<&'a str> + FromIterator<char> {}
 impl TextOut for String {}
 impl TextOut for compact_str::CompactString {}
 
+/// `octets`, known to be ASCII, as text: a body text (kilobytes) through `simdutf8`'s
+/// vectorised UTF-8 check, a short value through the standard one.
+fn ascii_str(octets: &[u8]) -> &str {
+    if octets.len() >= 64 {
+        simdutf8::basic::from_utf8(octets).unwrap_or_default()
+    } else {
+        std::str::from_utf8(octets).unwrap_or_default()
+    }
+}
+
 /// The restricted character string types used by P1 and X.420.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StrKind {
@@ -624,7 +634,7 @@ impl StrKind {
         match self {
             // ASCII octets are their own UTF-8: one check and one copy (a body text is
             // kilobytes), the character by character mapping only for the rest.
-            _ if octets.is_ascii() => Ok(S::from(std::str::from_utf8(octets).unwrap_or_default())),
+            _ if octets.is_ascii() => Ok(S::from(ascii_str(octets))),
             StrKind::EightBit => Ok(octets.iter().map(|b| char::from(*b)).collect()),
             _ => {
                 let b = octets.iter().find(|b| **b >= 0x80).copied().unwrap_or_default();
