@@ -740,19 +740,19 @@ impl OrName {
     }
 }
 
-/// O/R names already decoded, by their encoding: a message's envelope and the IPM heading it
+/// O/R names already decoded, by their encoding. A message's envelope and the IPM heading it
 /// carries name the same originator and recipients (a gateway writes the envelope's names
-/// into the heading, X.420 §7.2.1–§7.2.4; Exchange's MTA and mtalab's gateway do), and a
-/// heading names its originator twice (`this-IPM` and `originator`), so the decoder of the
-/// heading takes a name it has seen as a copy instead of reading it again.
+/// into the heading, X.420 §7.2.1–§7.2.4, as mtalab's does), and a heading usually names its
+/// originator twice (`this-IPM` and `originator`): the heading's decoder takes a name it has
+/// seen as a copy instead of reading it again.
 ///
 /// Filled by [`crate::MtsApdu::decode_vec_noting`], read by [`crate::Ipm::decode_with`].
 /// Holds at most [`OrNameMemo::MAX_ENTRIES`] names of at most [`OrNameMemo::MAX_ENCODING`]
-/// octets each, and only names without extension attributes or a directory name (what
-/// Exchange sends). A name is taken from the memo only where reading it again would not go
-/// deeper than [`crate::limits::MAX_DEPTH`] (the levels of nesting inside each kept encoding
-/// are kept with it), so a decoder with a memo gives exactly what one without it gives,
-/// errors included.
+/// octets each, and only names without extension attributes or a directory name. A name is
+/// taken from the memo only where reading it again would not go deeper than
+/// [`crate::limits::MAX_DEPTH`] (the levels of nesting inside each kept encoding are kept
+/// with it), so a decoder with a memo gives exactly what one without it gives, errors
+/// included.
 #[derive(Debug, Default, Clone)]
 pub struct OrNameMemo {
     /// The encodings (identifier, length, contents) one after another.
