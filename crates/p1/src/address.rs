@@ -769,6 +769,7 @@ impl OrNameMemo {
     pub const MAX_ENTRIES: usize = 8;
     /// Longest encoding kept, octets.
     pub const MAX_ENCODING: usize = 512;
+
     /// Names kept.
     pub fn len(&self) -> usize {
         self.names.len()

@@ -50,7 +50,7 @@ impl IpmIdentifier {
         })
     }
 
-    fn read(t: &Tlv<'_>, names: &mut Option<&mut OrNameMemo>) -> Result<IpmIdentifier> {
+    fn read(t: &Tlv<'_>, mut names: Option<&mut OrNameMemo>) -> Result<IpmIdentifier> {
         let what = "IPMIdentifier";
         let mut r = t.reader(what)?;
         let (mut user, mut local) = (None, None);
@@ -127,7 +127,7 @@ impl OrDescriptor {
         })
     }
 
-    fn read(t: &Tlv<'_>, names: &mut Option<&mut OrNameMemo>) -> Result<OrDescriptor> {
+    fn read(t: &Tlv<'_>, mut names: Option<&mut OrNameMemo>) -> Result<OrDescriptor> {
         let what = "ORDescriptor";
         let mut r = t.reader(what)?;
         let mut d = OrDescriptor::default();
@@ -202,14 +202,14 @@ impl RecipientSpecifier {
         })
     }
 
-    fn read(t: &Tlv<'_>, names: &mut Option<&mut OrNameMemo>) -> Result<RecipientSpecifier> {
+    fn read(t: &Tlv<'_>, mut names: Option<&mut OrNameMemo>) -> Result<RecipientSpecifier> {
         let what = "RecipientSpecifier";
         let mut r = t.expect(ber::SET, what)?.reader(what)?;
         let (mut recipient, mut nr, mut rr, mut ext) = (None, None, None, None);
         while let Some(m) = r.next_tlv()? {
             match (m.tag.class, m.tag.number) {
                 (ber::Class::Context, 0) => {
-                    set_once(&mut recipient, OrDescriptor::read(&m, names)?, "recipient")?
+                    set_once(&mut recipient, OrDescriptor::read(&m, names.as_deref_mut())?, "recipient")?
                 }
                 (ber::Class::Context, 1) => set_once(
                     &mut nr,
@@ -374,7 +374,7 @@ impl Heading {
         let mut seen = [false; 16];
         while let Some(m) = r.next_tlv()? {
             if m.tag.is(Tag::application(11)) {
-                set_once(&mut this, IpmIdentifier::read(&m, &mut names)?, "this-IPM")?;
+                set_once(&mut this, IpmIdentifier::read(&m, names.as_deref_mut())?, "this-IPM")?;
                 continue;
             }
             if m.tag.class != ber::Class::Context || m.tag.number > 15 {
@@ -389,12 +389,12 @@ impl Heading {
             }
             seen[n] = true;
             match n {
-                0 => h.originator = Some(OrDescriptor::read(&m, &mut names)?),
-                1 => h.authorizing_users = read_list(&m, "authorizing-users", |t| OrDescriptor::read(t, &mut names))?,
-                2 => h.primary_recipients = read_list(&m, "primary-recipients", |t| RecipientSpecifier::read(t, &mut names))?,
-                3 => h.copy_recipients = read_list(&m, "copy-recipients", |t| RecipientSpecifier::read(t, &mut names))?,
-                4 => h.blind_copy_recipients = read_list(&m, "blind-copy-recipients", |t| RecipientSpecifier::read(t, &mut names))?,
-                5 => h.replied_to_ipm = Some(IpmIdentifier::read(&m, &mut names)?),
+                0 => h.originator = Some(OrDescriptor::read(&m, names.as_deref_mut())?),
+                1 => h.authorizing_users = read_list(&m, "authorizing-users", |t| OrDescriptor::read(t, names.as_deref_mut()))?,
+                2 => h.primary_recipients = read_list(&m, "primary-recipients", |t| RecipientSpecifier::read(t, names.as_deref_mut()))?,
+                3 => h.copy_recipients = read_list(&m, "copy-recipients", |t| RecipientSpecifier::read(t, names.as_deref_mut()))?,
+                4 => h.blind_copy_recipients = read_list(&m, "blind-copy-recipients", |t| RecipientSpecifier::read(t, names.as_deref_mut()))?,
+                5 => h.replied_to_ipm = Some(IpmIdentifier::read(&m, names.as_deref_mut())?),
                 8 => h.subject = Some(read_subject(&m)?),
                 _ => {
                     check_opaque(m.raw, "heading field")?;
