@@ -142,7 +142,7 @@ pub async fn commit(ctx: &Arc<Ctx>, env: Envelope, data: Vec<u8>) -> anyhow::Res
     let c = ctx.clone();
     let (env, data) = (Arc::new(env), Arc::new(data));
     let (e2, d2) = (env.clone(), data.clone());
-    tokio::task::spawn_blocking(move || c.queue.commit(&e2, &d2)).await??;
+    crate::on_disk(move || c.queue.commit(&e2, &d2)).await??;
     Ok((env, data))
 }
 
@@ -205,7 +205,7 @@ pub async fn recover(ctx: &Arc<Ctx>) -> anyhow::Result<()> {
         let id = l.envelope.id.clone();
         if dsn_queued {
             let c = ctx.clone();
-            let _ = tokio::task::spawn_blocking(move || c.queue.remove(&id)).await?;
+            let _ = crate::on_disk(move || c.queue.remove(&id)).await?;
             continue;
         }
         ctx.entries.lock().expect("entries lock").insert(
@@ -325,7 +325,7 @@ async fn attempt(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
         None => {
             let c = ctx.clone();
             let id = job.id.clone();
-            Arc::new(tokio::task::spawn_blocking(move || c.queue.read_data(&id)).await??)
+            Arc::new(crate::on_disk(move || c.queue.read_data(&id)).await??)
         }
     };
 
@@ -379,7 +379,7 @@ async fn attempt(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
                 let rp = entry.envelope.from.clone();
                 let to = entry.envelope.rcpts[index].clone();
                 let a = alias.clone();
-                match tokio::task::spawn_blocking(move || c.mailboxes.deliver(&a, &rp, &to, &d)).await? {
+                match crate::on_disk(move || c.mailboxes.deliver(&a, &rp, &to, &d)).await? {
                     Ok(_) => results.push((index, Outcome::Delivered { to: format!("mailbox {alias}") })),
                     Err(e) => transient = Some(format!("local delivery to {alias} failed: {e}")),
                 }
@@ -502,7 +502,7 @@ async fn conclude(
             .iter()
             .map(|(index, outcome)| LogLine::Rcpt { index: *index, outcome: outcome.clone() })
             .collect();
-        tokio::task::spawn_blocking(move || lines.iter().try_for_each(|l| c.queue.record(&id, l))).await??;
+        crate::on_disk(move || lines.iter().try_for_each(|l| c.queue.record(&id, l))).await??;
     }
     let still_pending = {
         let mut entries = ctx.entries.lock().expect("entries lock");
@@ -816,7 +816,7 @@ fn schedule_retry(ctx: &Arc<Ctx>, id: &str, error: String) {
         // A deferral changed nothing on disk: no log line, no fsync.
         if let Some(n) = n {
             let line = LogLine::Attempt { n, error: error.clone(), connector_retries };
-            let _ = tokio::task::spawn_blocking(move || c.queue.record(&i, &line)).await;
+            let _ = crate::on_disk(move || c.queue.record(&i, &line)).await;
         }
         if expired {
             if let Err(e) = expire(&ctx, &id, &error).await {
@@ -862,7 +862,7 @@ async fn expire(ctx: &Arc<Ctx>, id: &str, error: &str) -> anyhow::Result<()> {
     let c = ctx.clone();
     let i = id.to_string();
     let l2 = lines.clone();
-    tokio::task::spawn_blocking(move || {
+    crate::on_disk(move || {
         l2.iter().try_for_each(|(index, outcome)| c.queue.record(&i, &LogLine::Rcpt { index: *index, outcome: outcome.clone() }))
     })
     .await??;
@@ -954,7 +954,7 @@ async fn remove_batches(ctx: &Arc<Ctx>) {
             continue;
         }
         let c = ctx.clone();
-        let removed = tokio::task::spawn_blocking(move || ids.into_iter().map(|(id, _)| {
+        let removed = crate::on_disk(move || ids.into_iter().map(|(id, _)| {
             let r = c.queue.remove(&id);
             (id, r)
         }).collect::<Vec<_>>())
@@ -986,7 +986,7 @@ async fn finish_failed(ctx: &Arc<Ctx>, id: &str, entry: &Entry, data: Option<&Ar
     sync_accepted(ctx, entry.envelope.x400.is_some()).await?;
     if entry.envelope.from.is_empty() {
         // A DSN that failed itself: never bounce a bounce (RFC 5321 §6.1); set it aside.
-        let path = tokio::task::spawn_blocking(move || c.queue.set_aside(&idc)).await??;
+        let path = crate::on_disk(move || c.queue.set_aside(&idc)).await??;
         let why = failed.iter().map(|f| format!("{}: {}", f.rcpt, f.diagnostic)).collect::<Vec<_>>().join("; ");
         ctx.events.log(catalog::IMC_SYSTEM_MESSAGE_SET_ASIDE, &[id, &format!("{why} ({})", path.display())]);
     } else {
@@ -995,7 +995,7 @@ async fn finish_failed(ctx: &Arc<Ctx>, id: &str, entry: &Entry, data: Option<&Ar
             None => {
                 let c = ctx.clone();
                 let i = id.to_string();
-                Arc::new(tokio::task::spawn_blocking(move || c.queue.read_data(&i)).await??)
+                Arc::new(crate::on_disk(move || c.queue.read_data(&i)).await??)
             }
         };
         let postmaster = ctx.postmaster();
@@ -1026,7 +1026,7 @@ async fn finish_failed(ctx: &Arc<Ctx>, id: &str, entry: &Entry, data: Option<&Ar
         let env2 = dsn_env.clone();
         let data2 = data.clone();
         let idc2 = idc.clone();
-        tokio::task::spawn_blocking(move || {
+        crate::on_disk(move || {
             c.queue.commit(&env2, &data2)?;
             c.queue.record(&idc2, &LogLine::DsnQueued { dsn_id: env2.id.clone() })?;
             c.queue.remove(&idc2)

@@ -101,6 +101,85 @@ impl Ctx {
     }
 }
 
+/// [`on_disk`]'s work panicked; the message says where.
+#[derive(Debug, thiserror::Error)]
+#[error("disk work panicked: {0}")]
+pub struct DiskPanic(pub String);
+
+/// Disk work that takes less than this is short enough to run on the task's own thread
+/// ([`on_disk`]): tokio's guidance for the time between two awaits of a task is 10–100 µs,
+/// and handing work to the blocking pool and the task back costs more than that (two thread
+/// wake-ups, hundreds of microseconds on a loaded machine; docs/BENCHMARKS.md).
+pub const INLINE_DISK_MAX: Duration = Duration::from_micros(100);
+
+/// How many of the last [`DISK_WINDOW`] works of [`on_disk`] may have taken
+/// [`INLINE_DISK_MAX`] or more for the next one still to run on the task's thread. Not
+/// zero: on a busy machine a short write is now and then descheduled mid-way, and that says
+/// nothing about the disk.
+pub const DISK_SLOW_ALLOWED: u32 = 3;
+
+/// The works [`on_disk`] remembers the times of.
+pub const DISK_WINDOW: u32 = 16;
+
+/// The last works of [`on_disk`], newest in bit 0: 1 for one that took [`INLINE_DISK_MAX`]
+/// or more.
+#[derive(Debug, Default)]
+pub struct DiskTimes(std::sync::atomic::AtomicU32);
+
+impl DiskTimes {
+    /// Note a work that took `took`.
+    pub fn note(&self, took: Duration) {
+        let slow = u32::from(took >= INLINE_DISK_MAX);
+        let _ = self.0.fetch_update(std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed, |h| Some((h << 1) | slow));
+    }
+
+    /// Whether the next work should run on the task's thread: at most
+    /// [`DISK_SLOW_ALLOWED`] of the last [`DISK_WINDOW`] were slow.
+    pub fn inline(&self) -> bool {
+        let window = (1u32 << DISK_WINDOW) - 1;
+        (self.0.load(std::sync::atomic::Ordering::Relaxed) & window).count_ones() <= DISK_SLOW_ALLOWED
+    }
+}
+
+/// The times of this process's disk work ([`on_disk`]).
+static DISK_TIMES: DiskTimes = DiskTimes(std::sync::atomic::AtomicU32::new(0));
+
+/// Run `f`, short work that blocks on the disk (a queue file's write and its fsync, a
+/// Maildir delivery, removals), from a task, and give its result.
+///
+/// On tokio's multi-thread runtime, while such work has lately taken less than
+/// [`INLINE_DISK_MAX`] (tmpfs, a disk whose cache answers fsync; [`DiskTimes::inline`]),
+/// it runs right here on the worker thread: the task waits only for the disk. Otherwise, and on a current-thread
+/// runtime, it goes to the blocking pool (`spawn_blocking`), so that a slow fsync holds no
+/// worker and several can be in flight at once (a journaling file system commits them
+/// together). Both ways time the work, and the times choose the way of the next.
+///
+/// # Errors
+/// [`DiskPanic`] when `f` panicked (the task and its worker go on).
+pub async fn on_disk<T, F>(f: F) -> Result<T, DiskPanic>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let panicked = |p: Box<dyn std::any::Any + Send>| {
+        DiskPanic(p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default())
+    };
+    let timed = move || {
+        let t = std::time::Instant::now();
+        let r = f();
+        DISK_TIMES.note(t.elapsed());
+        r
+    };
+    let multi = matches!(tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()), Ok(tokio::runtime::RuntimeFlavor::MultiThread));
+    if multi && DISK_TIMES.inline() {
+        return std::panic::catch_unwind(std::panic::AssertUnwindSafe(timed)).map_err(panicked);
+    }
+    tokio::task::spawn_blocking(timed).await.map_err(|e| match e.try_into_panic() {
+        Ok(p) => panicked(p),
+        Err(e) => DiskPanic(e.to_string()),
+    })
+}
+
 /// Resolves when the shutdown flag becomes true (never, if the sender is gone without it).
 pub async fn stopped(mut rx: watch::Receiver<bool>) {
     loop {
@@ -237,4 +316,52 @@ pub async fn run(cfg: Config, stop: watch::Receiver<bool>) -> anyhow::Result<()>
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_work_goes_to_the_blocking_pool_once_it_is_slow_and_comes_back_when_fast() {
+        let t = DiskTimes::default();
+        assert!(t.inline(), "nothing known yet: inline");
+        let fast = INLINE_DISK_MAX / 4;
+        let slow = INLINE_DISK_MAX;
+        for _ in 0..DISK_SLOW_ALLOWED {
+            t.note(slow);
+        }
+        assert!(t.inline(), "a few slow ones among fast ones (a descheduled write) change nothing");
+        t.note(slow);
+        assert!(!t.inline(), "one more slow one: the blocking pool");
+        // The slow ones leave the window one by one; once no more than allowed are in it,
+        // the work is inline again.
+        t.note(fast);
+        assert!(!t.inline());
+        for _ in 1..(DISK_WINDOW - DISK_SLOW_ALLOWED) {
+            t.note(fast);
+        }
+        assert!(t.inline());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn disk_work_gives_its_result_and_a_panic_as_an_error_on_either_way() {
+        // Inline (fast work) or in the blocking pool (after slow work), the same results.
+        for sleep in [Duration::ZERO, INLINE_DISK_MAX * 2] {
+            for _ in 0..(DISK_WINDOW + 1) {
+                assert_eq!(on_disk(move || { std::thread::sleep(sleep); 7 }).await.unwrap(), 7);
+            }
+            let e = on_disk(|| -> u8 { panic!("the disk is on fire") }).await.unwrap_err();
+            assert!(e.0.contains("the disk is on fire"), "{e}");
+        }
+        // The worker that ran a panicking work inline goes on serving tasks.
+        assert_eq!(tokio::spawn(async { on_disk(|| 1).await.unwrap() }).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn disk_work_on_a_current_thread_runtime_goes_to_the_blocking_pool() {
+        let here = std::thread::current().id();
+        let there = on_disk(|| std::thread::current().id()).await.unwrap();
+        assert_ne!(here, there);
+    }
 }

@@ -362,7 +362,7 @@ pub fn holds_message(path: &Path) -> io::Result<bool> {
     Ok(File::open(path)?.read(&mut first)? == 1 && first[0] != 0)
 }
 
-/// The queue directory. All methods block (call them from `spawn_blocking`).
+/// The queue directory. All methods block (call them through [`crate::on_disk`]).
 pub struct Queue {
     shared: Arc<Shared>,
     tmp: PathBuf,

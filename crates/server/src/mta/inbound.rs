@@ -336,7 +336,7 @@ async fn record(claim: crate::mta::dedup::Claim, rcpts: Vec<String>, in_queue: b
     let r = if in_queue {
         Ok(claim.record(&rcpts))
     } else {
-        tokio::task::spawn_blocking(move || claim.commit(&rcpts)).await
+        crate::on_disk(move || claim.commit(&rcpts)).await
     };
     match r {
         Ok(Ok(())) => {}
