@@ -154,6 +154,9 @@ static DISK_TIMES: DiskTimes = DiskTimes(std::sync::atomic::AtomicU32::new(0));
 /// worker and several can be in flight at once (a journaling file system commits them
 /// together). Both ways time the work, and the times choose the way of the next.
 ///
+/// `f` must not wait for a task (a lock or condition a task releases): run inline it may
+/// hold the very worker that task needs. Waiting for other threads is fine.
+///
 /// # Errors
 /// [`DiskPanic`] when `f` panicked (the task and its worker go on).
 pub async fn on_disk<T, F>(f: F) -> Result<T, DiskPanic>

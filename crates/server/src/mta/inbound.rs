@@ -336,7 +336,9 @@ async fn record(claim: crate::mta::dedup::Claim, rcpts: Vec<String>, in_queue: b
     let r = if in_queue {
         Ok(claim.record(&rcpts))
     } else {
-        crate::on_disk(move || claim.commit(&rcpts)).await
+        // Not `on_disk`: the fsync may be the turn of a task that gathers lines
+        // (`Dedup::sync_async`), which a worker held here could keep from running.
+        tokio::task::spawn_blocking(move || claim.commit(&rcpts)).await
     };
     match r {
         Ok(Ok(())) => {}
