@@ -149,10 +149,11 @@ static DISK_TIMES: DiskTimes = DiskTimes(std::sync::atomic::AtomicU32::new(0));
 ///
 /// On tokio's multi-thread runtime, while such work has lately taken less than
 /// [`INLINE_DISK_MAX`] (tmpfs, a disk whose cache answers fsync; [`DiskTimes::inline`]),
-/// it runs right here on the worker thread: the task waits only for the disk. Otherwise, and on a current-thread
-/// runtime, it goes to the blocking pool (`spawn_blocking`), so that a slow fsync holds no
-/// worker and several can be in flight at once (a journaling file system commits them
-/// together). Both ways time the work, and the times choose the way of the next.
+/// it runs right here on the worker thread: the task waits only for the disk. Otherwise,
+/// and on a current-thread runtime, it goes to the blocking pool (`spawn_blocking`), so
+/// that a slow fsync holds no worker and several can be in flight at once (a journaling
+/// file system commits them together). Both ways time the work, and the times choose the
+/// way of the next.
 ///
 /// `f` must not wait for a task (a lock or condition a task releases): run inline it may
 /// hold the very worker that task needs. Waiting for other threads is fine.
