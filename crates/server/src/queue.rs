@@ -362,7 +362,8 @@ pub fn holds_message(path: &Path) -> io::Result<bool> {
     Ok(File::open(path)?.read(&mut first)? == 1 && first[0] != 0)
 }
 
-/// The queue directory. All methods block (call them through [`crate::on_disk`]).
+/// The queue directory. All methods block: the short ones (one message) are called through
+/// [`crate::on_disk`], [`Queue::load`] (the whole queue, at start) through `spawn_blocking`.
 pub struct Queue {
     shared: Arc<Shared>,
     tmp: PathBuf,
