@@ -11,7 +11,10 @@
 //! - a sender that falls silent in the middle of an activity: the receiver aborts after its
 //!   Recovery timeout and keeps nothing of it.
 //! - a connector whose transfers hang, its queue full: another connector's mail still goes,
-//!   and the hanging connector's next messages wait in the IMS queue.
+//!   and the hanging connector's next messages wait in the IMS queue;
+//! - an MTS-APDU that cannot be decoded: not confirmed (the association is aborted, 1294), and
+//!   the MTA goes on serving; a message whose content cannot be converted: confirmed, and a
+//!   non-delivery report (290) goes back to its originator.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -665,5 +668,75 @@ async fn a_full_connector_queue_holds_up_no_other_connector() {
     assert_eq!(queued_with(&da, "silent.test"), 3, "every message for the silent connector is still queued");
     held.abort();
     a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_transfer_is_not_confirmed_and_the_mta_keeps_serving() {
+    let net = Net(78);
+    let (_t, da, db) = tmp();
+    let b = Server::start(net, "ServerB", &db).await;
+    // Valid BER (SEQUENCE { INTEGER 5 }), but no MTS-APDU: not confirmed, the association is
+    // aborted, so the sender keeps the message instead of believing it delivered.
+    let mut c = associate(net).await;
+    let r = c
+        .transfer(vec![0x30, 0x03, 0x02, 0x01, 0x05], Duration::from_secs(5), &mut Vec::new())
+        .await;
+    assert!(r.is_err(), "an undecodable MTS-APDU was confirmed");
+    let e = b
+        .wait_event(1294, "undecodable MTS-APDU", Duration::from_secs(5))
+        .await;
+    assert!(e.contains("X400 to SiteA"), "{e}");
+    assert_eq!(queued_with(&db, "ServerA"), 0);
+    // The MTA still serves: the next association carries a message through.
+    let mut c = associate(net).await;
+    c.transfer(
+        p1_message(net, &da, "after the bad one", "18F0000000000B000001"),
+        Duration::from_secs(5),
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap();
+    c.release(Duration::from_secs(2)).await;
+    assert_eq!(
+        b.wait_copies("User2", "after the bad one", Duration::from_secs(5))
+            .await,
+        1
+    );
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_that_cannot_be_converted_goes_back_in_a_non_delivery_report() {
+    let net = Net(79);
+    let (_t, da, db) = tmp();
+    let b = Server::start(net, "ServerB", &db).await;
+    // A P1 message whose content is no IPM (an OCTET STRING): the transfer is confirmed, and
+    // what was confirmed is not dropped: a non-delivery report for its recipient is queued
+    // back to ServerA (conversion-not-performed 2, content-syntax-error 12; event 290).
+    let apdu = p1_message(net, &da, "not an ipm", "18F0000000000C000001");
+    let MtsApdu::Message(mut msg) = MtsApdu::decode(&apdu).unwrap() else {
+        panic!("a message")
+    };
+    msg.content = vec![0x04, 0x03, b'a', b'b', b'c'];
+    let mut c = associate(net).await;
+    c.transfer(
+        MtsApdu::Message(msg).encode(Conformance::Implicit).unwrap(),
+        Duration::from_secs(5),
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap();
+    c.release(Duration::from_secs(2)).await;
+    let e = b
+        .wait_event(290, "18F0000000000C000001", Duration::from_secs(5))
+        .await;
+    assert!(e.contains("reason code 2, diagnostic code 12"), "{e}");
+    assert!(e.contains("User2"), "{e}");
+    // The report waits in ServerB's queue for ServerA's MTA (not running here).
+    let queue = b.get("/queue").await;
+    let text = queue.to_string();
+    assert!(text.contains("x400:") && text.contains("o=SiteA"), "{text}");
+    assert_eq!(b.copies("User2", "not an ipm").await, 0);
     b.stop().await;
 }

@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use chrono::Utc;
 use mtalab_osi::association::{Association, AssociationConfig, Event};
 use mtalab_p1::{
@@ -218,9 +219,10 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
             Ok(Event::TransferIndication { apdu }) => match process_apdu(&ctx, &sender, apdu).await {
                 Ok(()) => conn.assoc.confirm_transfer(),
                 Err(e) => {
-                    // Not stored: abort, so the sender keeps the message and tries again.
-                    tracing::error!(error = %e, "cannot store a transfer; aborting the association");
-                    ctx.events.log(catalog::MTA_ASSOC_ABORTED, &[&c.name, &format!("cannot store the transfer: {e}")]);
+                    // Not decoded or not stored: abort, so the sender keeps the message and
+                    // tries again.
+                    tracing::error!(error = %format!("{e:#}"), "transfer not accepted; aborting the association");
+                    ctx.events.log(catalog::MTA_ASSOC_ABORTED, &[&c.name, &format!("transfer not accepted: {e:#}")]);
                     conn.abort().await;
                     return;
                 }
@@ -267,9 +269,10 @@ impl Sender {
     }
 }
 
-/// Handle one MTS-APDU received from `sender`. Errors only when it could not be stored (the
-/// caller then must not confirm the transfer); an APDU that cannot be decoded or converted is
-/// logged and dropped.
+/// Handle one MTS-APDU received from `sender`. Errors when it could not be decoded or not
+/// be stored: the caller then must not confirm the transfer. A message whose content cannot
+/// be converted is answered by a non-delivery report to its originator (queued before the
+/// confirmation).
 pub async fn process_apdu(ctx: &Arc<Ctx>, sender: &Sender, apdu: Vec<u8>) -> anyhow::Result<()> {
     let (conn_name, peer) = (&sender.mta, sender.addr);
     // The envelope's O/R names, noted for the IPM heading, which names them again.
@@ -292,21 +295,23 @@ pub async fn process_apdu(ctx: &Arc<Ctx>, sender: &Sender, apdu: Vec<u8>) -> any
                 });
             }
             let carried: Vec<String> = fresh.iter().map(|&i| rcpts[i].clone()).collect();
-            accept_message(ctx, sender, msg, names, (&id, gdi), claim, carried).await
+            accept_message(ctx, sender, msg, names, (&id, gdi), claim, carried).await.context("cannot store the transfer")
         }
         Ok(MtsApdu::Report(r)) => {
             let id = gateway::mts_id(&r.envelope.report_identifier);
             let rcpts = vec![r.envelope.report_destination_name.to_mnemonic()];
             let Some((claim, _)) = claim(ctx, conn_name, &id, &rcpts).await else { return Ok(()) };
-            accept_report(ctx, r).await?;
+            accept_report(ctx, r).await.context("cannot store the transfer")?;
             record(claim, rcpts, false).await;
             Ok(())
         }
-        Ok(MtsApdu::Probe(p)) => accept_probe(ctx, peer, p).await,
+        Ok(MtsApdu::Probe(p)) => accept_probe(ctx, peer, p).await.context("cannot store the transfer"),
+        // Valid BER, but not an MTS-APDU this MTA can read: there is no originator to report
+        // to, so it is not confirmed. The caller aborts the association; the sender keeps the
+        // message, tries again and, after its Max transfer retries, reports it undeliverable.
         Err(e) => {
             tracing::warn!(%peer, error = %e, "undecodable MTS-APDU");
-            ctx.events.log(catalog::MTA_ASSOC_ABORTED, &[conn_name, &format!("undecodable MTS-APDU: {e}")]);
-            Ok(())
+            Err(anyhow::anyhow!("undecodable MTS-APDU: {e}"))
         }
     }
 }
@@ -406,28 +411,48 @@ async fn accept_message(
         // This server's Received: field goes first, written into the message's own buffer.
         let received = format!("{from_mta} [{}] (X.400 MTA {from_mta})\r\n\tvia X.400 P1 mts-id {mts_id}", sender.shown_ip);
         let head = crate::ims::received_field(&ctx.hostname, &received, &env);
-        gateway::p1_to_rfc822(&msg, &dir, &known, mts_id, &head, &mut names).map(|data| (data, env, unknown))
+        (gateway::p1_to_rfc822(&msg, &dir, &known, mts_id, &head, &mut names), env, unknown)
     };
-    let (data, env, unknown) = match converted {
-        Ok(c) => c,
+    let (data, env, unknown) = converted;
+    let unrecognised = |i: usize| RecipientOutcome {
+        recipient: i,
+        report_type: ReportType::NonDelivery {
+            reason: NonDeliveryReasonCode::TRANSFER_FAILURE,
+            diagnostic: Some(NonDeliveryDiagnosticCode::UNRECOGNISED_OR_NAME),
+        },
+        supplementary_information: Some("recipient not found in the directory".into()),
+    };
+    let data = match data {
+        Ok(d) => d,
         Err(e) => {
-            tracing::warn!(error = %e, "X.400 message content cannot be converted; dropped");
+            // Content this gateway cannot read as an IPM: every recipient goes back to the
+            // originator in a non-delivery report (reason conversion-not-performed, diagnostic
+            // content-syntax-error, X.411's NonDeliveryReasonCode and NonDeliveryDiagnosticCode),
+            // queued before the transfer is confirmed, so that nothing confirmed is dropped
+            // unreported.
+            tracing::warn!(error = %e, mts_id, "X.400 message content cannot be converted; non-delivery report queued");
+            let outcomes: Vec<RecipientOutcome> = (0..msg.envelope.per_recipient_fields.len())
+                .map(|i| {
+                    if unknown.contains(&i) {
+                        return unrecognised(i);
+                    }
+                    RecipientOutcome {
+                        recipient: i,
+                        report_type: ReportType::NonDelivery {
+                            reason: NonDeliveryReasonCode::CONVERSION_NOT_PERFORMED,
+                            diagnostic: Some(NonDeliveryDiagnosticCode::CONTENT_SYNTAX_ERROR),
+                        },
+                        supplementary_information: Some(supplementary(&format!("content not converted to RFC 5322: {e}"))),
+                    }
+                })
+                .collect();
+            queue_report(ctx, &msg, &outcomes).await?;
             record(claim, carried, false).await;
             return Ok(());
         }
     };
     if !unknown.is_empty() {
-        let outcomes: Vec<RecipientOutcome> = unknown
-            .iter()
-            .map(|&i| RecipientOutcome {
-                recipient: i,
-                report_type: ReportType::NonDelivery {
-                    reason: NonDeliveryReasonCode::TRANSFER_FAILURE,
-                    diagnostic: Some(NonDeliveryDiagnosticCode::UNRECOGNISED_OR_NAME),
-                },
-                supplementary_information: Some("recipient not found in the directory".into()),
-            })
-            .collect();
+        let outcomes: Vec<RecipientOutcome> = unknown.iter().map(|&i| unrecognised(i)).collect();
         queue_report(ctx, &msg, &outcomes).await?;
     }
     if env.rcpts.is_empty() {
@@ -439,6 +464,13 @@ async fn accept_message(
     record(claim, carried, unknown.is_empty()).await;
     crate::delivery::submit(ctx, env, Some(data));
     Ok(())
+}
+
+/// `text` as supplementary information of a report: PrintableString (X.680 §41.4; any other
+/// character becomes a space) of at most 256 characters (X.411's
+/// ub-supplementary-info-length).
+fn supplementary(text: &str) -> String {
+    text.chars().take(256).map(|c| if mtalab_p1::ber::is_printable_char(c) { c } else { ' ' }).collect()
 }
 
 /// Whether mail for `smtp` (a recipient's address after the gateway's mapping) would be
@@ -550,6 +582,8 @@ pub fn status_of(reason: NonDeliveryReasonCode, diagnostic: Option<NonDeliveryDi
         Some(NonDeliveryDiagnosticCode::CONTENT_TOO_LONG) => "5.3.4",
         Some(NonDeliveryDiagnosticCode::TRANSFER_ATTEMPTS_LIMIT_REACHED) => "4.4.1",
         _ if reason == NonDeliveryReasonCode::UNABLE_TO_TRANSFER => "5.4.4",
+        // RFC 3463 §3.7: conversion failed.
+        _ if reason == NonDeliveryReasonCode::CONVERSION_NOT_PERFORMED => "5.6.5",
         _ => "5.0.0",
     }
 }

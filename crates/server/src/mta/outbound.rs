@@ -408,7 +408,7 @@ async fn transfer_inner(ctx: &Arc<Ctx>, m: &crate::mta::Mta, ci: usize, c: &X400
             let sender = crate::mta::inbound::Sender::new(ctx, Some(ci), conn.peer);
             for a in received {
                 if let Err(e) = Box::pin(crate::mta::inbound::process_apdu(ctx, &sender, a)).await {
-                    tracing::error!(error = %e, "cannot store an APDU received on an outbound association");
+                    tracing::error!(error = %format!("{e:#}"), "an APDU received on an outbound association was not accepted");
                 }
             }
         }
