@@ -61,13 +61,11 @@ impl Mailboxes {
             make_dirs(&dir)?;
             self.made.lock().expect("maildir lock").insert(alias.to_string());
         }
-        let name = format!(
-            "{}.M{}P{}Q{}.mtalab",
-            chrono::Utc::now().timestamp(),
-            chrono::Utc::now().timestamp_subsec_micros(),
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        );
+        // Seconds and microseconds of one reading of the clock; the process id asked once
+        // (each `getpid` is a system call).
+        static PID: std::sync::LazyLock<u32> = std::sync::LazyLock::new(std::process::id);
+        let now = chrono::Utc::now();
+        let name = format!("{}.M{}P{}Q{}.mtalab", now.timestamp(), now.timestamp_subsec_micros(), *PID, SEQ.fetch_add(1, Ordering::Relaxed));
         let tmp = dir.join("tmp").join(&name);
         let mut f = match File::create(&tmp) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
