@@ -398,32 +398,24 @@ pub fn p1_to_rfc822(msg: &mtalab_p1::Message, dir: &Directory, known: &[(&OrAddr
     // One text part (the usual case) is taken as it is; several are joined.
     let mut texts: Vec<String> = ipm.body.into_iter().filter_map(BodyPart::into_text).collect();
     let body = if texts.len() == 1 { texts.pop().unwrap_or_default() } else { texts.join("\n") };
-    let mut b = MessageBuilder::new().from(from.as_str()).subject(ipm.heading.subject.clone().unwrap_or_default());
-    if !to.is_empty() {
-        b = b.to(to.iter().map(|s| s.as_str()).collect::<Vec<_>>());
-    }
-    if !cc.is_empty() {
-        b = b.cc(cc.iter().map(|s| s.as_str()).collect::<Vec<_>>());
-    }
-    b = b.header("X-MS-Exchange-MTS-ID", Raw::new(mts_identifier));
     // Date: when the message entered the message transfer system, the arrival time of the
     // oldest trace element (the originating domain's, X.411 §12.2.1.1.1.12; the originating
     // gateway puts there the time its IMS accepted the mail), not the time of this conversion.
     let entered = msg.envelope.trace_information.first().map_or_else(Utc::now, |t| t.domain_supplied_information.arrival_time);
-    b = b.header("Date", Raw::new(entered.to_rfc2822()));
     let id = &ipm.heading.this_ipm.user_relative_identifier;
-    if id.contains('@') {
-        b = b.message_id(id.trim_matches(|c| c == '<' || c == '>'));
-    }
-    let body_len = body.len();
-    let b = match seven_bit_crlf(body) {
-        Ok(text) => b.body(MimePart::new("text/plain", MimeBody::Text(text.into())).transfer_encoding("7bit")),
-        Err(body) => b.text_body(body.replace("\r\n", "\n")),
+    let fields = Fields {
+        from: &from,
+        subject: ipm.heading.subject.as_deref().unwrap_or_default(),
+        to: &to,
+        cc: &cc,
+        mts_identifier,
+        date: &entered.to_rfc2822(),
+        message_id: id.contains('@').then(|| id.trim_matches(|c| c == '<' || c == '>')),
     };
     // The MTAs the message passed, from the internal trace (oldest first), as Received:
     // fields, newest on top as RFC 5321 §4.4 stacks them; then the message, written after
     // them into the same buffer.
-    let mut v = Vec::with_capacity(head.len() + body_len + 1024);
+    let mut v = Vec::with_capacity(head.len() + body.len() + 1024);
     v.extend_from_slice(head.as_bytes());
     if let Some(elems) = msg.envelope.internal_trace() {
         for e in elems.iter().rev() {
@@ -437,8 +429,130 @@ pub fn p1_to_rfc822(msg: &mtalab_p1::Message, dir: &Directory, known: &[(&OrAddr
             .map_err(|e| e.to_string())?;
         }
     }
-    b.write_to(&mut v).map_err(|e| e.to_string())?;
+    match seven_bit_crlf(body) {
+        Ok(text) if fields.plain() => fields.write_plain(&mut v, &text),
+        Ok(text) => fields.builder().body(MimePart::new("text/plain", MimeBody::Text(text.into())).transfer_encoding("7bit")).write_to(&mut v).map_err(|e| e.to_string())?,
+        Err(body) => fields.builder().text_body(body.replace("\r\n", "\n")).write_to(&mut v).map_err(|e| e.to_string())?,
+    }
     Ok(v)
+}
+
+/// The header fields [`p1_to_rfc822`] gives a converted message, in their order.
+struct Fields<'a> {
+    /// From: the originator's SMTP address.
+    from: &'a str,
+    /// Subject:, the IPM's subject (empty when it has none).
+    subject: &'a str,
+    /// To: and Cc: (none when empty).
+    to: &'a [String],
+    cc: &'a [String],
+    /// X-MS-Exchange-MTS-ID:, the P1 MTS identifier in text form.
+    mts_identifier: &'a str,
+    /// Date:, RFC 5322 §3.3 form.
+    date: &'a str,
+    /// Message-ID: without its angle brackets (None: mail-builder makes one).
+    message_id: Option<&'a str>,
+}
+
+impl Fields<'_> {
+    /// The fields for mail-builder, which writes them (encoded where they need it) before
+    /// the body.
+    fn builder(&self) -> MessageBuilder<'_> {
+        let mut b = MessageBuilder::new().from(self.from).subject(self.subject);
+        if !self.to.is_empty() {
+            b = b.to(self.to.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+        if !self.cc.is_empty() {
+            b = b.cc(self.cc.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+        b = b.header("X-MS-Exchange-MTS-ID", Raw::new(self.mts_identifier)).header("Date", Raw::new(self.date));
+        if let Some(id) = self.message_id {
+            b = b.message_id(id);
+        }
+        b
+    }
+
+    /// Whether [`Fields::write_plain`] writes what mail-builder would: a Message-ID is given
+    /// (else mail-builder makes one) and no value needs encoding. Addresses go into the
+    /// message as they are either way; a subject of printable US-ASCII, at most 77 octets
+    /// (mail-builder's limit for an unencoded line) and not ending in a space needs none.
+    fn plain(&self) -> bool {
+        let s = self.subject.as_bytes();
+        self.message_id.is_some() && s.len() <= 77 && s.iter().all(|&c| (0x20..0x7f).contains(&c)) && s.last() != Some(&b' ')
+    }
+
+    /// The fields and the 7-bit body `text` (CRLF line ends) as mail-builder writes them,
+    /// without its builder: the same octets, checked against it by a property test. Only
+    /// for [`Fields::plain`] fields. Every message crossing the gateway runs through this.
+    fn write_plain(&self, v: &mut Vec<u8>, text: &str) {
+        v.extend_from_slice(b"From: <");
+        v.extend_from_slice(self.from.as_bytes());
+        v.extend_from_slice(b">\r\n");
+        push_folded(v, "Subject", self.subject);
+        for (name, list) in [("To", self.to), ("Cc", self.cc)] {
+            if !list.is_empty() {
+                push_address_list(v, name, list);
+            }
+        }
+        push_folded(v, "X-MS-Exchange-MTS-ID", self.mts_identifier);
+        push_folded(v, "Date", self.date);
+        if let Some(id) = self.message_id {
+            v.extend_from_slice(b"Message-ID: <");
+            v.extend_from_slice(id.as_bytes());
+            v.extend_from_slice(b">\r\n");
+        }
+        v.extend_from_slice(b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=\"utf-8\"\r\nContent-Transfer-Encoding: 7bit\r\n\r\n");
+        v.extend_from_slice(text.as_bytes());
+    }
+}
+
+/// `name: value` and CRLF, folded as mail-builder folds a value it does not encode: once
+/// the line has reached 76 octets, before the next white space that is not the last octet.
+fn push_folded(v: &mut Vec<u8>, name: &str, value: &str) {
+    v.extend_from_slice(name.as_bytes());
+    v.extend_from_slice(b": ");
+    let start = name.len() + 2;
+    let b = value.as_bytes();
+    if start + b.len() <= 76 {
+        // No octet starts at or after column 76: nothing to fold.
+        v.extend_from_slice(b);
+    } else {
+        let mut col = start;
+        for (pos, &c) in b.iter().enumerate() {
+            if col >= 76 && c.is_ascii_whitespace() && pos < b.len() - 1 {
+                v.extend_from_slice(b"\r\n\t");
+                col = 1;
+            }
+            v.push(c);
+            col += 1;
+        }
+    }
+    v.extend_from_slice(b"\r\n");
+}
+
+/// `name: <a>, <b>, …` and CRLF as mail-builder writes a list of addresses without display
+/// names, its column count included (it adds, for each address, the column it started at
+/// and the address's width, and one for the comma and space), so that it folds where
+/// mail-builder does.
+fn push_address_list(v: &mut Vec<u8>, name: &str, list: &[String]) {
+    v.extend_from_slice(name.as_bytes());
+    v.extend_from_slice(b": ");
+    let mut col = name.len() + 2;
+    for (pos, a) in list.iter().enumerate() {
+        if col + a.len() + 2 >= 76 {
+            v.extend_from_slice(b"\r\n\t");
+            col = 1;
+        }
+        v.push(b'<');
+        v.extend_from_slice(a.as_bytes());
+        v.push(b'>');
+        col += col + a.len() + 2;
+        if pos + 1 < list.len() {
+            v.extend_from_slice(b", ");
+            col += 1;
+        }
+    }
+    v.extend_from_slice(b"\r\n");
 }
 
 /// A body text (lines ended by LF or CRLF) with CRLF line ends, when it can go as it is with
@@ -611,6 +725,44 @@ mod tests {
             let (ta, tb) = (text(&a), text(&b));
             proptest::prop_assert_eq!(same_attributes(&ta, &tb), set(&a) == set(&b), "{} / {}", ta, tb);
         }
+    }
+
+    proptest::proptest! {
+        /// Plain fields and a 7-bit body come out of [`Fields::write_plain`] octet for octet
+        /// as mail-builder writes them, folding included.
+        #[test]
+        fn plain_fields_are_written_as_mail_builder_writes_them(
+            from in "[a-zA-Z0-9.=+-]{1,70}@[a-z.]{1,20}",
+            subject in "[ -~]{0,77}",
+            to in proptest::collection::vec("[a-zA-Z0-9.=+-]{1,60}@[a-z.]{1,30}", 0..6),
+            cc in proptest::collection::vec("[a-zA-Z0-9.=+-]{1,30}@[a-z.]{1,10}", 0..4),
+            mts in "[ -~]{1,120}",
+            date in "[ -~]{1,90}",
+            id in "[!-;=?-~]{1,80}@[a-z]{1,10}",
+            text in "([ -~]{0,76}\r\n){0,4}",
+        ) {
+            let f = Fields { from: &from, subject: &subject, to: &to, cc: &cc, mts_identifier: &mts, date: &date, message_id: Some(&id) };
+            proptest::prop_assume!(f.plain());
+            let mut ours = Vec::new();
+            f.write_plain(&mut ours, &text);
+            let mut theirs = Vec::new();
+            f.builder()
+                .body(MimePart::new("text/plain", MimeBody::Text(text.clone().into())).transfer_encoding("7bit"))
+                .write_to(&mut theirs)
+                .unwrap();
+            proptest::prop_assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&theirs));
+        }
+    }
+
+    #[test]
+    fn fields_that_need_encoding_or_a_made_message_id_are_not_plain() {
+        let base = Fields { from: "a@b.test", subject: "hi", to: &[], cc: &[], mts_identifier: "x", date: "d", message_id: Some("1@b.test") };
+        assert!(base.plain());
+        assert!(!Fields { subject: "caf\u{e9}", ..base }.plain());
+        assert!(!Fields { subject: "trailing ", ..base }.plain());
+        assert!(!Fields { subject: &"x".repeat(78), ..base }.plain());
+        assert!(!Fields { subject: "tab\there", ..base }.plain());
+        assert!(!Fields { message_id: None, ..base }.plain());
     }
 
     /// The plain line-by-line form of [`seven_bit_crlf`], kept to check the fast one.
