@@ -216,6 +216,10 @@ struct Shared {
     refill: Condvar,
     /// The largest file image committed since the slot thread's last batch, in octets.
     largest_recent: AtomicUsize,
+    /// Ids whose `<id>.log` may exist (written by [`Queue::record`], or found by
+    /// [`Queue::load`]): most messages never get one, and [`Queue::remove`] then spares the
+    /// `unlink` that would fail.
+    logged: Mutex<HashSet<String>>,
 }
 
 #[derive(Default)]
@@ -406,6 +410,7 @@ impl Queue {
             slots: Mutex::new(Slots::default()),
             refill: Condvar::new(),
             largest_recent: AtomicUsize::new(0),
+            logged: Mutex::default(),
         });
         if !leftover.is_empty() {
             // They may not have reached the disk before the crash that left them.
@@ -481,6 +486,8 @@ impl Queue {
 
     /// Append a log line for a message and fsync it.
     pub fn record(&self, id: &str, line: &LogLine) -> io::Result<()> {
+        // Noted before the file exists, so that a removal after any part of this removes it.
+        self.shared.logged.lock().expect("logged lock").insert(id.to_string());
         let path = self.shared.dir.join(format!("{id}.log"));
         let created = !path.exists();
         let mut f = OpenOptions::new().create(true).append(true).open(&path)?;
@@ -515,7 +522,9 @@ impl Queue {
 
     /// Remove a message whose recipients all reached a final state.
     pub fn remove(&self, id: &str) -> io::Result<()> {
-        let _ = fs::remove_file(self.shared.dir.join(format!("{id}.log")));
+        if self.shared.logged.lock().expect("logged lock").remove(id) {
+            let _ = fs::remove_file(self.shared.dir.join(format!("{id}.log")));
+        }
         fs::remove_file(self.shared.msg_path(id))
     }
 
@@ -550,6 +559,9 @@ impl Queue {
             };
             let mut log = Vec::new();
             if let Ok(lf) = File::open(path.with_extension("log")) {
+                if let Some(id) = path.file_stem().and_then(|s| s.to_str()) {
+                    self.shared.logged.lock().expect("logged lock").insert(id.to_string());
+                }
                 for line in BufReader::new(lf).lines() {
                     let line = line?;
                     // A torn last line (crash mid-append) records nothing: that outcome is redone.
@@ -698,6 +710,31 @@ mod tests {
         assert_eq!(q.read_data(&id).unwrap(), b"Subject: x\r\n\r\nbody\r\n");
         q.remove(&id).unwrap();
         assert!(q.load().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_removal_takes_the_log_with_it_when_there_is_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let qdir = dir.path().join("queue");
+        let q = Queue::open(dir.path()).unwrap();
+        let line = LogLine::Rcpt { index: 0, outcome: Outcome::Delivered { to: "mbox".into() } };
+        let (plain, logged, older) = (q.new_id(), q.new_id(), q.new_id());
+        for id in [&plain, &logged, &older] {
+            q.commit(&env(id), b"x\r\n").unwrap();
+        }
+        q.record(&logged, &line).unwrap();
+        q.record(&older, &line).unwrap();
+        assert!(qdir.join(format!("{logged}.log")).exists());
+        q.remove(&plain).unwrap();
+        q.remove(&logged).unwrap();
+        assert!(!qdir.join(format!("{plain}.msg")).exists());
+        assert!(!qdir.join(format!("{logged}.msg")).exists() && !qdir.join(format!("{logged}.log")).exists());
+        // A log written before a restart is found by the load and goes with its message.
+        drop(q);
+        let q = Queue::open(dir.path()).unwrap();
+        assert_eq!(q.load().unwrap().len(), 1);
+        q.remove(&older).unwrap();
+        assert!(!qdir.join(format!("{older}.msg")).exists() && !qdir.join(format!("{older}.log")).exists());
     }
 
     #[test]
