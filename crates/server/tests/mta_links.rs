@@ -329,6 +329,15 @@ async fn associate(net: Net) -> Conn {
     }
 }
 
+/// One transfer over a new association from ServerA, confirmed (AEA), then released.
+async fn transfer_once(net: Net, apdu: Vec<u8>) {
+    let mut c = associate(net).await;
+    c.transfer(apdu, Duration::from_secs(5), &mut Vec::new())
+        .await
+        .unwrap();
+    c.release(Duration::from_secs(2)).await;
+}
+
 fn tmp() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let t = tempfile::tempdir().unwrap();
     let (a, b) = (t.path().join("a"), t.path().join("b"));
@@ -431,22 +440,14 @@ async fn a_transfer_sent_again_is_confirmed_but_not_delivered_twice() {
     let apdu = p1_message(net, &da, "sent twice", "18F0000000000A000001");
     let b = Server::start(net, "ServerB", &db).await;
     // The first transfer: committed, confirmed (AEA) — and, say, the AEA was lost.
-    let mut c = associate(net).await;
-    c.transfer(apdu.clone(), Duration::from_secs(5), &mut Vec::new())
-        .await
-        .unwrap();
-    c.release(Duration::from_secs(2)).await;
+    transfer_once(net, apdu.clone()).await;
     assert_eq!(
         b.wait_copies("User2", "sent twice", Duration::from_secs(5))
             .await,
         1
     );
     // The sender tries again on a new association: confirmed, not delivered again.
-    let mut c = associate(net).await;
-    c.transfer(apdu.clone(), Duration::from_secs(5), &mut Vec::new())
-        .await
-        .unwrap();
-    c.release(Duration::from_secs(2)).await;
+    transfer_once(net, apdu.clone()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(b.copies("User2", "sent twice").await, 1);
     // The record is on disk: after a restart of ServerB it still holds.
@@ -502,11 +503,7 @@ async fn an_accepted_identifier_not_yet_on_disk_comes_back_from_its_queue_file()
     let id = "18F0000000000C000001";
     let apdu = p1_message_to(net, &da, "kept in the queue", id, "someone@SiteA.test", "SiteA");
     let b = Server::start(net, "ServerB", &db).await;
-    let mut c = associate(net).await;
-    c.transfer(apdu.clone(), Duration::from_secs(5), &mut Vec::new())
-        .await
-        .unwrap();
-    c.release(Duration::from_secs(2)).await;
+    transfer_once(net, apdu.clone()).await;
     assert_eq!(queued_with(&db, id), 1);
     assert_eq!(queued_with(&db, "\"x400\":{"), 1, "queued as received over X.400");
     b.stop().await;
@@ -523,11 +520,7 @@ async fn an_accepted_identifier_not_yet_on_disk_comes_back_from_its_queue_file()
         "{text}"
     );
     // The transfer sent again is confirmed and not queued a second time.
-    let mut c = associate(net).await;
-    c.transfer(apdu, Duration::from_secs(5), &mut Vec::new())
-        .await
-        .unwrap();
-    c.release(Duration::from_secs(2)).await;
+    transfer_once(net, apdu).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(queued_with(&db, id), 1);
     b.stop().await;
@@ -595,11 +588,7 @@ async fn a_sender_silent_mid_activity_is_dropped_by_the_receiver() {
         .unwrap();
     assert_eq!(b.copies("User2", "half a message").await, 0);
     // Nothing of it was kept: the whole transfer, sent again, is delivered.
-    let mut c = associate(net).await;
-    c.transfer(apdu, Duration::from_secs(5), &mut Vec::new())
-        .await
-        .unwrap();
-    c.release(Duration::from_secs(2)).await;
+    transfer_once(net, apdu).await;
     assert_eq!(
         b.wait_copies("User2", "half a message", Duration::from_secs(5))
             .await,
@@ -689,15 +678,7 @@ async fn an_undecodable_transfer_is_not_confirmed_and_the_mta_keeps_serving() {
     assert!(e.contains("X400 to SiteA"), "{e}");
     assert_eq!(queued_with(&db, "ServerA"), 0);
     // The MTA still serves: the next association carries a message through.
-    let mut c = associate(net).await;
-    c.transfer(
-        p1_message(net, &da, "after the bad one", "18F0000000000B000001"),
-        Duration::from_secs(5),
-        &mut Vec::new(),
-    )
-    .await
-    .unwrap();
-    c.release(Duration::from_secs(2)).await;
+    transfer_once(net, p1_message(net, &da, "after the bad one", "18F0000000000B000001")).await;
     assert_eq!(
         b.wait_copies("User2", "after the bad one", Duration::from_secs(5))
             .await,
@@ -719,15 +700,7 @@ async fn content_that_cannot_be_converted_goes_back_in_a_non_delivery_report() {
         panic!("a message")
     };
     msg.content = vec![0x04, 0x03, b'a', b'b', b'c'];
-    let mut c = associate(net).await;
-    c.transfer(
-        MtsApdu::Message(msg).encode(Conformance::Implicit).unwrap(),
-        Duration::from_secs(5),
-        &mut Vec::new(),
-    )
-    .await
-    .unwrap();
-    c.release(Duration::from_secs(2)).await;
+    transfer_once(net, MtsApdu::Message(msg).encode(Conformance::Implicit).unwrap()).await;
     let e = b
         .wait_event(290, "18F0000000000C000001", Duration::from_secs(5))
         .await;
