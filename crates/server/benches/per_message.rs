@@ -66,6 +66,31 @@ fn bench(c: &mut Criterion) {
         b.iter(|| from_p1(&dir, black_box(&apdu)))
     });
 
+    // B's record of accepted MTS identifiers, one new identifier per transfer as a steady
+    // flow brings them: the record fills up to its cap (100 000 entries) during the
+    // measurement and stays full, the oldest going as new ones come.
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let record = mtalab_server::mta::dedup::Dedup::open(tmp.path(), std::time::Duration::ZERO).expect("record");
+    let rcpts = vec!["c=US;a= ;p=Bench;o=B;s=One;g=User".to_string()];
+    let mut n = 0u64;
+    c.bench_function("x400/b: accepted MTS identifier looked up and recorded", |b| {
+        b.iter(|| {
+            n += 1;
+            let id = format!("c=US;a= ;p=Bench;19A1B2C3D4E{n:06X}-1");
+            match rt.block_on(record.begin("A", black_box(&id), &rcpts)) {
+                mtalab_server::mta::dedup::Begin::New(claim, _) => claim.record(&rcpts),
+                mtalab_server::mta::dedup::Begin::Duplicate => unreachable!("a new identifier"),
+            }
+            // The lines gather in memory until a sync; written out now and then as the
+            // server's queue removals do, off the measured path's share.
+            if n.is_multiple_of(4096) {
+                record.sync().expect("sync");
+            }
+        })
+    });
+    assert!(record.len() >= 90_000, "the record filled up: {}", record.len());
+
     let (mut a, mut r) = pair();
     c.bench_function("x400/a+b: one RT-TRANSFER over an established association (OSI layers)", |b| {
         b.iter(|| {

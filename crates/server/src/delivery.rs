@@ -179,7 +179,7 @@ pub async fn recover(ctx: &Arc<Ctx>) -> anyhow::Result<()> {
         for l in &loaded {
             if let Some(o) = &l.envelope.x400 {
                 let id = crate::mta::gateway::mts_id_text(&o.mts_gdi, &o.mts_local);
-                m.dedup.adopt(&l.envelope.helo, &id, &o.recipients, l.envelope.received.timestamp_millis())?;
+                m.dedup.adopt(&l.envelope.helo, &id, &o.recipients, l.envelope.received.timestamp_millis());
             }
         }
         let c = ctx.clone();

@@ -33,9 +33,9 @@
 //! Entries are kept for [`Dedup::retention`] — at least the longest time a sender may keep
 //! retrying (Max open retries × Open interval + Max transfer retries × Transfer interval of
 //! the connectors, on the lab's time scale), never less than [`MIN_RETENTION`] — and at most
-//! [`MAX_ENTRIES`] of them (the oldest go first). The file is rewritten without the expired
+//! [`MAX_ENTRIES`] of them (past the cap the oldest go, down to nine tenths of it). The file is rewritten without the expired
 //! lines when it holds twice as many lines as live entries (and at start). In memory an
-//! entry of one recipient takes about 170 octets with its share of the table (`cargo bench -p
+//! entry of one recipient takes about 185 octets with its share of the table (`cargo bench -p
 //! mtalab-server --bench allocs`), so a full record stays under 20 MiB.
 
 use std::collections::{HashMap, HashSet};
@@ -45,16 +45,28 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+
+/// The tables' hasher: foldhash, seeded per process. A key is a few dozen octets of names a
+/// bound peer chose, hashed about five times per transfer; SipHash took a tenth of the
+/// record's work for it.
+type Hasher = foldhash::fast::RandomState;
+/// A key ([`key`]), shared by the table of entries, the keys in flight and the claim.
+type Key = Arc<str>;
 
 /// Entries are kept at least this long, whatever the connectors' retry settings.
 pub const MIN_RETENTION: Duration = Duration::from_secs(3600);
 /// At most this many entries are kept.
 pub const MAX_ENTRIES: usize = 100_000;
+/// Entries kept when more than [`MAX_ENTRIES`] are dropped to the newest (a tenth below the
+/// cap; entries accepted in the same millisecond as the oldest kept all stay).
+const KEEP_AFTER_TRIM: usize = MAX_ENTRIES - MAX_ENTRIES / 10;
 /// How long [`Dedup::sync`] lets lines gather before it writes and fsyncs them.
 pub const SYNC_GATHER: Duration = Duration::from_millis(10);
-/// Expired entries are looked for once per this many entries added (and whenever there are
-/// more than [`MAX_ENTRIES`]).
+/// Expired entries are looked for once per this many entries added, or per an eighth of the
+/// entries kept when that is more (a look goes through them all: at most eight entries
+/// visited per add, however full the record), and whenever there are more than
+/// [`MAX_ENTRIES`].
 const TRIM_EVERY: usize = 1024;
 /// Most recipients remembered per entry (X.411's ub-recipients is 32 767; an MTS-APDU with
 /// more than this is simply not deduplicated beyond them).
@@ -74,12 +86,46 @@ struct Line {
 }
 
 /// A line as it is written: the same fields, borrowed (`R`: the recipients' string type).
-#[derive(Serialize)]
 struct LineRef<'a, R> {
     t: i64,
     mta: &'a str,
     id: &'a str,
     rcpts: &'a [R],
+}
+
+impl<R: AsRef<str>> LineRef<'_, R> {
+    /// Append the line, without its line end, as serde_json writes a struct of these fields
+    /// ([`Line`] reads it back): `{"t":…,"mta":"…","id":"…","rcpts":["…",…]}`.
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"t\":");
+        out.extend_from_slice(itoa::Buffer::new().format(self.t).as_bytes());
+        out.extend_from_slice(b",\"mta\":");
+        json_str(out, self.mta);
+        out.extend_from_slice(b",\"id\":");
+        json_str(out, self.id);
+        out.extend_from_slice(b",\"rcpts\":[");
+        for (i, r) in self.rcpts.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json_str(out, r.as_ref());
+        }
+        out.extend_from_slice(b"]}");
+    }
+}
+
+/// Append `s` as a JSON string (RFC 8259 §7). A string without a control character, quote
+/// or backslash (the usual names and identifiers) goes as it is; any other is left to
+/// serde_json's escaping.
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|c| c >= 0x20 && c != b'"' && c != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing into a Vec cannot fail, and a str is always a valid JSON string.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
 }
 
 /// What is kept of one key in memory: when it was last accepted, ms since the UNIX epoch,
@@ -110,13 +156,15 @@ impl Entry {
 /// The key of an entry, the sending MTA and the MTS identifier in one string:
 /// `<length of the MTA name in octets>:<MTA name><MTS identifier>`, which no two different
 /// pairs share whatever characters their names hold.
-fn key(mta: &str, id: &str) -> Box<str> {
-    use std::fmt::Write as _;
-    let digits = mta.len().checked_ilog10().map_or(1, |d| d as usize + 1);
-    // Sized exactly, so that the string becomes the box without a second allocation.
-    let mut k = String::with_capacity(digits + 1 + mta.len() + id.len());
-    let _ = write!(k, "{}:{mta}{id}", mta.len());
-    k.into_boxed_str()
+fn key(mta: &str, id: &str) -> Key {
+    let mut digits = itoa::Buffer::new();
+    let len = digits.format(mta.len());
+    let mut k = String::with_capacity(len.len() + 1 + mta.len() + id.len());
+    k.push_str(len);
+    k.push(':');
+    k.push_str(mta);
+    k.push_str(id);
+    Key::from(k)
 }
 
 /// The sending MTA and the MTS identifier of a [`key`].
@@ -128,13 +176,20 @@ fn split_key(k: &str) -> (&str, &str) {
 
 #[derive(Default)]
 struct State {
-    entries: HashMap<Box<str>, Entry>,
+    entries: HashMap<Key, Entry, Hasher>,
     /// Keys being committed by a transfer right now.
-    in_flight: HashSet<Box<str>>,
+    in_flight: HashSet<Key, Hasher>,
     /// Lines in the file (live and expired).
     lines: usize,
     /// Entries added since the last trim.
     adds: usize,
+}
+
+impl State {
+    /// Whether the file has grown to twice the live entries (and 1024 lines more).
+    fn needs_compaction(&self) -> bool {
+        self.lines >= 2 * self.entries.len() + 1024
+    }
 }
 
 struct Journal {
@@ -179,7 +234,9 @@ pub enum Begin {
 /// A transfer being committed: other transfers with the same key wait until it is dropped.
 pub struct Claim {
     inner: Arc<Inner>,
-    key: Box<str>,
+    key: Key,
+    /// The sending MTA's and the MTS identifier's offsets in `key`.
+    split: (usize, usize),
 }
 
 fn now_ms() -> i64 {
@@ -201,7 +258,7 @@ impl Dedup {
         std::fs::create_dir_all(dir)?;
         let path = dir.join("accepted-ids.jsonl");
         let retention = retention.max(MIN_RETENTION);
-        let mut entries: HashMap<Box<str>, Entry> = HashMap::new();
+        let mut entries: HashMap<Key, Entry, Hasher> = HashMap::default();
         if let Ok(f) = File::open(&path) {
             let cutoff = now_ms() - retention.as_millis() as i64;
             for line in BufReader::new(f).lines() {
@@ -224,7 +281,7 @@ impl Dedup {
             retention,
             state: Mutex::new(State {
                 entries,
-                in_flight: HashSet::new(),
+                in_flight: HashSet::default(),
                 lines,
                 adds: 0,
             }),
@@ -241,7 +298,7 @@ impl Dedup {
             synced: Condvar::new(),
             synced_tx: tokio::sync::watch::Sender::new(0),
         };
-        inner.trim(false);
+        inner.trim();
         Ok(Dedup {
             inner: Arc::new(inner),
         })
@@ -317,27 +374,22 @@ impl Dedup {
     /// MTS identifier `id`, recipients `rcpts`, accepted at `t` (ms since the UNIX epoch).
     /// Its line is appended; [`Dedup::sync`] puts it on disk. Entries older than the
     /// retention are ignored.
-    ///
-    /// # Errors
-    /// The line cannot be encoded.
-    pub fn adopt(&self, mta: &str, id: &str, rcpts: &[String], t: i64) -> std::io::Result<()> {
+    pub fn adopt(&self, mta: &str, id: &str, rcpts: &[String], t: i64) {
         if t < now_ms() - self.inner.retention.as_millis() as i64 {
-            return Ok(());
+            return;
         }
         let rcpts = &rcpts[..rcpts.len().min(MAX_RCPTS)];
         {
             let mut st = self.inner.state.lock().expect("dedup");
             let e = st.entries.entry(key(mta, id)).or_default();
             if rcpts.iter().all(|r| e.contains(r)) && e.t != 0 {
-                return Ok(());
+                return;
             }
             e.t = e.t.max(t);
             e.merge(rcpts);
             st.lines += 1;
         }
-        self.inner
-            .append(&LineRef { t, mta, id, rcpts })
-            .map(|_| ())
+        self.inner.append(&LineRef { t, mta, id, rcpts });
     }
 
     /// Look a transfer up before committing it: `mta` is the sending MTA, `id` the MTS
@@ -366,6 +418,7 @@ impl Dedup {
                     return Begin::New(
                         Claim {
                             inner: self.inner.clone(),
+                            split: (key.len() - id.len() - mta.len(), key.len() - id.len()),
                             key,
                         },
                         fresh,
@@ -378,38 +431,19 @@ impl Dedup {
 }
 
 impl Inner {
-    /// Drop expired entries, and the oldest beyond [`MAX_ENTRIES`]; after an add, only once
-    /// per [`TRIM_EVERY`] adds or when there are too many (`after_add`).
-    fn trim(&self, after_add: bool) {
-        let mut st = self.state.lock().expect("dedup");
-        if after_add {
-            st.adds += 1;
-            if st.adds < TRIM_EVERY && st.entries.len() <= MAX_ENTRIES {
-                return;
-            }
-        }
-        st.adds = 0;
-        let cutoff = now_ms() - self.retention.as_millis() as i64;
-        st.entries.retain(|_, e| e.t >= cutoff);
-        if st.entries.len() > MAX_ENTRIES {
-            let mut ts: Vec<i64> = st.entries.values().map(|e| e.t).collect();
-            ts.sort_unstable();
-            let keep_from = ts[ts.len() - MAX_ENTRIES];
-            st.entries.retain(|_, e| e.t >= keep_from);
-        }
+    /// Drop expired entries, and the oldest beyond [`MAX_ENTRIES`] (at start, and from
+    /// [`Claim::add`], see [`TRIM_EVERY`]).
+    fn trim(&self) {
+        trim_entries(&mut self.state.lock().expect("dedup"), self.retention);
     }
 
     /// Append one line to the buffer; returns its sequence number, for [`Inner::wait_synced`].
-    fn append<R: Serialize>(&self, line: &LineRef<'_, R>) -> std::io::Result<u64> {
+    fn append<R: AsRef<str>>(&self, line: &LineRef<'_, R>) -> u64 {
         let mut j = self.journal.lock().expect("journal");
-        let start = j.buf.len();
-        if let Err(e) = serde_json::to_writer(&mut j.buf, line) {
-            j.buf.truncate(start);
-            return Err(std::io::Error::other(e));
-        }
+        line.write_json(&mut j.buf);
         j.buf.push(b'\n');
         j.appended += 1;
-        Ok(j.appended)
+        j.appended
     }
 
     /// Wait until every line up to sequence number `mine` is on disk (group commit: one
@@ -478,8 +512,7 @@ impl Inner {
     fn compact(&self) -> std::io::Result<()> {
         {
             // Looked at first without the journal, which a sync may hold for a while.
-            let st = self.state.lock().expect("dedup");
-            if st.lines < 2 * st.entries.len() + 1024 {
+            if !self.state.lock().expect("dedup").needs_compaction() {
                 return Ok(());
             }
         }
@@ -491,7 +524,7 @@ impl Inner {
         // already: the snapshot covers them all.
         let entries = {
             let st = self.state.lock().expect("dedup");
-            if st.lines < 2 * st.entries.len() + 1024 {
+            if !st.needs_compaction() {
                 return Ok(());
             }
             st.entries.clone()
@@ -507,9 +540,24 @@ impl Inner {
     }
 }
 
+/// [`Inner::trim`] on the state, locked by the caller.
+fn trim_entries(st: &mut State, retention: Duration) {
+    st.adds = 0;
+    let cutoff = now_ms() - retention.as_millis() as i64;
+    st.entries.retain(|_, e| e.t >= cutoff);
+    if st.entries.len() > MAX_ENTRIES {
+        // Down to [`KEEP_AFTER_TRIM`] (not just to the cap), so that a record kept full by a
+        // steady flow looks for its oldest entries once per tenth of the cap, not per add.
+        let mut ts: Vec<i64> = st.entries.values().map(|e| e.t).collect();
+        let drop = ts.len() - KEEP_AFTER_TRIM;
+        let (_, &mut keep_from, _) = ts.select_nth_unstable(drop);
+        st.entries.retain(|_, e| e.t >= keep_from);
+    }
+}
+
 /// Write `entries` into a new file beside `path`, fsync it, rename it over `path` and fsync
 /// the directory; returns the file opened for appending.
-fn rewrite(path: &Path, entries: &HashMap<Box<str>, Entry>) -> std::io::Result<File> {
+fn rewrite(path: &Path, entries: &HashMap<Key, Entry, Hasher>) -> std::io::Result<File> {
     let tmp = path.with_extension("jsonl.tmp");
     {
         let mut f = File::create(&tmp)?;
@@ -522,7 +570,7 @@ fn rewrite(path: &Path, entries: &HashMap<Box<str>, Entry>) -> std::io::Result<F
                 id,
                 rcpts: &e.rcpts,
             };
-            serde_json::to_writer(&mut text, &line).map_err(std::io::Error::other)?;
+            line.write_json(&mut text);
             text.push(b'\n');
         }
         f.write_all(&text)?;
@@ -540,26 +588,23 @@ impl Claim {
     /// before it is confirmed. Blocks on the file's fsync (run it with `spawn_blocking`). An
     /// error writing the file is returned, but the entry is kept in memory regardless.
     pub fn commit(self, rcpts: &[String]) -> std::io::Result<()> {
-        let seq = self.add(rcpts)?;
+        let seq = self.add(rcpts);
         self.inner.wait_synced(seq, Duration::ZERO)
     }
 
     /// The transfer is in a queue file that carries the sending MTA, the MTS identifier and
     /// every recipient in `rcpts` (fsynced): record it now, on disk by the next
     /// [`Dedup::sync`] (see the module's "Durability"). Does not block on the disk.
-    ///
-    /// # Errors
-    /// The line cannot be encoded (the entry is kept in memory regardless).
-    pub fn record(self, rcpts: &[String]) -> std::io::Result<()> {
-        self.add(rcpts).map(|_| ())
+    pub fn record(self, rcpts: &[String]) {
+        self.add(rcpts);
     }
 
     /// Add the entry in memory and its line to the buffer; its sequence number.
-    fn add(&self, rcpts: &[String]) -> std::io::Result<u64> {
+    fn add(&self, rcpts: &[String]) -> u64 {
         let inner = &self.inner;
         let t = now_ms();
         let rcpts = &rcpts[..rcpts.len().min(MAX_RCPTS)];
-        {
+        let compact = {
             let mut st = inner.state.lock().expect("dedup");
             let e = st.entries.entry(self.key.clone()).or_insert_with(|| Entry {
                 t,
@@ -568,14 +613,19 @@ impl Claim {
             e.t = t;
             e.merge(rcpts);
             st.lines += 1;
-        }
-        let (mta, id) = split_key(&self.key);
-        let r = inner.append(&LineRef { t, mta, id, rcpts });
-        inner.trim(true);
-        if let Err(e) = inner.compact() {
+            st.adds += 1;
+            if st.adds >= TRIM_EVERY.max(st.entries.len() / 8) || st.entries.len() > MAX_ENTRIES {
+                trim_entries(&mut st, inner.retention);
+            }
+            st.needs_compaction()
+        };
+        let (at, id_at) = self.split;
+        let (mta, id) = (&self.key[at..id_at], &self.key[id_at..]);
+        let seq = inner.append(&LineRef { t, mta, id, rcpts });
+        if compact && let Err(e) = inner.compact() {
             tracing::warn!(error = %e, file = %inner.path.display(), "cannot compact the record of accepted MTS identifiers");
         }
-        r
+        seq
         // Dropping the claim lets waiting transfers of the same key look again.
     }
 }
@@ -640,7 +690,7 @@ mod tests {
         let Begin::New(claim, _) = d.begin("A", "deferred", &r).await else {
             panic!()
         };
-        claim.record(&r).unwrap();
+        claim.record(&r);
         // Known at once, on disk only after sync.
         assert!(matches!(d.begin("A", "deferred", &r).await, Begin::Duplicate));
         assert!(!std::fs::read_to_string(d.path()).unwrap().contains("deferred"));
@@ -651,9 +701,9 @@ mod tests {
         std::fs::write(dir.path().join("accepted-ids.jsonl"), "").unwrap();
         let d = Dedup::open(dir.path(), Duration::ZERO).unwrap();
         assert!(d.is_empty());
-        d.adopt("A", "deferred", &r, now_ms()).unwrap();
+        d.adopt("A", "deferred", &r, now_ms());
         // One older than the retention is not.
-        d.adopt("A", "stale", &r, now_ms() - 2 * MIN_RETENTION.as_millis() as i64).unwrap();
+        d.adopt("A", "stale", &r, now_ms() - 2 * MIN_RETENTION.as_millis() as i64);
         assert_eq!(d.len(), 1);
         d.sync().unwrap();
         drop(d);
@@ -813,5 +863,46 @@ mod tests {
             (l.mta.as_str(), l.id.as_str(), l.rcpts),
             ("Server:A", "c=US;a= ;p=P;42", r)
         );
+    }
+
+    #[test]
+    fn past_the_cap_the_oldest_go_down_to_nine_tenths() {
+        let now = now_ms();
+        let mut st = State::default();
+        for i in 0..=MAX_ENTRIES as i64 {
+            st.entries.insert(key("A", &i.to_string()), Entry { t: now - i, rcpts: Vec::new() });
+        }
+        trim_entries(&mut st, MIN_RETENTION);
+        assert_eq!(st.entries.len(), KEEP_AFTER_TRIM);
+        // The newest stay, the oldest went.
+        assert!(st.entries.contains_key(&key("A", "0")));
+        assert!(st.entries.contains_key(&key("A", &(KEEP_AFTER_TRIM as i64 - 1).to_string())));
+        assert!(!st.entries.contains_key(&key("A", &(KEEP_AFTER_TRIM as i64).to_string())));
+    }
+
+    /// What serde_json writes for a line's fields, which [`LineRef::write_json`] mirrors.
+    #[derive(serde::Serialize)]
+    struct SerdeLine<'a> {
+        t: i64,
+        mta: &'a str,
+        id: &'a str,
+        rcpts: &'a [String],
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_line_is_written_as_serde_json_writes_it(
+            t in proptest::num::i64::ANY,
+            mta in "(\\PC|[\"\\\\\u{0}-\u{1f}\u{7f}])*",
+            id in "(\\PC|[\"\\\\\u{0}-\u{1f}])*",
+            rcpts in proptest::collection::vec("(\\PC|[\"\\\\\n\t])*", 0..4),
+        ) {
+            let mut ours = Vec::new();
+            LineRef { t, mta: &mta, id: &id, rcpts: &rcpts }.write_json(&mut ours);
+            let theirs = serde_json::to_vec(&SerdeLine { t, mta: &mta, id: &id, rcpts: &rcpts }).unwrap();
+            proptest::prop_assert_eq!(&ours, &theirs);
+            let back: Line = serde_json::from_slice(&ours).unwrap();
+            proptest::prop_assert_eq!((back.t, back.mta, back.id, back.rcpts), (t, mta, id, rcpts));
+        }
     }
 }

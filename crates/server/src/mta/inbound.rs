@@ -339,7 +339,8 @@ async fn claim(ctx: &Arc<Ctx>, from_mta: &str, id: &str, rcpts: &[String]) -> Op
 /// transfer through twice).
 async fn record(claim: crate::mta::dedup::Claim, rcpts: Vec<String>, in_queue: bool) {
     let r = if in_queue {
-        Ok(claim.record(&rcpts))
+        claim.record(&rcpts);
+        Ok(Ok(()))
     } else {
         // Not `on_disk`: the fsync may be the turn of a task that gathers lines
         // (`Dedup::sync_async`), which a worker held here could keep from running.
