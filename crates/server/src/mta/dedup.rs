@@ -33,10 +33,11 @@
 //! Entries are kept for [`Dedup::retention`] — at least the longest time a sender may keep
 //! retrying (Max open retries × Open interval + Max transfer retries × Transfer interval of
 //! the connectors, on the lab's time scale), never less than [`MIN_RETENTION`] — and at most
-//! [`MAX_ENTRIES`] of them (past the cap the oldest go, down to nine tenths of it). The file is rewritten without the expired
-//! lines when it holds twice as many lines as live entries (and at start). In memory an
-//! entry of one recipient takes about 185 octets with its share of the table (`cargo bench -p
-//! mtalab-server --bench allocs`), so a full record stays under 20 MiB.
+//! [`MAX_ENTRIES`] of them (past the cap the oldest go, down to nine tenths of it). The file
+//! is rewritten without the expired lines when it holds twice as many lines as live entries
+//! (and at start). In memory an entry of one recipient takes about 185 octets with its share
+//! of the table (`cargo bench -p mtalab-server --bench allocs`), so a full record stays under
+//! 20 MiB.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -47,9 +48,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-/// The tables' hasher: foldhash, seeded per process. A key is a few dozen octets of names a
-/// bound peer chose, hashed about five times per transfer; SipHash took a tenth of the
-/// record's work for it.
+/// The tables' hasher: foldhash, seeded per process, in place of SipHash. A key is a few
+/// dozen octets of names a bound peer chose, hashed about five times per transfer: a fast
+/// hash with a per-process seed is enough for them.
 type Hasher = foldhash::fast::RandomState;
 /// A key ([`key`]), shared by the table of entries, the keys in flight and the claim.
 type Key = Arc<str>;
