@@ -23,13 +23,59 @@ use crate::queue::{Envelope, LogLine, Outcome};
 use crate::routing::NextHop;
 
 /// A delivery job: a queued message to attempt now. `data` is the message when the caller
-/// still holds it (fresh from SMTP), else it is read from the queue file.
+/// still holds it (fresh from SMTP) and [`BodyBudget`] lets it wait with the job, else it is
+/// read from the queue file.
 #[derive(Debug)]
 pub struct Job {
     /// Queue id.
     pub id: String,
     /// The message octets, if at hand.
     pub data: Option<Arc<Vec<u8>>>,
+}
+
+/// Octets of message bodies that fresh delivery jobs may hold while they wait for a
+/// worker ([`BodyBudget`]): 16 MiB, a few thousand messages of a few KiB.
+pub const MAX_QUEUED_BODIES: usize = 16 << 20;
+
+/// The message bodies held by delivery jobs not yet taken by a worker. When mail comes in
+/// faster than it goes out (an X.400 connector at its associations, a slow next hop), the
+/// jobs wait in an unbounded channel; past the budget a job goes without its body, which its
+/// worker reads back from the queue file, so that memory stays bounded however long the
+/// backlog (nothing is lost: the queue file was fsynced before the job was made).
+#[derive(Debug)]
+pub struct BodyBudget {
+    held: std::sync::atomic::AtomicUsize,
+    max: usize,
+}
+
+impl BodyBudget {
+    /// A budget of `max` octets.
+    pub fn new(max: usize) -> BodyBudget {
+        BodyBudget { held: std::sync::atomic::AtomicUsize::new(0), max }
+    }
+
+    /// Whether a body of `len` octets may wait with its job; when it may, it counts as held
+    /// until [`BodyBudget::release`].
+    fn take(&self, len: usize) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.held.fetch_update(Relaxed, Relaxed, |held| held.checked_add(len).filter(|&h| h <= self.max)).is_ok()
+    }
+
+    /// A body of `len` octets taken by a worker.
+    fn release(&self, len: usize) {
+        self.held.fetch_sub(len, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Octets held now.
+    pub fn held(&self) -> usize {
+        self.held.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Default for BodyBudget {
+    fn default() -> BodyBudget {
+        BodyBudget::new(MAX_QUEUED_BODIES)
+    }
 }
 
 /// In-memory state of one queued message.
@@ -154,6 +200,7 @@ pub fn submit(ctx: &Ctx, envelope: Arc<Envelope>, data: Option<Arc<Vec<u8>>>) {
         id.clone(),
         Entry { envelope, outcomes: vec![None; n], attempts: 0, next_attempt: None, last_error: None, mta_retries: Default::default(), retry_delay: None, deferral: false },
     );
+    let data = data.filter(|d| ctx.bodies.take(d.len()));
     let _ = ctx.jobs.send(Job { id, data });
 }
 
@@ -230,6 +277,9 @@ pub fn start_workers(ctx: &Arc<Ctx>, rx: mpsc::UnboundedReceiver<Job>, n: usize)
             loop {
                 let job = { rx.lock().await.recv().await };
                 let Some(job) = job else { return };
+                if let Some(d) = &job.data {
+                    ctx.bodies.release(d.len());
+                }
                 if *ctx.shutdown.borrow() {
                     return;
                 }
@@ -1036,4 +1086,28 @@ async fn finish_failed(ctx: &Arc<Ctx>, id: &str, entry: &Entry, data: Option<&Ar
     }
     ctx.entries.lock().expect("entries lock").remove(id);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_wait_with_their_jobs_up_to_the_budget_and_not_beyond() {
+        let b = BodyBudget::new(10_000);
+        assert!(b.take(4_000));
+        assert!(b.take(4_000));
+        // A third would pass the budget: that job goes without its body.
+        assert!(!b.take(4_000));
+        assert_eq!(b.held(), 8_000);
+        // A smaller one still fits.
+        assert!(b.take(2_000));
+        assert!(!b.take(1));
+        // Taken by a worker: room again.
+        b.release(4_000);
+        assert!(b.take(4_000));
+        assert_eq!(b.held(), 10_000);
+        assert!(!b.take(usize::MAX));
+        assert_eq!(BodyBudget::default().max, MAX_QUEUED_BODIES);
+    }
 }

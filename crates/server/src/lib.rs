@@ -55,6 +55,8 @@ pub struct Ctx {
     pub entries: Mutex<HashMap<String, delivery::Entry>>,
     /// Delivery jobs.
     pub jobs: mpsc::UnboundedSender<delivery::Job>,
+    /// The message bodies those jobs hold, and their budget.
+    pub bodies: delivery::BodyBudget,
     /// Idle outbound connections.
     pub pool: delivery::Pool,
     /// Delivered messages waiting to be removed from the queue, in batches.
@@ -264,6 +266,7 @@ pub async fn run(cfg: Config, stop: watch::Receiver<bool>) -> anyhow::Result<()>
         resolver,
         entries: Mutex::new(HashMap::new()),
         jobs: jobs_tx,
+        bodies: delivery::BodyBudget::default(),
         pool: delivery::Pool::default(),
         removals: delivery::Removals::default(),
         shutdown: shutdown_rx,
