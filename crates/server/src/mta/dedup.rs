@@ -236,8 +236,6 @@ pub enum Begin {
 pub struct Claim {
     inner: Arc<Inner>,
     key: Key,
-    /// The sending MTA's and the MTS identifier's offsets in `key`.
-    split: (usize, usize),
 }
 
 fn now_ms() -> i64 {
@@ -299,7 +297,7 @@ impl Dedup {
             synced: Condvar::new(),
             synced_tx: tokio::sync::watch::Sender::new(0),
         };
-        inner.trim();
+        trim_entries(&mut inner.state.lock().expect("dedup"), inner.retention);
         Ok(Dedup {
             inner: Arc::new(inner),
         })
@@ -419,7 +417,6 @@ impl Dedup {
                     return Begin::New(
                         Claim {
                             inner: self.inner.clone(),
-                            split: (key.len() - id.len() - mta.len(), key.len() - id.len()),
                             key,
                         },
                         fresh,
@@ -432,12 +429,6 @@ impl Dedup {
 }
 
 impl Inner {
-    /// Drop expired entries, and the oldest beyond [`MAX_ENTRIES`] (at start, and from
-    /// [`Claim::add`], see [`TRIM_EVERY`]).
-    fn trim(&self) {
-        trim_entries(&mut self.state.lock().expect("dedup"), self.retention);
-    }
-
     /// Append one line to the buffer; returns its sequence number, for [`Inner::wait_synced`].
     fn append<R: AsRef<str>>(&self, line: &LineRef<'_, R>) -> u64 {
         let mut j = self.journal.lock().expect("journal");
@@ -541,7 +532,8 @@ impl Inner {
     }
 }
 
-/// [`Inner::trim`] on the state, locked by the caller.
+/// Drop expired entries, and the oldest beyond [`MAX_ENTRIES`] (at start, and from
+/// [`Claim::add`], see [`TRIM_EVERY`]); `st` is locked by the caller.
 fn trim_entries(st: &mut State, retention: Duration) {
     st.adds = 0;
     let cutoff = now_ms() - retention.as_millis() as i64;
@@ -620,8 +612,7 @@ impl Claim {
             }
             st.needs_compaction()
         };
-        let (at, id_at) = self.split;
-        let (mta, id) = (&self.key[at..id_at], &self.key[id_at..]);
+        let (mta, id) = split_key(&self.key);
         let seq = inner.append(&LineRef { t, mta, id, rcpts });
         if compact && let Err(e) = inner.compact() {
             tracing::warn!(error = %e, file = %inner.path.display(), "cannot compact the record of accepted MTS identifiers");

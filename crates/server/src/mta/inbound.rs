@@ -338,15 +338,13 @@ async fn claim(ctx: &Arc<Ctx>, from_mta: &str, id: &str, rcpts: &[String]) -> Op
 /// logged (the entry stays in memory; only a restart in between could then let a re-sent
 /// transfer through twice).
 async fn record(claim: crate::mta::dedup::Claim, rcpts: Vec<String>, in_queue: bool) {
-    let r = if in_queue {
+    if in_queue {
         claim.record(&rcpts);
-        Ok(Ok(()))
-    } else {
-        // Not `on_disk`: the fsync may be the turn of a task that gathers lines
-        // (`Dedup::sync_async`), which a worker held here could keep from running.
-        tokio::task::spawn_blocking(move || claim.commit(&rcpts)).await
-    };
-    match r {
+        return;
+    }
+    // Not `on_disk`: the fsync may be the turn of a task that gathers lines
+    // (`Dedup::sync_async`), which a worker held here could keep from running.
+    match tokio::task::spawn_blocking(move || claim.commit(&rcpts)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "cannot record an accepted MTS identifier on disk"),
         Err(e) => tracing::error!(error = %e, "recording an accepted MTS identifier failed"),
