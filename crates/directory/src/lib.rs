@@ -8,12 +8,16 @@
 
 mod addressing;
 mod imceaex;
+mod index;
 
 pub use addressing::{
     RecipientSpec, SiteAddressing, UB_GIVEN_NAME_LENGTH, UB_SURNAME_LENGTH, X400SiteAddress,
     generate_smtp_proxy, is_local_part_char, sanitize_local_part, x400_address,
 };
 pub use imceaex::{IMCEAEX_PREFIX, imceaex_decode, imceaex_encode, imceaex_split, is_imcea_plain};
+pub use index::mnemonic_attributes;
+
+use index::Index;
 
 use serde::{Deserialize, Serialize};
 
@@ -111,14 +115,58 @@ pub struct AddressingUpdate {
 
 /// One server's view of the directory: organization, site and server names, the site's
 /// addressing, and the local recipients.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Lookups by alias, SMTP proxy, X.400 proxy and DN go through tables kept with the
+/// recipients (not serialized; built again when a directory is deserialized): their cost does
+/// not grow with the number of mailboxes, and they answer as a scan in creation order would.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "DirectoryData")]
 pub struct Directory {
     org: String,
     site: String,
     server: String,
     addressing: SiteAddressing,
     recipients: Vec<Recipient>,
+    #[serde(skip)]
+    index: Index,
 }
+
+/// [`Directory`] as serialized, without its tables.
+#[derive(Deserialize)]
+struct DirectoryData {
+    org: String,
+    site: String,
+    server: String,
+    addressing: SiteAddressing,
+    recipients: Vec<Recipient>,
+}
+
+impl From<DirectoryData> for Directory {
+    fn from(d: DirectoryData) -> Directory {
+        Directory {
+            index: Index::build(&d.recipients),
+            org: d.org,
+            site: d.site,
+            server: d.server,
+            addressing: d.addressing,
+            recipients: d.recipients,
+        }
+    }
+}
+
+/// Equal when the names, the addressing and the recipients (in order) are; the tables follow
+/// from them.
+impl PartialEq for Directory {
+    fn eq(&self, other: &Directory) -> bool {
+        self.org == other.org
+            && self.site == other.site
+            && self.server == other.server
+            && self.addressing == other.addressing
+            && self.recipients == other.recipients
+    }
+}
+
+impl Eq for Directory {}
 
 impl Directory {
     /// An empty directory for server `server` of site `site` in organization `org`
@@ -130,6 +178,7 @@ impl Directory {
             server: server.to_owned(),
             addressing,
             recipients: Vec::new(),
+            index: Index::default(),
         }
     }
 
@@ -187,22 +236,35 @@ impl Directory {
             site: self.site.clone(),
             server: self.server.clone(),
         };
+        self.index.insert(self.recipients.len(), &recipient);
         self.recipients.push(recipient);
         Ok(self.recipients.last().expect("just pushed"))
     }
 
     /// The recipient with this alias (case-insensitive).
     pub fn lookup_alias(&self, alias: &str) -> Option<&Recipient> {
-        self.recipients
-            .iter()
-            .find(|r| r.alias.eq_ignore_ascii_case(alias))
+        self.index
+            .alias(alias)
+            .first()
+            .map(|&i| &self.recipients[i])
     }
 
     /// The recipient holding the SMTP proxy `local@domain` (primary or secondary), comparing
     /// both parts case-insensitively (RFC 5321 §2.4 permits this for the local part; Exchange
     /// does it).
     pub fn lookup_smtp(&self, local: &str, domain: &str) -> Option<&Recipient> {
-        self.recipients.iter().find(|r| r.has_smtp(local, domain))
+        self.index.smtp(local, domain).map(|i| &self.recipients[i])
+    }
+
+    /// The recipient whose X.400 proxy is the mnemonic O/R address `mnemonic`
+    /// (`c=US;a= ;p=ExchangeORG;o=SiteA;s=Smith;g=John`): the first whose proxy is the same
+    /// text (ASCII case ignored), else the first whose proxy holds the same attributes in any
+    /// order ([`mnemonic_attributes`]; keys and values compared case-insensitively, each
+    /// attribute matched by its own one: `ou=A;ou=A` is not `ou=A;ou=B`).
+    pub fn lookup_x400(&self, mnemonic: &str) -> Option<&Recipient> {
+        self.index
+            .x400(&self.recipients, mnemonic)
+            .map(|i| &self.recipients[i])
     }
 
     /// [`Directory::lookup_smtp`] on a whole `"local@domain"` address (split at the last `@`).
@@ -256,7 +318,10 @@ impl Directory {
         }
         for i in 0..self.recipients.len() {
             let spec = self.recipients[i].spec();
-            self.recipients[i].x400 = x400_address(&self.addressing.x400, &spec);
+            let x400 = x400_address(&self.addressing.x400, &spec);
+            self.index.remove(i, &self.recipients[i]);
+            self.recipients[i].x400 = x400;
+            self.index.insert(i, &self.recipients[i]);
             let new_primary = match self.generated_proxy(&spec) {
                 Ok(p) => p,
                 Err(e) => {
@@ -274,15 +339,18 @@ impl Directory {
                 report.skipped.push((spec.alias, e.to_string()));
                 continue;
             }
-            let r = &mut self.recipients[i];
-            if r.smtp
+            if self.recipients[i]
+                .smtp
                 .first()
                 .is_some_and(|p| p.eq_ignore_ascii_case(&new_primary))
             {
                 continue;
             }
+            self.index.remove(i, &self.recipients[i]);
+            let r = &mut self.recipients[i];
             r.smtp.retain(|p| !p.eq_ignore_ascii_case(&new_primary));
             r.smtp.insert(0, new_primary);
+            self.index.insert(i, &self.recipients[i]);
             report.updated.push(spec.alias);
         }
         report
@@ -309,10 +377,18 @@ impl Directory {
     }
 
     /// The recipient whose DN is `dn` (compared case-insensitively), e.g. after
-    /// [`imceaex_decode`].
+    /// [`imceaex_decode`]. The DN's last `cn=` is the alias, which holds no `/`
+    /// ([`Directory::add_mailbox`] refuses one).
     pub fn lookup_dn(&self, dn: &str) -> Option<&Recipient> {
-        self.recipients
+        let b = dn.as_bytes();
+        let at = (0..b.len().saturating_sub(3))
+            .rev()
+            .find(|&i| b[i] == b'/' && b[i + 1..i + 4].eq_ignore_ascii_case(b"cn="))?;
+        let alias = &dn[at + 4..];
+        self.index
+            .alias(alias)
             .iter()
+            .map(|&i| &self.recipients[i])
             .find(|r| self.recipient_dn(r).eq_ignore_ascii_case(dn))
     }
 
@@ -610,6 +686,97 @@ mod tests {
         assert_eq!(d.local_domains(), vec!["sitea.microsoft.com".to_string()]);
         d.add_mailbox(spec("JohnS", "John", "Smith")).unwrap();
         assert_eq!(d.local_domains(), vec!["sitea.microsoft.com".to_string()]);
+    }
+
+    /// The lookups as a scan of the recipients in creation order answers them.
+    mod scan {
+        use super::*;
+
+        pub fn alias<'a>(d: &'a Directory, alias: &str) -> Option<&'a Recipient> {
+            d.recipients()
+                .iter()
+                .find(|r| r.alias.eq_ignore_ascii_case(alias))
+        }
+
+        pub fn smtp<'a>(d: &'a Directory, local: &str, domain: &str) -> Option<&'a Recipient> {
+            d.recipients().iter().find(|r| r.has_smtp(local, domain))
+        }
+
+        fn pairs(m: &str) -> Vec<(String, String)> {
+            let mut v: Vec<_> = mnemonic_attributes(m)
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.to_ascii_lowercase()))
+                .collect();
+            v.sort();
+            v
+        }
+
+        pub fn x400<'a>(d: &'a Directory, m: &str) -> Option<&'a Recipient> {
+            let rs = d.recipients();
+            rs.iter()
+                .find(|r| r.x400.eq_ignore_ascii_case(m))
+                .or_else(|| rs.iter().find(|r| pairs(&r.x400) == pairs(m)))
+        }
+
+        pub fn dn<'a>(d: &'a Directory, dn: &str) -> Option<&'a Recipient> {
+            d.recipients()
+                .iter()
+                .find(|r| d.recipient_dn(r).eq_ignore_ascii_case(dn))
+        }
+    }
+
+    proptest::proptest! {
+        /// After mailboxes are added (some refused as duplicates) and the site addressing
+        /// changes, every lookup answers as the scan does, for the recipients' own addresses
+        /// in other cases and attribute orders, and for addresses nobody holds.
+        #[test]
+        fn lookups_answer_as_a_scan_does(
+            people in proptest::collection::vec((0..6usize, 0..4usize, 0..4usize), 0..24),
+            updates in proptest::collection::vec((0..3usize, proptest::bool::ANY), 0..3),
+            flip in proptest::bool::ANY,
+        ) {
+            let mut d = site_a();
+            let given = ["John", "Mary", "", "Li"];
+            let surname = ["Smith", "Jones", "", "Smith"];
+            for &(a, g, s) in &people {
+                let _ = d.add_mailbox(spec(&format!("User{a}"), given[g], surname[s]));
+            }
+            for &(which, all) in &updates {
+                let smtp = ["@SiteA.microsoft.com", "@sitea.example", "%g.%s@Example.org"][which];
+                let mut a = addressing(smtp, None);
+                a.x400.o = ["SiteA", "SITEB", "SiteC"][which].into();
+                d.set_site_addressing(a, all);
+            }
+            let case = |s: &str| if flip { s.to_ascii_uppercase() } else { s.to_ascii_lowercase() };
+            let mut aliases = vec!["User9".to_string(), "nobody".to_string()];
+            let mut smtps = vec!["nobody@sitea.microsoft.com".to_string(), "a@b@c".to_string()];
+            let mut x400s = vec!["c=US;a= ;p=Microsoft;o=Nowhere;s=Smith".to_string(), "s=Smith".to_string()];
+            let mut dns = vec!["/o=Microsoft/ou=SiteA/cn=Recipients/cn=nobody".to_string(), "no dn".to_string()];
+            for r in d.recipients() {
+                aliases.push(case(&r.alias));
+                smtps.extend(r.smtp.iter().map(|p| case(p)));
+                x400s.push(case(&r.x400));
+                // The same attributes in reverse order.
+                x400s.push(r.x400.split(';').rev().collect::<Vec<_>>().join(";"));
+                dns.push(case(&d.recipient_dn(r)));
+            }
+            for a in &aliases {
+                proptest::prop_assert_eq!(d.lookup_alias(a), scan::alias(&d, a), "alias {}", a);
+            }
+            for s in &smtps {
+                let (l, dom) = s.rsplit_once('@').unwrap_or((s.as_str(), ""));
+                proptest::prop_assert_eq!(d.lookup_smtp(l, dom), scan::smtp(&d, l, dom), "smtp {}", s);
+            }
+            for x in &x400s {
+                proptest::prop_assert_eq!(d.lookup_x400(x), scan::x400(&d, x), "x400 {}", x);
+            }
+            for n in &dns {
+                proptest::prop_assert_eq!(d.lookup_dn(n), scan::dn(&d, n), "dn {}", n);
+            }
+            let back: Directory = serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
+            for x in &x400s {
+                proptest::prop_assert_eq!(back.lookup_x400(x), scan::x400(&d, x), "x400 {} after serde", x);
+            }
+        }
     }
 
     #[test]

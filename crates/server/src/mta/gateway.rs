@@ -24,7 +24,6 @@ use mtalab_p1::{
     MtsIdentifier, OrAddress, OrName, OrNameMemo, TraceInformationElement,
 };
 
-use crate::mta::gwart::mnemonic_attributes as attributes;
 
 /// The DDA type carrying an RFC 822 address (RFC 2156 §4.3.3).
 pub const DDA_RFC822: &str = "RFC-822";
@@ -179,7 +178,7 @@ fn smtp_for(or: &OrAddress, mnemonic: Option<&str>, dir: &Directory) -> String {
             &made
         }
     };
-    if let Some(r) = recipient_with_mnemonic(m, dir)
+    if let Some(r) = dir.lookup_x400(m)
         && let Some(p) = r.smtp.first()
     {
         return p.clone();
@@ -190,55 +189,7 @@ fn smtp_for(or: &OrAddress, mnemonic: Option<&str>, dir: &Directory) -> String {
 /// The local recipient whose X.400 address equals `or` (attribute by attribute,
 /// case-insensitive), if any.
 pub fn local_recipient_for<'a>(or: &OrAddress, dir: &'a Directory) -> Option<&'a mtalab_directory::Recipient> {
-    recipient_with_mnemonic(&or.to_mnemonic(), dir)
-}
-
-/// [`local_recipient_for`] an O/R address already in mnemonic form.
-fn recipient_with_mnemonic<'a>(mnemonic: &str, dir: &'a Directory) -> Option<&'a mtalab_directory::Recipient> {
-    // The directory holds its addresses in the canonical order `to_mnemonic` writes, so the
-    // usual match is equal text; the attribute by attribute comparison decides the rest,
-    // with the address's attributes split out once for all the recipients.
-    let recipients = dir.recipients();
-    recipients.iter().find(|r| r.x400.eq_ignore_ascii_case(mnemonic)).or_else(|| {
-        let want: Vec<(&str, &str)> = attributes(mnemonic).collect();
-        recipients.iter().find(|r| same_attributes_as(&want, &r.x400))
-    })
-}
-
-/// Whether two mnemonic O/R addresses hold the same attributes, in any order, keys and
-/// values compared case-insensitively; each attribute of one is matched with its own one of
-/// the other (`ou=A;ou=A` is not `ou=A;ou=B`).
-#[cfg(test)]
-fn same_attributes(a: &str, b: &str) -> bool {
-    same_attributes_as(&attributes(a).collect::<Vec<_>>(), b)
-}
-
-/// [`same_attributes`] with the first address's attributes (key, value) split out already.
-/// One pass over `b`, without allocating: this runs for every recipient of the directory
-/// the exact text does not match, for every address of every message crossing the gateway.
-fn same_attributes_as(want: &[(&str, &str)], b: &str) -> bool {
-    if want.len() > 64 {
-        // More attributes than the bit set below holds (an O/R address has far fewer).
-        let key = |k: &str, v: &str| (k.to_ascii_lowercase(), v.to_ascii_lowercase());
-        let mut x: Vec<_> = want.iter().map(|(k, v)| key(k, v)).collect();
-        let mut y: Vec<_> = attributes(b).map(|(k, v)| key(k, v)).collect();
-        x.sort();
-        y.sort();
-        return x == y;
-    }
-    // Each attribute of `b` takes an equal one of `want` not taken yet; equality of
-    // attributes is an equivalence, so taking the first free one never blocks a later match.
-    let mut used = 0u64;
-    let mut n = 0;
-    for (k2, v2) in attributes(b) {
-        n += 1;
-        let hit = want.iter().enumerate().find(|(i, (k, v))| used & (1 << i) == 0 && k2.eq_ignore_ascii_case(k) && v2.eq_ignore_ascii_case(v));
-        match hit {
-            Some((i, _)) => used |= 1 << i,
-            None => return false,
-        }
-    }
-    n == want.len()
+    dir.lookup_x400(&or.to_mnemonic())
 }
 
 /// The text form of an MTS identifier (message, report or probe identifier, X.411 §12.2.1.1.1.1):
@@ -689,46 +640,6 @@ mod tests {
         assert_eq!(parse_for_ipm(latin1).unwrap().1.trim_end(), "caf\u{e9}");
         let multi = b"Subject: m\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\ninner\r\n--b--\r\n";
         assert_eq!(parse_for_ipm(multi).unwrap().1.trim_end(), "inner");
-    }
-
-    #[test]
-    fn o_r_addresses_match_attribute_by_attribute() {
-        let yes = [
-            ("c=US;a= ;p=ExchangeORG;o=SiteA;s=Smith;g=John", "g=john;s=SMITH;o=SiteA;p=exchangeorg;a= ;c=us"),
-            ("c=US;a=  ;p=P", " c = US ; a= ;p=P;"),
-            ("ou=A;ou=b;c=US", "ou=B;c=us;ou=a"),
-        ];
-        for (a, b) in yes {
-            assert!(same_attributes(a, b) && same_attributes(b, a), "{a} = {b}");
-        }
-        let no = [("c=US;ou=A;ou=A", "c=US;ou=A;ou=B"), ("c=US;s=Smith", "c=US;s=Smith;g=John"), ("c=US;s=Smith", "c=US;g=Smith"), ("c=US;a= ", "c=US;a=x")];
-        for (a, b) in no {
-            assert!(!same_attributes(a, b) && !same_attributes(b, a), "{a} != {b}");
-        }
-        let many: String = (0..70).map(|i| format!("dda:k{i}=v{i};")).collect();
-        let reversed: String = (0..70).rev().map(|i| format!("DDA:K{i}=V{i};")).collect();
-        assert!(same_attributes(&many, &reversed));
-        assert!(!same_attributes(&many, &reversed.replace("V3;", "V4;")));
-    }
-
-    proptest::proptest! {
-        /// Two addresses match when their attributes, keys and values in lower case, are the
-        /// same multiset, whatever their order and case.
-        #[test]
-        fn o_r_addresses_match_as_multisets_of_attributes(
-            a in proptest::collection::vec((0..3usize, 0..3usize, proptest::bool::ANY), 0..6),
-            b in proptest::collection::vec((0..3usize, 0..3usize, proptest::bool::ANY), 0..6),
-        ) {
-            let text = |v: &[(usize, usize, bool)]| -> String {
-                v.iter().map(|&(k, x, up)| {
-                    let attr = format!("{}={}", ["s", "ou", "dda:k"][k], ["Smith", "a", "b"][x]);
-                    if up { attr.to_ascii_uppercase() } else { attr }
-                }).collect::<Vec<_>>().join(";")
-            };
-            let set = |v: &[(usize, usize, bool)]| { let mut s: Vec<_> = v.iter().map(|&(k, x, _)| (k, x)).collect(); s.sort(); s };
-            let (ta, tb) = (text(&a), text(&b));
-            proptest::prop_assert_eq!(same_attributes(&ta, &tb), set(&a) == set(&b), "{} / {}", ta, tb);
-        }
     }
 
     proptest::proptest! {

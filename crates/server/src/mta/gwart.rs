@@ -50,17 +50,7 @@ pub struct Gwart {
     pub lines: Vec<Line>,
 }
 
-/// The `key=value` attributes of an X.400 mnemonic, borrowed: key and value trimmed, a
-/// value of blanks only as one space (`a= `), parts without a key skipped; the key in its
-/// own case.
-pub fn mnemonic_attributes(s: &str) -> impl Iterator<Item = (&str, &str)> {
-    s.split(';').filter_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        let k = k.trim();
-        let v = if v.trim().is_empty() && !v.is_empty() { " " } else { v.trim() };
-        (!k.is_empty()).then_some((k, v))
-    })
-}
+pub use mtalab_directory::mnemonic_attributes;
 
 /// Parse an X.400 mnemonic into (key, value) pairs, keys lowercase, values trimmed
 /// (`a= ` stays one space). Empty parts are skipped.
