@@ -273,17 +273,15 @@ impl Dedup {
                 e.merge(&l.rcpts);
             }
         }
-        let lines = entries.len();
-        let file = rewrite(&path, &entries)?;
+        // Trimmed before the file is written again, so that it holds no line past the cap.
+        let mut state = State { entries, ..State::default() };
+        trim_entries(&mut state, retention);
+        state.lines = state.entries.len();
+        let file = rewrite(&path, &state.entries)?;
         let inner = Inner {
             path,
             retention,
-            state: Mutex::new(State {
-                entries,
-                in_flight: HashSet::default(),
-                lines,
-                adds: 0,
-            }),
+            state: Mutex::new(state),
             done: tokio::sync::Notify::new(),
             journal: Mutex::new(Journal {
                 file,
@@ -297,7 +295,6 @@ impl Dedup {
             synced: Condvar::new(),
             synced_tx: tokio::sync::watch::Sender::new(0),
         };
-        trim_entries(&mut inner.state.lock().expect("dedup"), inner.retention);
         Ok(Dedup {
             inner: Arc::new(inner),
         })
@@ -870,6 +867,25 @@ mod tests {
         assert!(st.entries.contains_key(&key("A", "0")));
         assert!(st.entries.contains_key(&key("A", &(KEEP_AFTER_TRIM as i64 - 1).to_string())));
         assert!(!st.entries.contains_key(&key("A", &(KEEP_AFTER_TRIM as i64).to_string())));
+    }
+
+    #[test]
+    fn a_file_past_the_cap_is_written_again_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = now_ms();
+        let mut text = Vec::new();
+        for i in 0..MAX_ENTRIES as i64 + 10 {
+            let id = i.to_string();
+            LineRef { t: now - i, mta: "A", id: &id, rcpts: &[] as &[String] }.write_json(&mut text);
+            text.push(b'\n');
+        }
+        std::fs::write(dir.path().join("accepted-ids.jsonl"), &text).unwrap();
+        let d = Dedup::open(dir.path(), MIN_RETENTION).unwrap();
+        assert_eq!(d.len(), KEEP_AFTER_TRIM);
+        let on_disk = std::fs::read_to_string(d.path()).unwrap();
+        assert_eq!(on_disk.lines().count(), KEEP_AFTER_TRIM);
+        assert!(on_disk.contains("\"id\":\"0\""));
+        assert!(!on_disk.contains(&format!("\"id\":\"{}\"", KEEP_AFTER_TRIM)));
     }
 
     /// What serde_json writes for a line's fields, which [`LineRef::write_json`] mirrors.
