@@ -199,6 +199,7 @@ pub struct MtaConfig {
     /// Most messages queued for transfer over one connector at once (waiting for or
     /// crossing an association); Threshold counts them. Beyond it a message waits in the
     /// IMS queue and is tried again after the connector's Transfer interval. Default 256.
+    /// Read at MTA start and at an MTA restart (admin action).
     #[serde(default = "default_max_queued", skip_serializing_if = "is_default_max_queued")]
     pub max_queued_per_connector: usize,
 }

@@ -161,8 +161,23 @@ pub struct Mta {
     /// ([`Mta::connector_queue`]). Threshold counts them, as Exchange's MTA counts its
     /// connector queues (DESIGN §4, Override tab). One connector's full queue (a silent
     /// link holds its transfers until the Recovery timeout) never holds up another's.
-    queued: Mutex<HashMap<usize, Arc<tokio::sync::Semaphore>>>,
-    max_queued: usize,
+    queued: Mutex<ConnectorQueues>,
+}
+
+/// The connector queues' permits ([`Mta::connector_queue`]), made again at each (re)start:
+/// the connectors' indices and `max_queued_per_connector` may have changed. A transfer that
+/// holds a permit of the queues before gives it back to them, not to the new ones.
+struct ConnectorQueues {
+    /// `[mta] max_queued_per_connector` as of the last (re)start, at least 1.
+    max: usize,
+    /// Per connector index.
+    by_connector: HashMap<usize, Arc<tokio::sync::Semaphore>>,
+}
+
+impl ConnectorQueues {
+    fn new(m: &MtaConfig) -> ConnectorQueues {
+        ConnectorQueues { max: m.max_queued_per_connector.max(1), by_connector: HashMap::new() }
+    }
 }
 
 /// How long a sender may keep trying one message over `c`: Max open retries × Open interval
@@ -225,15 +240,15 @@ impl Mta {
             pool: outbound::Pool::default(),
             notify: tokio::sync::Notify::new(),
             generation: AtomicU64::new(0),
-            queued: Mutex::new(HashMap::new()),
-            max_queued: m.max_queued_per_connector.max(1),
+            queued: Mutex::new(ConnectorQueues::new(m)),
         };
         events.log(catalog::MTA_STARTED, &[VERSION.0, VERSION.1]);
         Ok(Some(mta))
     }
 
-    /// Restart the service (admin action): 9299, re-read the registry and the connectors,
-    /// close pooled associations, reset the Open Retry timers, 9298.
+    /// Restart the service (admin action): 9299, re-read the registry and the connectors
+    /// (with `max_queued_per_connector`), close pooled associations, reset the Open Retry
+    /// timers, 9298.
     pub fn restart(&self, cfg: &Config, events: &crate::events::EventLog) {
         events.log(catalog::MTA_STOPPED, &[VERSION.0, VERSION.1]);
         if let Some(m) = &cfg.mta {
@@ -241,6 +256,7 @@ impl Mta {
             *self.connectors.write().expect("mta connectors") = shared_connectors(m);
             *self.overrides.write().expect("overrides") = read_overrides(cfg, m);
             *self.state.lock().expect("mta state") = vec![ConnectorState::default(); m.connectors.len()];
+            *self.queued.lock().expect("connector queues") = ConnectorQueues::new(m);
         }
         self.recalculate_routing(cfg);
         self.generation.fetch_add(1, Ordering::SeqCst);
@@ -253,7 +269,8 @@ impl Mta {
     /// to the connector, and the transfer's task gives it back when done.
     pub fn connector_queue(&self, ci: usize) -> Arc<tokio::sync::Semaphore> {
         let mut q = self.queued.lock().expect("connector queues");
-        q.entry(ci).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.max_queued))).clone()
+        let max = q.max;
+        q.by_connector.entry(ci).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(max))).clone()
     }
 
     /// Rebuild the GWART (Recalculate Routing).
@@ -311,6 +328,52 @@ pub fn scenario_address(cfg: &Config, real: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restart_reads_max_queued_per_connector_again() {
+        let text = |max: usize| {
+            format!(
+                r#"[organization]
+name = "ExchangeORG"
+[site]
+name = "SiteA"
+[server]
+name = "ServerA"
+data_dir = "data"
+[site_addressing]
+smtp = "@sitea.test"
+x400 = {{ c = "US", p = "ExchangeORG", o = "SiteA" }}
+[admin]
+listen = "127.0.0.1:0"
+[mta]
+listen = "127.0.0.1:0"
+password = "pwA"
+max_queued_per_connector = {max}
+[[mta.connectors]]
+name = "X400 to SiteB"
+remote_mta_name = "ServerB"
+remote_mta_password = "pwB"
+stack_address = "127.0.0.2"
+"#
+            )
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::parse(&text(2)).unwrap();
+        cfg.server.data_dir = dir.path().to_path_buf();
+        let events = crate::events::EventLog::open(dir.path(), "ServerA").unwrap();
+        let m = Mta::start(&cfg, &events).unwrap().unwrap();
+        let before = m.connector_queue(0);
+        assert_eq!(before.available_permits(), 2);
+        let held = before.clone().try_acquire_owned().unwrap();
+        let mut again = Config::parse(&text(5)).unwrap();
+        again.server.data_dir = dir.path().to_path_buf();
+        m.restart(&again, &events);
+        let after = m.connector_queue(0);
+        assert_eq!(after.available_permits(), 5);
+        // A permit taken before the restart goes back where it came from.
+        drop(held);
+        assert_eq!((before.available_permits(), after.available_permits()), (2, 5));
+    }
 
     #[test]
     fn hex_address_as_in_the_kb() {
