@@ -5,7 +5,7 @@
 //! kept in memory for the admin API. Record numbers continue across restarts.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -319,15 +319,11 @@ impl EventLog {
 pub fn read_file(path: &Path) -> std::io::Result<Vec<EventRecord>> {
     let f = File::open(path)?;
     let mut out = Vec::new();
-    for line in BufReader::new(f).lines() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        if let Ok(r) = serde_json::from_str::<EventRecord>(&line) {
+    crate::jsonl::for_each_line(BufReader::new(f), crate::jsonl::MAX_LINE, |line| {
+        if let Ok(r) = serde_json::from_slice::<EventRecord>(line) {
             out.push(r);
         }
-    }
+    })?;
     Ok(out)
 }
 
@@ -368,5 +364,20 @@ mod tests {
         assert_eq!(log.query(1, None).len(), 2);
         assert_eq!(log.query(0, Some(1001)).len(), 1);
         assert!(r.text.contains("on a as b"));
+    }
+
+    #[test]
+    fn a_damaged_line_does_not_keep_the_log_from_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path(), "ServerA").unwrap();
+        log.log(catalog::IMC_STARTED, &["127.0.0.1:25", "ServerA"]);
+        drop(log);
+        let path = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"\xff\xfe not an event\n").unwrap();
+        drop(f);
+        let log = EventLog::open(dir.path(), "ServerA").unwrap();
+        assert_eq!(log.log(catalog::IMC_STOPPED, &[]).record, 2);
+        assert_eq!(read_file(&path).unwrap().len(), 2);
     }
 }

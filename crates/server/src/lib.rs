@@ -12,6 +12,7 @@ pub mod delivery;
 pub mod dsn;
 pub mod events;
 pub mod ims;
+pub mod jsonl;
 pub mod links;
 pub mod maildir;
 pub mod mta;

@@ -562,13 +562,13 @@ impl Queue {
                 if let Some(id) = path.file_stem().and_then(|s| s.to_str()) {
                     self.shared.logged.lock().expect("logged lock").insert(id.to_string());
                 }
-                for line in BufReader::new(lf).lines() {
-                    let line = line?;
-                    // A torn last line (crash mid-append) records nothing: that outcome is redone.
-                    if let Ok(l) = serde_json::from_str::<LogLine>(&line) {
+                // A torn last line (crash mid-append) or a damaged one records nothing: that
+                // outcome is redone.
+                crate::jsonl::for_each_line(BufReader::new(lf), crate::jsonl::MAX_LINE, |line| {
+                    if let Ok(l) = serde_json::from_slice::<LogLine>(line) {
                         log.push(l);
                     }
-                }
+                })?;
             }
             out.push(Loaded { envelope, log });
         }
@@ -750,6 +750,26 @@ mod tests {
         assert!(!dir.path().join("queue/tmp/zzz").exists());
         let all = q.load().unwrap();
         assert_eq!(all[0].log.len(), 0);
+    }
+
+    #[test]
+    fn a_damaged_log_line_costs_only_its_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path()).unwrap();
+        let id = q.new_id();
+        q.commit(&env(&id), b"x\r\n").unwrap();
+        q.record(&id, &LogLine::Rcpt { index: 0, outcome: Outcome::Delivered { to: "mbox".into() } }).unwrap();
+        // Octets that are not UTF-8 (a damaged block), then an outcome recorded after them.
+        let log = dir.path().join("queue").join(format!("{id}.log"));
+        let mut f = fs::OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(b"\xff\xfe garbage\n").unwrap();
+        drop(f);
+        q.record(&id, &LogLine::Rcpt { index: 1, outcome: Outcome::Delivered { to: "mbox".into() } }).unwrap();
+        drop(q);
+        let q = Queue::open(dir.path()).unwrap();
+        let all = q.load().unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].log.len(), 2, "{:?}", all[0].log);
     }
 
     #[test]

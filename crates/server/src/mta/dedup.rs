@@ -41,7 +41,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -260,17 +260,19 @@ impl Dedup {
         let mut entries: HashMap<Key, Entry, Hasher> = HashMap::default();
         if let Ok(f) = File::open(&path) {
             let cutoff = now_ms() - retention.as_millis() as i64;
-            for line in BufReader::new(f).lines() {
-                let Ok(line) = line else { break };
-                let Ok(l) = serde_json::from_str::<Line>(&line) else {
-                    continue;
-                };
+            // A line that does not parse (torn by a crash, damaged) is dropped, the others
+            // kept; reading stops at an I/O error, with what was read so far.
+            let read = crate::jsonl::for_each_line(BufReader::new(f), crate::jsonl::MAX_LINE, |line| {
+                let Ok(l) = serde_json::from_slice::<Line>(line) else { return };
                 if l.t < cutoff {
-                    continue;
+                    return;
                 }
                 let e = entries.entry(key(&l.mta, &l.id)).or_default();
                 e.t = e.t.max(l.t);
                 e.merge(&l.rcpts);
+            });
+            if let Err(e) = read {
+                tracing::warn!(error = %e, file = %path.display(), "the record of accepted MTS identifiers was read only in part");
             }
         }
         // Trimmed before the file is written again, so that it holds no line past the cap.
