@@ -13,7 +13,7 @@ use crate::{Recipient, split_addr};
 /// The `key=value` attributes of an X.400 address in Exchange's mnemonic form
 /// (`c=US;a= ;p=ExchangeORG;o=SiteA;s=Smith;g=John`), borrowed: split at `;` and at the first
 /// `=` of each part, key and value trimmed, a value of blanks only given as one space (`a= `,
-/// X.402 §18.3.1's single space ADMD name), parts without a key skipped; the key in its own
+/// the one-space ADMD name Exchange writes), parts without a key skipped; the key in its own
 /// case.
 pub fn mnemonic_attributes(s: &str) -> impl Iterator<Item = (&str, &str)> {
     s.split(';').filter_map(|p| {
