@@ -24,7 +24,6 @@ use mtalab_p1::{
     MtsIdentifier, OrAddress, OrName, OrNameMemo, TraceInformationElement,
 };
 
-
 /// The DDA type carrying an RFC 822 address (RFC 2156 §4.3.3).
 pub const DDA_RFC822: &str = "RFC-822";
 
