@@ -714,10 +714,12 @@ impl ImsConfig {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const SAMPLE: &str = r#"
+    /// A server of SiteA with one mailbox, an IMS and its admin API (other modules' tests
+    /// add their sections to it).
+    pub(crate) const SAMPLE: &str = r#"
 [organization]
 name = "ExchangeORG"
 [site]

@@ -333,18 +333,7 @@ mod tests {
     fn a_restart_reads_max_queued_per_connector_again() {
         let text = |max: usize| {
             format!(
-                r#"[organization]
-name = "ExchangeORG"
-[site]
-name = "SiteA"
-[server]
-name = "ServerA"
-data_dir = "data"
-[site_addressing]
-smtp = "@sitea.test"
-x400 = {{ c = "US", p = "ExchangeORG", o = "SiteA" }}
-[admin]
-listen = "127.0.0.1:0"
+                r#"{}
 [mta]
 listen = "127.0.0.1:0"
 password = "pwA"
@@ -354,7 +343,8 @@ name = "X400 to SiteB"
 remote_mta_name = "ServerB"
 remote_mta_password = "pwB"
 stack_address = "127.0.0.2"
-"#
+"#,
+                crate::config::tests::SAMPLE
             )
         };
         let dir = tempfile::tempdir().unwrap();
