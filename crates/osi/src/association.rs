@@ -12,6 +12,8 @@
 //! | turn | PT { RTTP priority } asks for the turn; GTC gives it (answered GTA) |
 //! | release | FN { RLRQ } answered DN { RLRE } (the initiator then sends a COTP DR) |
 //! | abort | AB { ARU-PPDU { ABRT { RTAB } } } |
+//! | recover | as connect, with RTORQ { recover \[1\] SessionConnectionIdentifier } (no bind: the association it names was bound); accepted with RTOAC { recover }, refused with RTORJ { refuseReason cannot-recover } |
+//! | resume | GT+AR { Linking Information { old session's references, old activity id }, Serial Number of the last confirmed minor sync, new activity id }, then the transfer's segments after that checkpoint as above |
 //!
 //! The APDU of a transfer is carried as EXTERNAL { indirect-reference = the mtse context (5),
 //! single-ASN1-type = the MTS-APDU }, cut into RTTR octet strings.
@@ -25,6 +27,21 @@
 //! [`Association::is_closed`] is true and the transmit queue is empty, close the TCP
 //! connection. API calls that arm timers (transfer, release) measure from the last `now`
 //! the machine was given.
+//!
+//! # Recovery
+//!
+//! An association that ends in the middle of a transfer (abort, timeout, lost transport)
+//! keeps what recovery needs (X.228's recovery of RT-TRANSFER; Exchange's Recovery timeout,
+//! Override tab): the initiator that was sending a [`RecoveryPoint`] (the transfer, the
+//! last minor synchronization point the receiver confirmed, the session and activity it ran
+//! on), the responder that was receiving a [`PartialTransfer`] (the octets up to each
+//! confirmed point). Take them with [`Association::take_recovery_point`] and
+//! [`Association::take_partial_transfer`]. The initiator opens a new association with
+//! [`Association::initiator_recovering`]; the responder answers its indication (with
+//! [`AssociateIndication::recover`] set) with [`Association::accept_recovery`] and the partial
+//! transfer of that session, or [`Association::refuse_recovery`]; the transfer then goes on
+//! from the checkpoint (S-ACTIVITY-RESUME) and ends as any other, in an
+//! [`Event::TransferIndication`] with the whole APDU.
 //!
 //! An error in the peer's input is carried out on the wire (see [`crate::Reaction`]), an
 //! [`Event::Aborted`] is queued and the error is returned; the association is then closed.
@@ -43,9 +60,13 @@ use crate::presentation::{
     CpNormalMode, CpType, CpaNormalMode, CpaPpdu, CprNormalMode, CprPpdu, ModeSelector, UserData,
     oid,
 };
-use crate::rtse::{self, BindTag, ConnectionData, Rtab, Rtoac, Rtorj, Rtorq, RtseApdu, RtseError};
+use crate::rtse::{
+    self, BindTag, CallingSsUserReference, ConnectionData, Rtab, Rtoac, Rtorj, Rtorq, RtseApdu,
+    RtseError, SessionConnectionIdentifier,
+};
 use crate::session::{
-    self, ConnectAcceptItem, ConnectionId, Params, Spdu, SpduCode, disconnect, requirements, tokens,
+    self, ConnectAcceptItem, ConnectionId, LinkingInformation, Params, Spdu, SpduCode, disconnect,
+    requirements, tokens,
 };
 use crate::{AssociationError, OsiError, Reaction, ber, tpkt};
 
@@ -221,7 +242,8 @@ pub struct AssociateIndication {
     pub calling_ae_title: Option<AeTitle>,
     /// Called AE-title, when in form 2.
     pub called_ae_title: Option<AeTitle>,
-    /// The MTABindArgument, its \[16\] tag removed (the raw open value if it had none).
+    /// The MTABindArgument, its \[16\] tag removed (the raw open value if it had none);
+    /// empty for a recover.
     pub bind_argument: Vec<u8>,
     /// Whether the open value carried the \[16\] tag.
     pub bind_argument_tagged: bool,
@@ -233,6 +255,9 @@ pub struct AssociateIndication {
     pub dialogue_mode: DialogueMode,
     /// Negotiated TPDU size, octets.
     pub tpdu_size: usize,
+    /// The RTORQ asks to recover this earlier session connection instead of a new open:
+    /// answer with [`Association::accept_recovery`] or [`Association::refuse_recovery`].
+    pub recover: Option<SessionConnectionIdentifier>,
 }
 
 /// What an initiator learns from an accepted open (RT-OPEN confirm, positive).
@@ -248,6 +273,60 @@ pub struct AssociateConfirm {
     pub dialogue_mode: DialogueMode,
     /// Responding AE-title, when in form 2.
     pub responding_ae_title: Option<AeTitle>,
+    /// The peer accepted a recover ([`Association::initiator_recovering`]): no bind result;
+    /// the interrupted transfer goes on.
+    pub recovered: bool,
+}
+
+/// Where an interrupted outgoing transfer can go on ([`Association::take_recovery_point`]):
+/// its APDU (as the EXTERNAL sent), the last minor synchronization point the receiver
+/// confirmed, and the session connection and activity it ran on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryPoint {
+    /// The session connection the transfer ran on: the RTORQ's `recover` value.
+    pub connection: SessionConnectionIdentifier,
+    /// The interrupted activity's identifier (the AS's PI 41).
+    pub activity_id: Vec<u8>,
+    /// Serial number of the last minor synchronization point the receiver confirmed (≥ 1).
+    pub serial: u32,
+    /// Octets of the transfer sent up to that point: what need not be sent again.
+    pub confirmed: usize,
+    data: Vec<u8>,
+}
+
+impl RecoveryPoint {
+    /// Octets of the whole transfer (the EXTERNAL carrying the APDU).
+    pub fn octets(&self) -> usize {
+        self.data.len()
+    }
+}
+
+/// What the receiver keeps of an interrupted incoming transfer
+/// ([`Association::take_partial_transfer`]): the octets received up to the last minor
+/// synchronization point it confirmed, and where each confirmed point fell, for a sender that
+/// resumes from an earlier one (its last confirmation lost with the connection).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartialTransfer {
+    /// The session connection it came on, as the peer's CN named it: the `recover` value a
+    /// resuming sender sends.
+    pub connection: SessionConnectionIdentifier,
+    /// The interrupted activity's identifier.
+    pub activity_id: Vec<u8>,
+    /// Octets received at each confirmed point (index = serial number - 1).
+    checkpoints: Vec<usize>,
+    data: Vec<u8>,
+}
+
+impl PartialTransfer {
+    /// Minor synchronization points confirmed (the last one's serial number).
+    pub fn checkpoints(&self) -> u32 {
+        self.checkpoints.len() as u32
+    }
+
+    /// Octets kept (up to the last confirmed point).
+    pub fn octets(&self) -> usize {
+        self.data.len()
+    }
 }
 
 /// Why an open was refused (RT-OPEN confirm, negative).
@@ -414,6 +493,7 @@ impl State {
 #[derive(Debug, Clone)]
 struct PendingOpen {
     connection_id: Option<ConnectionId>,
+    recover: Option<SessionConnectionIdentifier>,
     requirements: u16,
     version: u8,
     token_setting: Option<u8>,
@@ -431,6 +511,28 @@ struct Sending {
     next_serial: u32,
     acked_serial: u32,
     ae_serial: Option<u32>,
+    activity_id: Vec<u8>,
+    /// Minor syncs sent and not yet confirmed: (serial number, octets sent before it).
+    mips: VecDeque<(u32, usize)>,
+    /// Octets sent before the last confirmed minor sync.
+    confirmed: usize,
+}
+
+impl Sending {
+    fn new(id: TransferId, data: Vec<u8>) -> Sending {
+        Sending {
+            id,
+            data,
+            offset: 0,
+            started: false,
+            next_serial: 1,
+            acked_serial: 0,
+            ae_serial: None,
+            activity_id: Vec::new(),
+            mips: VecDeque::new(),
+            confirmed: 0,
+        }
+    }
 }
 
 /// An incoming transfer in progress.
@@ -438,6 +540,26 @@ struct Sending {
 struct Receiving {
     data: Vec<u8>,
     next_serial: u32,
+    activity_id: Vec<u8>,
+    /// Octets received at each minor sync (index = serial number - 1).
+    checkpoints: Vec<usize>,
+}
+
+/// What an association keeps for RTSE recovery (see the module documentation).
+#[derive(Debug, Default)]
+struct Recovery {
+    /// Initiator: the session connection the RTORQ asks to recover.
+    ask: Option<SessionConnectionIdentifier>,
+    /// Initiator: the transfer to resume once the recover is accepted.
+    resume_out: Option<(TransferId, RecoveryPoint)>,
+    /// Initiator: where the transfer under way stood when the association ended.
+    point: Option<RecoveryPoint>,
+    /// Responder: the peer's session connection (from its CN).
+    peer_session: Option<SessionConnectionIdentifier>,
+    /// Responder: the partial transfer a recover was accepted for, until the AR.
+    resume_in: Option<PartialTransfer>,
+    /// Responder: what was received of the transfer under way when the association ended.
+    partial: Option<PartialTransfer>,
 }
 
 /// One RTS association (see the module documentation).
@@ -485,6 +607,8 @@ pub struct Association {
     receiving: Option<Receiving>,
     next_transfer: u64,
     activity_counter: u8,
+    /// Boxed: only associations that are recovered, or break mid-transfer, fill it.
+    recovery: Box<Recovery>,
 }
 
 fn ber_octet_string(v: &[u8]) -> Vec<u8> {
@@ -524,10 +648,46 @@ fn check_single_value(v: &[u8], what: &'static str) -> Result<(), AssociationErr
 /// here; an indefinite outer length is scanned to find its end.
 fn check_single_apdu(v: &[u8], what: &'static str) -> Result<(), AssociationError> {
     match ber::read_header(v) {
-        Ok(ber::Header { length: Some(len), header_len, .. }) if header_len.checked_add(len) == Some(v.len()) => Ok(()),
-        Ok(ber::Header { length: Some(_), .. }) | Err(_) => Err(AssociationError::InvalidArgument(what)),
+        Ok(ber::Header {
+            length: Some(len),
+            header_len,
+            ..
+        }) if header_len.checked_add(len) == Some(v.len()) => Ok(()),
+        Ok(ber::Header {
+            length: Some(_), ..
+        })
+        | Err(_) => Err(AssociationError::InvalidArgument(what)),
         Ok(_) => check_single_value(v, what),
     }
+}
+
+/// The session connection an initiator's CN names (its Connection Identifier), as RTSE's
+/// `recover` names it: `None` when the common reference is no UTCTime.
+fn own_session(cfg: &AssociationConfig) -> Option<SessionConnectionIdentifier> {
+    Some(SessionConnectionIdentifier {
+        calling_ss_user_reference: CallingSsUserReference::OctetString(
+            cfg.ss_user_reference.clone().into(),
+        ),
+        common_reference: ber::decode(&ber::wrap(0x17, cfg.common_reference.as_bytes())).ok()?,
+        additional_reference_information: None,
+    })
+}
+
+/// The session connection a peer's CN names, read as RTSE's `recover` names it (X.228
+/// SessionConnectionIdentifier: the calling SS-user reference and the common reference each
+/// the BER of its type): `None` when they are absent or not in that form.
+fn session_of(c: &ConnectionId) -> Option<SessionConnectionIdentifier> {
+    let calling = ber::decode::<CallingSsUserReference>(c.calling_ss_user_ref.as_deref()?).ok()?;
+    let common = ber::decode(c.common_ref.as_deref()?).ok()?;
+    let additional = match &c.additional_ref {
+        Some(a) => Some(rasn::types::TeletexString::from_bytes(a).ok()?),
+        None => None,
+    };
+    Some(SessionConnectionIdentifier {
+        calling_ss_user_reference: calling,
+        common_reference: common,
+        additional_reference_information: additional,
+    })
 }
 
 fn selector(v: &[u8]) -> Option<Vec<u8>> {
@@ -571,6 +731,7 @@ impl Association {
             receiving: None,
             next_transfer: 1,
             activity_counter: 0,
+            recovery: Box::default(),
             cfg,
         }
     }
@@ -637,8 +798,39 @@ impl Association {
         Self::validate(&cfg)?;
         check_single_value(&bind_argument, "bind argument is not one ber value")?;
         let mut a = Association::new(Role::Initiator, cfg, State::AwaitingCc);
-        a.now = Some(now);
         a.bind_argument = bind_argument;
+        a.connect(now);
+        Ok(a)
+    }
+
+    /// An initiator that recovers the session connection of `point` (RTORQ { recover }, no
+    /// bind) and, once the responder accepts, resumes its transfer from the last confirmed
+    /// checkpoint: GT+AR, then the rest. Returns the id the transfer's
+    /// [`Event::TransferConfirm`] will carry. A refusal ([`Event::AssociateRefused`] with
+    /// `rtse_reason` cannot-recover) or an association that ends before the AR is sent leaves
+    /// the point to [`Association::take_recovery_point`] again.
+    ///
+    /// # Errors
+    /// As [`Association::initiator`], for the configuration.
+    pub fn initiator_recovering(
+        cfg: AssociationConfig,
+        point: RecoveryPoint,
+        now: Instant,
+    ) -> Result<(Association, TransferId), OsiError> {
+        Self::validate(&cfg)?;
+        let mut a = Association::new(Role::Initiator, cfg, State::AwaitingCc);
+        let id = TransferId(a.next_transfer);
+        a.next_transfer += 1;
+        a.recovery.ask = Some(point.connection.clone());
+        a.recovery.resume_out = Some((id, point));
+        a.connect(now);
+        Ok((a, id))
+    }
+
+    /// Queues the CR and arms the establishment timer.
+    fn connect(&mut self, now: Instant) {
+        let a = self;
+        a.now = Some(now);
         a.deadline = Some((now + a.cfg.establishment_timeout, "cc"));
         let cr = Tpdu::Cr(ConnectTpdu {
             dst_ref: 0,
@@ -650,7 +842,6 @@ impl Association {
             other: Vec::new(),
         });
         a.send_tpdu(&cr);
-        Ok(a)
     }
 
     /// A responder waiting for a CR.
@@ -683,9 +874,26 @@ impl Association {
         self.have_turn
     }
 
-    /// Transfers queued or in progress (not yet confirmed).
+    /// Transfers queued or in progress (not yet confirmed), a transfer to resume included.
     pub fn pending_transfers(&self) -> usize {
-        self.outgoing.len() + usize::from(self.sending.is_some())
+        self.outgoing.len()
+            + usize::from(self.sending.is_some())
+            + usize::from(self.recovery.resume_out.is_some())
+    }
+
+    /// Initiator, once closed: where the transfer under way stood, if the association ended
+    /// in the middle of one after at least one checkpoint was confirmed (or a recovering
+    /// association ended before it resumed). For [`Association::initiator_recovering`].
+    pub fn take_recovery_point(&mut self) -> Option<RecoveryPoint> {
+        self.recovery.point.take()
+    }
+
+    /// Responder, once closed: what arrived of the transfer under way, if the association
+    /// ended in the middle of one after at least one checkpoint was confirmed (or a
+    /// recovered association ended before the transfer resumed). For
+    /// [`Association::accept_recovery`].
+    pub fn take_partial_transfer(&mut self) -> Option<PartialTransfer> {
+        self.recovery.partial.take()
     }
 
     /// The transfer being sent, if one is under way (started, not yet confirmed).
@@ -851,27 +1059,86 @@ impl Association {
     /// MTABindResult; the association adds the \[17\] tag). Sends the AC.
     ///
     /// # Errors
-    /// [`AssociationError::Api`] outside the awaiting-user-response state,
-    /// [`AssociationError::InvalidArgument`] if `bind_result` is not one BER value.
+    /// [`AssociationError::Api`] outside the awaiting-user-response state or for a recover
+    /// (see [`Association::accept_recovery`]), [`AssociationError::InvalidArgument`] if
+    /// `bind_result` is not one BER value.
     pub fn accept(&mut self, bind_result: Vec<u8>) -> Result<(), OsiError> {
-        let Some(p) = self
-            .pending
-            .take()
-            .filter(|_| self.state == State::AwaitingUserResponse)
-        else {
-            return Err(self.api("accept").into());
-        };
+        let p = self.pending_open("accept", false)?;
         if let Err(e) = check_single_value(&bind_result, "bind result is not one ber value") {
             self.pending = Some(p);
             return Err(e.into());
         }
+        let data = ConnectionData::Open(Any::new(rtse::wrap_bind(BindTag::Result, &bind_result)));
+        self.send_accept(p, data)
+    }
+
+    /// Responder: accepts a recover ([`AssociateIndication::recover`]) with the partial
+    /// transfer of that session connection, kept from the association that broke
+    /// ([`Association::take_partial_transfer`]). Sends the AC with RTOAC { recover }; the
+    /// sender's AR must then resume that transfer's activity at one of its confirmed points.
+    ///
+    /// # Errors
+    /// [`AssociationError::Api`] outside the awaiting-user-response state or for an open
+    /// that is no recover; [`AssociationError::InvalidArgument`] for a partial transfer of
+    /// another session connection (nothing is sent: answer with
+    /// [`Association::refuse_recovery`]).
+    pub fn accept_recovery(&mut self, partial: PartialTransfer) -> Result<(), OsiError> {
+        let p = self.pending_open("accept_recovery", true)?;
+        let Some(id) = p.recover.clone().filter(|id| *id == partial.connection) else {
+            self.pending = Some(p);
+            return Err(AssociationError::InvalidArgument(
+                "partial transfer of another session connection",
+            )
+            .into());
+        };
+        self.recovery.resume_in = Some(partial);
+        self.send_accept(p, ConnectionData::Recover(id))
+    }
+
+    /// Responder: refuses a recover ([`AssociateIndication::recover`]) this side cannot
+    /// serve (no partial transfer of that session connection is kept): RF { CPR { AARE
+    /// rejected-permanent { RTORJ { refuseReason cannot-recover } } } }, then closes. The
+    /// sender then opens anew and transfers from the start.
+    ///
+    /// # Errors
+    /// [`AssociationError::Api`] outside the awaiting-user-response state or for an open
+    /// that is no recover.
+    pub fn refuse_recovery(&mut self) -> Result<(), OsiError> {
+        let p = self.pending_open("refuse_recovery", true)?;
+        self.send_refusal(
+            p,
+            Rtorj {
+                refuse_reason: Some(rtse::refuse_reason::CANNOT_RECOVER),
+                user_data_rj: None,
+            },
+        )
+    }
+
+    /// The open awaiting the user's answer, if it is (`recover`) or is not a recover.
+    fn pending_open(
+        &mut self,
+        action: &'static str,
+        recover: bool,
+    ) -> Result<PendingOpen, OsiError> {
+        match self.pending.take() {
+            Some(p)
+                if self.state == State::AwaitingUserResponse && p.recover.is_some() == recover =>
+            {
+                Ok(p)
+            }
+            other => {
+                self.pending = other;
+                Err(self.api(action).into())
+            }
+        }
+    }
+
+    /// Sends the AC { CPA { AARE accepted { RTOAC { `data` } } } } and enters the data phase.
+    fn send_accept(&mut self, p: PendingOpen, data: ConnectionData) -> Result<(), OsiError> {
         let rtoac = RtseApdu::Rtoac(Rtoac {
             checkpoint_size: (self.checkpoint_size > 0).then_some(self.checkpoint_size),
             window_size: Some(self.window_size),
-            connection_data_ac: ConnectionData::Open(Any::new(rtse::wrap_bind(
-                BindTag::Result,
-                &bind_result,
-            ))),
+            connection_data_ac: data,
         });
         let mut aare = Aare::new(
             p.application_context.clone(),
@@ -928,21 +1195,21 @@ impl Association {
     /// # Errors
     /// As [`Association::accept`].
     pub fn refuse(&mut self, bind_error: Vec<u8>) -> Result<(), OsiError> {
-        let Some(p) = self
-            .pending
-            .take()
-            .filter(|_| self.state == State::AwaitingUserResponse)
-        else {
-            return Err(self.api("refuse").into());
-        };
+        let p = self.pending_open("refuse", false)?;
         if let Err(e) = check_single_value(&bind_error, "bind error is not one ber value") {
             self.pending = Some(p);
             return Err(e.into());
         }
-        let rtorj = RtseApdu::Rtorj(Rtorj {
+        let rtorj = Rtorj {
             refuse_reason: None,
             user_data_rj: Some(Any::new(rtse::wrap_bind(BindTag::Error, &bind_error))),
-        });
+        };
+        self.send_refusal(p, rtorj)
+    }
+
+    /// Sends the RF { Reason Code 2 + CPR { AARE rejected-permanent { `rtorj` } } } and closes.
+    fn send_refusal(&mut self, p: PendingOpen, rtorj: Rtorj) -> Result<(), OsiError> {
+        let rtorj = RtseApdu::Rtorj(rtorj);
         let mut aare = Aare::new(
             p.application_context.clone(),
             acse::result::REJECTED_PERMANENT,
@@ -1266,9 +1533,48 @@ impl Association {
         self.state = State::Closed;
         self.deadline = None;
         self.pending = None;
-        self.sending = None;
-        self.receiving = None;
+        self.keep_for_recovery();
         self.outgoing.clear();
+    }
+
+    /// At close: what a transfer under way leaves for recovery (see the module
+    /// documentation). Only the initiator recovers an association, so only an initiator's
+    /// outgoing and a responder's incoming transfer are kept, and only past a confirmed
+    /// checkpoint.
+    fn keep_for_recovery(&mut self) {
+        let sending = self.sending.take();
+        let receiving = self.receiving.take();
+        let rec = &mut *self.recovery;
+        if let Some((_, point)) = rec.resume_out.take() {
+            rec.point = Some(point);
+        }
+        if let Some(partial) = rec.resume_in.take() {
+            rec.partial = Some(partial);
+        }
+        if self.role == Role::Initiator
+            && let Some(s) = sending.filter(|s| s.started && s.acked_serial > 0)
+            && let Some(connection) = own_session(&self.cfg)
+        {
+            rec.point = Some(RecoveryPoint {
+                connection,
+                activity_id: s.activity_id,
+                serial: s.acked_serial,
+                confirmed: s.confirmed,
+                data: s.data,
+            });
+        }
+        if self.role == Role::Responder
+            && let Some(mut r) = receiving.filter(|r| !r.checkpoints.is_empty())
+            && let Some(connection) = rec.peer_session.clone()
+        {
+            r.data.truncate(r.checkpoints.last().copied().unwrap_or(0));
+            rec.partial = Some(PartialTransfer {
+                connection,
+                activity_id: r.activity_id,
+                checkpoints: r.checkpoints,
+                data: r.data,
+            });
+        }
     }
 
     fn unexpected(&self, pdu: &'static str) -> OsiError {
@@ -1372,10 +1678,13 @@ impl Association {
             checkpoint_size: (cfg.checkpoint_size > 0).then_some(cfg.checkpoint_size),
             window_size: Some(cfg.window_size),
             dialogue_mode: Some(cfg.dialogue_mode.value()),
-            connection_data_rq: ConnectionData::Open(Any::new(rtse::wrap_bind(
-                BindTag::Argument,
-                &self.bind_argument,
-            ))),
+            connection_data_rq: match &self.recovery.ask {
+                Some(id) => ConnectionData::Recover(id.clone()),
+                None => ConnectionData::Open(Any::new(rtse::wrap_bind(
+                    BindTag::Argument,
+                    &self.bind_argument,
+                ))),
+            },
             application_protocol: None,
         });
         let mut aarq = Aarq::new(oid(&cfg.application_context));
@@ -1585,8 +1894,8 @@ impl Association {
                 .ok_or(AssociationError::Missing("serial number"))
         };
         match s.code.0 {
-            // AS, DT, MIP, AE, AI, AD: from the turn holder, so never while we hold it.
-            45 | 1 | 49 | 41 | 25 | 57 if self.have_turn || first != SpduCode::GT => {
+            // AS, AR, DT, MIP, AE, AI, AD: from the turn holder, so never while we hold it.
+            45 | 29 | 1 | 49 | 41 | 25 | 57 if self.have_turn || first != SpduCode::GT => {
                 Err(self.unexpected(name))
             }
             45 => {
@@ -1596,9 +1905,12 @@ impl Association {
                 self.receiving = Some(Receiving {
                     data: Vec::new(),
                     next_serial: 1,
+                    activity_id: s.params.activity_id.clone().unwrap_or_default(),
+                    checkpoints: Vec::new(),
                 });
                 Ok(())
             }
+            29 => self.on_ar(s),
             49 => {
                 let n = serial(s)?;
                 let Some(r) = self.receiving.as_mut() else {
@@ -1612,6 +1924,7 @@ impl Association {
                     .into());
                 }
                 r.next_serial += 1;
+                r.checkpoints.push(r.data.len());
                 if s.params.sync_type != Some(1) {
                     let mia = Spdu::with(
                         SpduCode::MIA,
@@ -1683,6 +1996,47 @@ impl Association {
         }
     }
 
+    /// AR: the sender of a transfer this side accepted a recover for resumes it at one of
+    /// the points this side confirmed; what came after that point is dropped.
+    fn on_ar(&mut self, s: &Spdu) -> Result<(), OsiError> {
+        if self.receiving.is_some() {
+            return Err(self.unexpected("AR"));
+        }
+        let Some(mut part) = self.recovery.resume_in.take() else {
+            return Err(
+                RtseError::Unexpected("activity resume without a recovered transfer").into(),
+            );
+        };
+        let n = s
+            .params
+            .serial_number
+            .ok_or(AssociationError::Missing("serial number"))?;
+        let old = s
+            .params
+            .linking
+            .as_ref()
+            .and_then(|l| l.old_activity_id.as_deref());
+        if old.is_some_and(|o| o != part.activity_id) {
+            return Err(RtseError::Unexpected("activity resume of another activity").into());
+        }
+        if n == 0 || n as usize > part.checkpoints.len() {
+            return Err(RtseError::Serial {
+                got: n,
+                expected: part.checkpoints(),
+            }
+            .into());
+        }
+        part.checkpoints.truncate(n as usize);
+        part.data.truncate(part.checkpoints[n as usize - 1]);
+        self.receiving = Some(Receiving {
+            data: part.data,
+            next_serial: n + 1,
+            activity_id: s.params.activity_id.clone().unwrap_or_default(),
+            checkpoints: part.checkpoints,
+        });
+        Ok(())
+    }
+
     fn on_confirmation(&mut self, activity_end: bool, n: u32) -> Result<(), OsiError> {
         let name = if activity_end { "AEA" } else { "MIA" };
         let Some(s) = self.sending.as_mut() else {
@@ -1709,6 +2063,12 @@ impl Association {
                 .into());
             }
             s.acked_serial = n;
+            while let Some(&(serial, at)) = s.mips.front()
+                && serial <= n
+            {
+                s.confirmed = at;
+                s.mips.pop_front();
+            }
             let outstanding = s.next_serial - 1 > s.acked_serial || s.ae_serial.is_some();
             self.deadline = match (outstanding, self.now) {
                 (true, Some(now)) => Some((now + self.cfg.recovery_timeout, "minor sync ack")),
@@ -1899,10 +2259,14 @@ impl Association {
                 _ => None,
             })
             .ok_or(RtseError::Missing("RTORQ in the AARQ user information"))?;
-        let ConnectionData::Open(open) = &rtorq.connection_data_rq else {
-            return Err(RtseError::Unexpected("recover in RTORQ").into());
+        let (tag, bind_argument, recover) = match &rtorq.connection_data_rq {
+            ConnectionData::Open(open) => {
+                let (tag, arg) = rtse::unwrap_bind(open.as_bytes())?;
+                (tag, arg, None)
+            }
+            ConnectionData::Recover(id) => (None, Vec::new(), Some(id.clone())),
         };
-        let (tag, bind_argument) = rtse::unwrap_bind(open.as_bytes())?;
+        self.recovery.peer_session = p.connection_id.as_ref().and_then(session_of);
         let proposed_checkpoint = rtorq.checkpoint_size();
         let proposed_window = rtorq.window_size();
         if proposed_checkpoint > rtse::MAX_CHECKPOINT_SIZE {
@@ -1943,9 +2307,11 @@ impl Association {
             window_size: proposed_window,
             dialogue_mode,
             tpdu_size: self.tpdu_size.octets(),
+            recover: recover.clone(),
         };
         self.pending = Some(PendingOpen {
             connection_id: p.connection_id.clone(),
+            recover,
             requirements: proposed & requirements::RTSE,
             version,
             token_setting: item.token_setting,
@@ -2031,10 +2397,16 @@ impl Association {
         let Some(RtseApdu::Rtoac(rtoac)) = rtse_apdu else {
             return Err(RtseError::Missing("RTOAC in the AARE user information").into());
         };
-        let ConnectionData::Open(open) = &rtoac.connection_data_ac else {
-            return Err(RtseError::Unexpected("recover in RTOAC").into());
+        let (bind_result, recovered) = match (&rtoac.connection_data_ac, &self.recovery.ask) {
+            (ConnectionData::Open(open), None) => (rtse::unwrap_bind(open.as_bytes())?.1, false),
+            (ConnectionData::Recover(id), Some(asked)) if id == asked => (Vec::new(), true),
+            (ConnectionData::Recover(_), _) => {
+                return Err(RtseError::Unexpected("recover in RTOAC").into());
+            }
+            (ConnectionData::Open(_), Some(_)) => {
+                return Err(RtseError::Unexpected("open in the RTOAC answering a recover").into());
+            }
         };
-        let (_, bind_result) = rtse::unwrap_bind(open.as_bytes())?;
         let k = rtoac.checkpoint_size();
         if k > rtse::MAX_CHECKPOINT_SIZE {
             return Err(RtseError::Invalid("checkpoint size").into());
@@ -2059,6 +2431,7 @@ impl Association {
                     &aare.responding_ap_title,
                     &aare.responding_ae_qualifier,
                 ),
+                recovered,
             }));
         self.pump();
         Ok(())
@@ -2144,19 +2517,13 @@ impl Association {
                 return;
             }
             if self.sending.is_none() {
-                match self.outgoing.pop_front() {
-                    Some((id, data)) => {
-                        self.sending = Some(Sending {
-                            id,
-                            data,
-                            offset: 0,
-                            started: false,
-                            next_serial: 1,
-                            acked_serial: 0,
-                            ae_serial: None,
-                        })
+                if let Some((id, point)) = self.recovery.resume_out.take() {
+                    self.resume(id, point);
+                } else {
+                    match self.outgoing.pop_front() {
+                        Some((id, data)) => self.sending = Some(Sending::new(id, data)),
+                        None => break,
                     }
-                    None => break,
                 }
             }
             if !self.pump_sending() {
@@ -2191,6 +2558,63 @@ impl Association {
         }
     }
 
+    /// Resumes the transfer of a recovered association at its last confirmed checkpoint:
+    /// GT+AR { Linking Information { the old session's references, the old activity id },
+    /// Serial Number, a new Activity Identifier } (X.225 §8.3.29); the segments after the
+    /// checkpoint follow with their minor syncs numbered on from it.
+    fn resume(&mut self, id: TransferId, point: RecoveryPoint) {
+        let mut activity_id = self.next_activity_id();
+        if activity_id == point.activity_id {
+            // A new identifier for the resumed activity, not the one it resumes.
+            activity_id = self.next_activity_id();
+        }
+        let c = &point.connection;
+        let calling = match &c.calling_ss_user_reference {
+            CallingSsUserReference::OctetString(o) => ber_octet_string(o),
+            CallingSsUserReference::T61String(t) => ber::wrap(0x14, &t.to_bytes()),
+        };
+        let linking = LinkingInformation {
+            connection: ConnectionId {
+                calling_ss_user_ref: Some(calling),
+                common_ref: Some(ber::encode(&c.common_reference)),
+                additional_ref: c
+                    .additional_reference_information
+                    .as_ref()
+                    .map(|a| a.to_bytes()),
+                ..ConnectionId::default()
+            },
+            old_activity_id: Some(point.activity_id.clone()),
+        };
+        let ar = Spdu::with(
+            SpduCode::AR,
+            Params {
+                linking: Some(linking),
+                serial_number: Some(point.serial),
+                activity_id: Some(activity_id.clone()),
+                ..Params::default()
+            },
+        );
+        self.send_cat2(true, ar);
+        self.sending = Some(Sending {
+            id,
+            offset: point.confirmed,
+            started: true,
+            next_serial: point.serial + 1,
+            acked_serial: point.serial,
+            ae_serial: None,
+            activity_id,
+            mips: VecDeque::new(),
+            confirmed: point.confirmed,
+            data: point.data,
+        });
+    }
+
+    /// The next activity identifier: a BER INTEGER 1..=255, counting on.
+    fn next_activity_id(&mut self) -> Vec<u8> {
+        self.activity_counter = self.activity_counter.wrapping_add(1).max(1);
+        vec![0x02, 0x01, self.activity_counter]
+    }
+
     /// Sends what the window allows of the current transfer; true when it is confirmed
     /// already (never: confirmation is asynchronous) — returns false while waiting.
     fn pump_sending(&mut self) -> bool {
@@ -2201,12 +2625,11 @@ impl Association {
         };
         if !s.started {
             s.started = true;
-            self.activity_counter = self.activity_counter.wrapping_add(1).max(1);
-            let a = self.activity_counter;
+            s.activity_id = self.next_activity_id();
             let asp = Spdu::with(
                 SpduCode::AS,
                 Params {
-                    activity_id: Some(vec![0x02, 0x01, a]),
+                    activity_id: Some(s.activity_id.clone()),
                     ..Params::default()
                 },
             );
@@ -2227,13 +2650,18 @@ impl Association {
                 let mut tsdu = std::mem::take(&mut self.tsdu);
                 tsdu.clear();
                 tsdu.extend_from_slice(&session::GT_DT_HEADER);
-                presentation::encode_single_into(&mut tsdu, self.rtse_ctx, &[&rtse::rttr_header(len), seg]);
+                presentation::encode_single_into(
+                    &mut tsdu,
+                    self.rtse_ctx,
+                    &[&rtse::rttr_header(len), seg],
+                );
                 self.send_tsdu(&tsdu);
                 self.keep_tsdu(tsdu);
             }
             if s.offset < s.data.len() {
                 let serial = s.next_serial;
                 s.next_serial += 1;
+                s.mips.push_back((serial, s.offset));
                 let mip = Spdu::with(
                     SpduCode::MIP,
                     Params {

@@ -206,14 +206,17 @@ pub enum ConnectionData {
     Recover(SessionConnectionIdentifier),
 }
 
-/// SessionConnectionIdentifier (X.228 §9.3.1).
+/// SessionConnectionIdentifier (X.228 §9.3.1): the session connection a `recover` names,
+/// `SEQUENCE { CallingSSuserReference, CommonReference UTCTime, [0] IMPLICIT
+/// AdditionalReferenceInformation OPTIONAL }`.
 #[derive(AsnType, Decode, Encode, Debug, Clone, PartialEq, Eq)]
 pub struct SessionConnectionIdentifier {
     /// CallingSSuserReference.
     pub calling_ss_user_reference: CallingSsUserReference,
     /// CommonReference (UTCTime).
     pub common_reference: UtcTime,
-    /// AdditionalReferenceInformation.
+    /// AdditionalReferenceInformation, `[0] IMPLICIT T61String OPTIONAL`.
+    #[rasn(tag(context, 0))]
     pub additional_reference_information: Option<TeletexString>,
 }
 
@@ -457,5 +460,29 @@ mod tests {
             RtseApdu::decode(&[4, 5, 1]),
             Err(RtseError::Ber(_))
         ));
+    }
+
+    #[test]
+    fn recover_names_the_session_with_its_additional_reference_under_0() {
+        // RTORQ { windowSize 3, connectionDataRQ [3] { recover [1] { OCTET STRING "MT",
+        // UTCTime "991231235959Z", [0] "ab" } } }
+        let b = hex("b01e810103a319a11704024d54170d3939313233313233353935395a80026162");
+        let RtseApdu::Rtorq(r) = RtseApdu::decode(&b).unwrap() else {
+            panic!()
+        };
+        let ConnectionData::Recover(id) = &r.connection_data_rq else {
+            panic!()
+        };
+        assert_eq!(
+            id.calling_ss_user_reference,
+            CallingSsUserReference::OctetString(OctetString::from_static(b"MT"))
+        );
+        assert_eq!(
+            id.additional_reference_information
+                .as_ref()
+                .map(|a| a.to_bytes()),
+            Some(b"ab".to_vec())
+        );
+        assert_eq!(RtseApdu::Rtorq(r).encode(), b);
     }
 }

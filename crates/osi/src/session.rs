@@ -218,7 +218,10 @@ impl ParamCode {
     pub const ENCLOSURE_ITEM: ParamCode = ParamCode(25);
     /// PI Token Setting Item (in Connect/Accept Item).
     pub const TOKEN_SETTING_ITEM: ParamCode = ParamCode(26);
-    /// PI Activity Identifier (AS, AR).
+    /// PGI Linking Information (AR): the interrupted activity's session connection and its
+    /// Activity Identifier (X.225 §8.3.29).
+    pub const LINKING_INFORMATION: ParamCode = ParamCode(33);
+    /// PI Activity Identifier (AS, AR; in Linking Information the Old Activity Identifier).
     pub const ACTIVITY_ID: ParamCode = ParamCode(41);
     /// PI Serial Number (MIP, MIA, AE, AEA).
     pub const SERIAL_NUMBER: ParamCode = ParamCode(42);
@@ -345,6 +348,17 @@ pub struct ConnectionId {
     pub other: Vec<RawParam>,
 }
 
+/// PGI 33, Linking Information of an AR SPDU (X.225 §8.3.29): the session connection the
+/// interrupted activity ran on (PIs 9 to 12, as in [`ConnectionId`]) and its activity
+/// identifier (PI 41, the Old Activity Identifier, at most 6 octets).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkingInformation {
+    /// The old session connection's references.
+    pub connection: ConnectionId,
+    /// PI 41, Old Activity Identifier.
+    pub old_activity_id: Option<Vec<u8>>,
+}
+
 /// PGI 5, Connect/Accept Item (X.225 §8.3.1.5).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnectAcceptItem {
@@ -370,6 +384,8 @@ pub struct Params {
     pub connection_id: Option<ConnectionId>,
     /// PGI 5 (CN, AC).
     pub accept_item: Option<ConnectAcceptItem>,
+    /// PGI 33, Linking Information (AR).
+    pub linking: Option<LinkingInformation>,
     /// PI 16, Token Item (AC, GT, PT).
     pub token_item: Option<u8>,
     /// PI 17, Transport Disconnect (RF, FN, AB), see [`disconnect`].
@@ -382,7 +398,7 @@ pub struct Params {
     pub sync_type: Option<u8>,
     /// PI 42, Serial Number (MIP, MIA, AE, AEA), 0..=999999.
     pub serial_number: Option<u32>,
-    /// PI 41, Activity Identifier (AS), at most 6 octets.
+    /// PI 41, Activity Identifier (AS; AR: the new one), at most 6 octets.
     pub activity_id: Option<Vec<u8>>,
     /// PI 51, Calling Session Selector (CN, AC), at most 16 octets.
     pub calling_ssap: Option<Vec<u8>>,
@@ -565,22 +581,56 @@ impl ConnectionId {
 
     fn encode(&self, out: &mut Vec<u8>) -> Result<(), SessionError> {
         let mut v = Vec::new();
+        self.encode_units(&mut v)?;
+        pi(out, ParamCode::CONNECTION_ID, &v)
+    }
+
+    /// The PIs of this group, without the PGI header.
+    fn encode_units(&self, v: &mut Vec<u8>) -> Result<(), SessionError> {
         if let Some(r) = &self.called_ss_user_ref {
-            pi(&mut v, ParamCode::CALLED_SS_USER_REF, r)?;
+            pi(v, ParamCode::CALLED_SS_USER_REF, r)?;
         }
         if let Some(r) = &self.calling_ss_user_ref {
-            pi(&mut v, ParamCode::CALLING_SS_USER_REF, r)?;
+            pi(v, ParamCode::CALLING_SS_USER_REF, r)?;
         }
         if let Some(r) = &self.common_ref {
-            pi(&mut v, ParamCode::COMMON_REF, r)?;
+            pi(v, ParamCode::COMMON_REF, r)?;
         }
         if let Some(r) = &self.additional_ref {
-            pi(&mut v, ParamCode::ADDITIONAL_REF, r)?;
+            pi(v, ParamCode::ADDITIONAL_REF, r)?;
         }
         for p in &self.other {
-            pi(&mut v, p.code, &p.value)?;
+            pi(v, p.code, &p.value)?;
         }
-        pi(out, ParamCode::CONNECTION_ID, &v)
+        Ok(())
+    }
+}
+
+impl LinkingInformation {
+    fn decode(v: &[u8]) -> Result<LinkingInformation, SessionError> {
+        let mut connection = ConnectionId::decode(v)?;
+        let mut old_activity_id = None;
+        for p in std::mem::take(&mut connection.other) {
+            if p.code == ParamCode::ACTIVITY_ID {
+                let id = bounded(p.code, &p.value, MAX_ACTIVITY_ID_LEN)?;
+                set(&mut old_activity_id, p.code, id)?;
+            } else {
+                connection.other.push(p);
+            }
+        }
+        Ok(LinkingInformation {
+            connection,
+            old_activity_id,
+        })
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), SessionError> {
+        let mut v = Vec::new();
+        self.connection.encode_units(&mut v)?;
+        if let Some(a) = &self.old_activity_id {
+            pi(&mut v, ParamCode::ACTIVITY_ID, a)?;
+        }
+        pi(out, ParamCode::LINKING_INFORMATION, &v)
     }
 }
 
@@ -665,6 +715,9 @@ impl Params {
                 ParamCode::CONNECT_ACCEPT_ITEM => {
                     set(&mut p.accept_item, code, ConnectAcceptItem::decode(v)?)?
                 }
+                ParamCode::LINKING_INFORMATION => {
+                    set(&mut p.linking, code, LinkingInformation::decode(v)?)?
+                }
                 ParamCode::TOKEN_ITEM => set(&mut p.token_item, code, one_octet(code, v)?)?,
                 ParamCode::TRANSPORT_DISCONNECT => {
                     set(&mut p.transport_disconnect, code, one_octet(code, v)?)?
@@ -723,6 +776,9 @@ impl Params {
         }
         if let Some(c) = &self.accept_item {
             c.encode(out)?;
+        }
+        if let Some(l) = &self.linking {
+            l.encode(out)?;
         }
         if let Some(t) = self.token_item {
             pi(out, ParamCode::TOKEN_ITEM, &[t])?;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use mtalab_osi::acse::{AcseApdu, External};
+use mtalab_osi::association::{PartialTransfer, RecoveryPoint};
 use mtalab_osi::cotp::Tpdu;
 use mtalab_osi::presentation::{AbortPpdu, AruPpdu};
 use mtalab_osi::rtse::{self, RtseApdu};
@@ -441,7 +442,11 @@ fn silent_sender_mid_activity_aborts_the_receiver() {
     }
     let p = n.i.sending_progress().unwrap();
     // A window of 5 checkpoints of 1 KiB went to the transport, none confirmed yet.
-    assert_eq!((p.sent, p.checkpoints_sent, p.checkpoints_confirmed), (5 * 1024, 5, 0), "{p:?}");
+    assert_eq!(
+        (p.sent, p.checkpoints_sent, p.checkpoints_confirmed),
+        (5 * 1024, 5, 0),
+        "{p:?}"
+    );
     assert!(p.octets > 10 * 1024);
     let got = n.r.receiving_progress().unwrap();
     assert!(got.octets > 0 && got.octets < p.octets, "{got:?}");
@@ -466,9 +471,19 @@ fn receiver_timer_stops_at_activity_end() {
     let mut n = Net::connect(cfg(1, 5), cfg(1, 5));
     n.i.transfer(apdu(3000)).unwrap();
     n.run();
-    assert!(n.re.iter().any(|e| matches!(e, Event::TransferIndication { .. })));
-    assert!(n.ie.iter().any(|e| matches!(e, Event::TransferConfirm { .. })));
-    assert_eq!(n.r.poll_timeout(), None, "an idle association has no recovery timer");
+    assert!(
+        n.re.iter()
+            .any(|e| matches!(e, Event::TransferIndication { .. }))
+    );
+    assert!(
+        n.ie.iter()
+            .any(|e| matches!(e, Event::TransferConfirm { .. }))
+    );
+    assert_eq!(
+        n.r.poll_timeout(),
+        None,
+        "an idle association has no recovery timer"
+    );
     assert_eq!(n.i.poll_timeout(), None);
     assert!(n.i.sending_progress().is_none() && n.r.receiving_progress().is_none());
 }
@@ -509,6 +524,189 @@ fn api_argument_checks() {
         n.ie.last(),
         Some(Event::TransferConfirm { id: TransferId(1) })
     ));
+}
+
+/// A transfer broken after the receiver confirmed 5 checkpoints and the sender saw 3 of
+/// those confirmations (the other 2 lost with the link): both sides time out, keeping what
+/// recovery needs.
+fn broken_transfer(a: &[u8]) -> (RecoveryPoint, PartialTransfer) {
+    let mut n = Net::connect(cfg(1, 5), cfg(1, 5));
+    n.i.transfer(a).unwrap();
+    let held: Vec<u8> = std::iter::from_fn(|| n.i.poll_transmit())
+        .flatten()
+        .collect();
+    assert_eq!(names_of(&held).iter().filter(|x| *x == "GT+MIP").count(), 5);
+    n.r.handle_input(&held, n.now).unwrap();
+    let mias: Vec<Vec<u8>> = std::iter::from_fn(|| n.r.poll_transmit()).collect();
+    assert_eq!(mias.len(), 5);
+    for m in &mias[..3] {
+        n.i.handle_input(m, n.now).unwrap();
+    }
+    // What the initiator sent on (the window opened by 3) never arrives.
+    while n.i.poll_transmit().is_some() {}
+    assert_eq!(
+        n.i.take_recovery_point(),
+        None,
+        "nothing to recover while open"
+    );
+    let later = n.now + Duration::from_secs(61);
+    n.i.handle_timeout(later);
+    n.r.handle_timeout(later);
+    assert!(n.i.is_closed() && n.r.is_closed());
+    let point = n.i.take_recovery_point().expect("recovery point");
+    let partial = n.r.take_partial_transfer().expect("partial transfer");
+    assert_eq!(
+        n.r.take_recovery_point(),
+        None,
+        "the responder sent nothing"
+    );
+    assert_eq!(
+        n.i.take_partial_transfer(),
+        None,
+        "the initiator received nothing"
+    );
+    (point, partial)
+}
+
+#[test]
+fn a_broken_transfer_resumes_from_the_last_confirmed_checkpoint() {
+    let a = apdu(20 * 1024);
+    let ext_len = External::single(None, 5, a.clone()).encode().len();
+    let (point, partial) = broken_transfer(&a);
+    assert_eq!(
+        (point.serial, point.confirmed, point.octets()),
+        (3, 3 * 1024, ext_len)
+    );
+    assert_eq!((partial.checkpoints(), partial.octets()), (5, 5 * 1024));
+    assert_eq!(
+        point.connection, partial.connection,
+        "both name the same session"
+    );
+    assert_eq!(point.activity_id, partial.activity_id);
+
+    let t0 = Instant::now();
+    let (i, id) = Association::initiator_recovering(cfg(1, 5), point, t0).unwrap();
+    assert_eq!(i.pending_transfers(), 1);
+    let mut n = Net {
+        i,
+        r: Association::responder(cfg(1, 5)).unwrap(),
+        now: t0,
+        frames: Vec::new(),
+        ie: Vec::new(),
+        re: Vec::new(),
+    };
+    n.run();
+    let Some(Event::AssociateIndication(ind)) = n.re.pop() else {
+        panic!("{:?}", n.re)
+    };
+    assert_eq!(ind.recover.as_ref(), Some(&partial.connection));
+    assert!(ind.bind_argument.is_empty());
+    assert!(
+        n.r.accept(bind_result()).is_err(),
+        "a recover is not accepted with a bind result"
+    );
+    let mut other = partial.clone();
+    other.connection.common_reference = chrono::DateTime::from_timestamp(0, 0).unwrap();
+    assert!(
+        n.r.accept_recovery(other).is_err(),
+        "another session's partial transfer"
+    );
+    let mark = n.frames.len();
+    n.r.accept_recovery(partial).unwrap();
+    n.run();
+    assert!(
+        matches!(&n.ie[..], [Event::AssociateConfirm(c), Event::TransferConfirm { id: done }]
+            if c.recovered && c.bind_result.is_empty() && *done == id),
+        "{:?}",
+        n.ie
+    );
+    assert_eq!(n.re.pop(), Some(Event::TransferIndication { apdu: a }));
+    let c = n.stream(true, mark);
+    let names = names_of(&c);
+    assert_eq!(names[0], "GT+AR", "{names:?}");
+    assert!(!names.contains(&"GT+AS".to_string()));
+    // The AR resumes at serial 3 (the last the sender saw confirmed); minor syncs go on at 4.
+    let units = decode_stream(&c).unwrap();
+    let ar = &units.iter().find_map(|u| u.layers.as_ref()).unwrap().spdus[1];
+    assert_eq!(ar.params.serial_number, Some(3));
+    let linking = ar.params.linking.as_ref().expect("linking information");
+    assert_eq!(linking.old_activity_id.as_deref(), Some(&[2, 1, 1][..]));
+    assert_eq!(
+        linking.connection.calling_ss_user_ref.as_deref(),
+        Some(&b"\x04\x06MTALAB"[..])
+    );
+    assert_ne!(
+        ar.params.activity_id, linking.old_activity_id,
+        "a new activity identifier"
+    );
+    let segments = ext_len.div_ceil(1024);
+    assert_eq!(serials(&c, "MIP"), (4..segments as u32).collect::<Vec<_>>());
+    assert_eq!(serials(&c, "AE"), [segments as u32]);
+    // Only what came after the checkpoint went again.
+    let sent: usize = units
+        .iter()
+        .filter_map(|u| u.layers.as_ref())
+        .filter_map(|l| match &l.rtse[..] {
+            [RtseApdu::Rttr(o)] => Some(o.len()),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(sent, ext_len - 3 * 1024);
+    assert_eq!(n.i.pending_transfers(), 0);
+}
+
+#[test]
+fn a_recover_without_its_partial_transfer_is_refused_and_the_point_kept() {
+    let (point, _) = broken_transfer(&apdu(20 * 1024));
+    let t0 = Instant::now();
+    let (i, _) = Association::initiator_recovering(cfg(1, 5), point.clone(), t0).unwrap();
+    let mut n = Net {
+        i,
+        r: Association::responder(cfg(1, 5)).unwrap(),
+        now: t0,
+        frames: Vec::new(),
+        ie: Vec::new(),
+        re: Vec::new(),
+    };
+    n.run();
+    assert!(matches!(n.re.pop(), Some(Event::AssociateIndication(ind)) if ind.recover.is_some()));
+    assert!(
+        n.r.refuse(vec![2, 1, 2]).is_err(),
+        "a recover is refused as a recover"
+    );
+    n.r.refuse_recovery().unwrap();
+    n.run();
+    let Some(Event::AssociateRefused(refusal)) = n.ie.pop() else {
+        panic!("{:?}", n.ie)
+    };
+    assert_eq!(
+        refusal.rtse_reason,
+        Some(rtse::refuse_reason::CANNOT_RECOVER)
+    );
+    assert!(n.i.is_closed() && n.r.is_closed());
+    assert_eq!(
+        n.i.take_recovery_point(),
+        Some(point),
+        "kept for the caller"
+    );
+}
+
+#[test]
+fn an_activity_resume_without_a_recovered_transfer_aborts() {
+    let mut n = Net::connect(cfg(1, 5), cfg(1, 5));
+    let ar = Spdu::with(
+        SpduCode::AR,
+        Params {
+            serial_number: Some(1),
+            activity_id: Some(vec![2, 1, 9]),
+            ..Params::default()
+        },
+    );
+    let tsdu = session::encode_tsdu(&[Spdu::new(SpduCode::GT), ar]).unwrap();
+    let (e, _) = fails(&mut n.r, &tsdu_frames(&tsdu), n.now);
+    assert!(e.to_string().contains("activity resume"), "{e}");
+    assert!(n.r.is_closed());
+    assert_eq!(n.r.take_partial_transfer(), None);
 }
 
 // ----- against the vector peers -----

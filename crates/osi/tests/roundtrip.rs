@@ -20,7 +20,8 @@ use mtalab_osi::rtse::{
     SessionConnectionIdentifier,
 };
 use mtalab_osi::session::{
-    self, ConnectAcceptItem, ConnectionId, ParamCode, Params, RawParam, Spdu, SpduCode,
+    self, ConnectAcceptItem, ConnectionId, LinkingInformation, ParamCode, Params, RawParam, Spdu,
+    SpduCode,
 };
 use mtalab_osi::tpkt;
 
@@ -168,8 +169,8 @@ proptest! {
 
 // ----- session -----
 
-const KNOWN: [u8; 22] = [
-    1, 5, 9, 10, 11, 12, 15, 16, 17, 19, 20, 21, 22, 23, 25, 26, 41, 42, 49, 50, 51, 52,
+const KNOWN: [u8; 23] = [
+    1, 5, 9, 10, 11, 12, 15, 16, 17, 19, 20, 21, 22, 23, 25, 26, 33, 41, 42, 49, 50, 51, 52,
 ];
 
 fn raw_param() -> impl Strategy<Value = RawParam> {
@@ -195,6 +196,16 @@ fn connection_id() -> impl Strategy<Value = ConnectionId> {
             other: Vec::new(),
         }
     })
+}
+
+/// Boxed: the parameter strategy's type is deep enough already for a debug build's stack.
+fn linking() -> BoxedStrategy<LinkingInformation> {
+    (connection_id(), of(bytes(6)))
+        .prop_map(|(connection, old_activity_id)| LinkingInformation {
+            connection,
+            old_activity_id,
+        })
+        .boxed()
 }
 
 fn accept_item() -> impl Strategy<Value = ConnectAcceptItem> {
@@ -239,13 +250,19 @@ fn params() -> impl Strategy<Value = Params> {
             of(any::<u8>()),
             of(bytes(1200)),
             vec(raw_param(), 0..3),
+            of(linking()),
         ),
     )
         .prop_map(
-            |((ci, ai, ti, td, rq, v), (st, sn, aid, cs, cd, rf), (re, dov, enc, ud, other))| {
+            |(
+                (ci, ai, ti, td, rq, v),
+                (st, sn, aid, cs, cd, rf),
+                (re, dov, enc, ud, other, li),
+            )| {
                 Params {
                     connection_id: ci,
                     accept_item: ai,
+                    linking: li,
                     token_item: ti,
                     transport_disconnect: td,
                     requirements: rq,
@@ -271,7 +288,7 @@ fn tsdu() -> impl Strategy<Value = Vec<Spdu>> {
     let category2 = (
         prop::sample::select(vec![SpduCode::GT, SpduCode::PT]),
         params(),
-        prop::sample::select(vec![1u8, 25, 26, 41, 42, 45, 48, 49, 50, 57, 58]),
+        prop::sample::select(vec![1u8, 25, 26, 29, 41, 42, 45, 48, 49, 50, 57, 58]),
         params(),
         bytes(500),
     )
@@ -310,7 +327,13 @@ proptest! {
 fn gt_dt_agrees(tsdu: &[u8], expected: bool) -> Result<(), TestCaseError> {
     match session::gt_dt_user_information(tsdu) {
         Some(got) => {
-            let want = vec![Spdu::new(SpduCode::GT), Spdu { user_information: got.to_vec(), ..Spdu::new(SpduCode::DT) }];
+            let want = vec![
+                Spdu::new(SpduCode::GT),
+                Spdu {
+                    user_information: got.to_vec(),
+                    ..Spdu::new(SpduCode::DT)
+                },
+            ];
             prop_assert_eq!(session::decode_tsdu(tsdu).unwrap(), want);
         }
         None => prop_assert!(!expected, "a GT+DT not read in place"),
@@ -383,12 +406,13 @@ fn external() -> impl Strategy<Value = External> {
 fn connection_data() -> impl Strategy<Value = ConnectionData> {
     prop_oneof![
         any_value().prop_map(ConnectionData::Open),
-        (octets(20), 0i64..3_155_760_000).prop_map(|(r, secs)| {
+        (octets(20), 0i64..3_155_760_000, of(vec(b'a'..=b'z', 0..8))).prop_map(|(r, secs, add)| {
             ConnectionData::Recover(SessionConnectionIdentifier {
                 calling_ss_user_reference: CallingSsUserReference::OctetString(r),
                 // rasn reads two-digit UTCTime years as 1970..2069; whole seconds
                 common_reference: chrono::DateTime::from_timestamp(secs, 0).unwrap(),
-                additional_reference_information: None,
+                additional_reference_information: add
+                    .map(|a| rasn::types::TeletexString::from_bytes(&a).unwrap()),
             })
         }),
     ]
