@@ -27,8 +27,12 @@ fn check_output(a: &mut Association) {
         assert_eq!(used, frame.len());
     }
     while let Some(e) = a.poll_event() {
-        if matches!(e, Event::AssociateIndication(_)) {
-            let _ = a.accept(vec![0x05, 0x00]);
+        if let Event::AssociateIndication(ind) = e {
+            // A recover names a session this responder never had: refused.
+            let _ = match ind.recover {
+                Some(_) => a.refuse_recovery(),
+                None => a.accept(vec![0x05, 0x00]),
+            };
         }
     }
 }

@@ -881,6 +881,13 @@ impl Association {
             + usize::from(self.recovery.resume_out.is_some())
     }
 
+    /// Responder: the session connection the peer's CN named, read as an RTSE recover names
+    /// it (None before the CN, or when its references are not in that form): the key under
+    /// which a recover asks for this association's partial transfer.
+    pub fn peer_session(&self) -> Option<&SessionConnectionIdentifier> {
+        self.recovery.peer_session.as_ref()
+    }
+
     /// Initiator, once closed: where the transfer under way stood, if the association ended
     /// in the middle of one after at least one checkpoint was confirmed (or a recovering
     /// association ended before it resumed). For [`Association::initiator_recovering`].

@@ -5,6 +5,9 @@
 //!   the association (1294), the receiver drops its half and the partial activity (1294), new
 //!   opens fail as unreachable (9215, 289, 301); once the link is back the message is
 //!   transferred again and delivered once;
+//! - a short cut in the middle of a checkpointed transfer: the sender recovers the association
+//!   within the Recovery timeout (RTORQ recover) and the transfer resumes at the last
+//!   checkpoint the receiver confirmed, delivered once;
 //! - a transfer sent again after its confirmation was lost: confirmed, not delivered twice,
 //!   also after the receiver restarted (the record of accepted MTS identifiers is on disk),
 //!   and also when the record's line was lost in a crash (the queue file carries it);
@@ -429,6 +432,75 @@ async fn a_link_cut_mid_transfer_is_detected_retried_and_delivered_once() {
             }
         }
     }
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Waits until ServerA's transfer over the RAS link has at least `n` checkpoints confirmed.
+async fn wait_checkpoints(a: &Server, n: u64) {
+    let t0 = Instant::now();
+    loop {
+        let v = a.get("/mta").await;
+        let confirmed = v["connectors"][0]["state"]["transfers"]
+            .as_array()
+            .and_then(|t| t.first())
+            .map_or(0, |t| t["checkpoints_confirmed"].as_u64().unwrap());
+        if confirmed >= n {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no transfer under way: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_cut_is_recovered_and_the_transfer_resumes_at_its_last_checkpoint() {
+    let net = Net(76);
+    let (_t, da, db) = tmp();
+    let a = Server::start(net, "ServerA", &da).await;
+    let b = Server::start(net, "ServerB", &db).await;
+    a.set_link(r#"{"interface": "RAS", "rate_kbit": 800}"#)
+        .await;
+    let subject = "short cut mid-transfer";
+    submit(net, subject, 400 * 1024).await;
+    wait_checkpoints(&a, 3).await;
+
+    // Pull the cable; plug it back in as soon as ServerA gives the association up.
+    a.set_link(r#"{"interface": "RAS", "up": false}"#).await;
+    let e = a
+        .wait_event(1294, "timed out waiting for", Duration::from_secs(5))
+        .await;
+    assert!(e.contains("X400 to SiteB"), "{e}");
+    a.set_link(r#"{"interface": "RAS", "up": true}"#).await;
+
+    // Within the Recovery timeout ServerA recovers the association (RTORQ recover): the
+    // transfer resumes at the last checkpoint ServerB confirmed, and the message arrives once.
+    b.wait_copies("User2", subject, Duration::from_secs(20))
+        .await;
+    let t0 = Instant::now();
+    while a
+        .get("/queue")
+        .await
+        .as_array()
+        .is_some_and(|q| !q.is_empty())
+    {
+        assert!(t0.elapsed() < Duration::from_secs(10), "ServerA's queue does not drain");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(b.copies("User2", subject).await, 1);
+    let sa = a.get("/mta").await["connectors"][0]["state"].clone();
+    let sb = b.get("/mta").await["connectors"][0]["state"].clone();
+    assert_eq!(sa["recovered_total"], 1, "{sa}");
+    // At least the 3 checkpoints seen confirmed (15 K each) were not sent again.
+    let saved = sa["recovered_octets"].as_u64().unwrap();
+    assert!((3 * 15 * 1024..400 * 1024).contains(&saved), "{sa}");
+    assert_eq!(sb["resumed_in_total"], 1, "{sb}");
+    // No open failed: the message never waited for the Open Retry timer.
+    assert!(a.events(289, "").await.is_empty(), "{}", a.get("/events").await);
     a.stop().await;
     b.stop().await;
 }

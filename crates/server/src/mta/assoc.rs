@@ -283,6 +283,17 @@ impl Conn {
         // its last input.
         self.assoc.handle_timeout(std::time::Instant::now());
         let id: TransferId = self.assoc.transfer(apdu)?;
+        self.confirmation(id, wait, received).await
+    }
+
+    /// Wait for the confirmation of transfer `id` (one queued already, or the transfer a
+    /// recovering association resumes), as [`Conn::transfer`] does.
+    pub async fn confirmation(
+        &mut self,
+        id: TransferId,
+        wait: Duration,
+        received: &mut Vec<Vec<u8>>,
+    ) -> Result<(), DriveError> {
         self.report();
         loop {
             match self.next_event(wait, "transfer confirmation").await? {

@@ -9,6 +9,11 @@
 //!    an unknown name or a wrong password → 51, a bind error (authentication-error) and 1293.
 //!    The responder answers with its own name and password (Override tab).
 //!
+//! A recover (RTSE recovery, [`crate::mta::recovery`]) passes steps 1 to 3 up to the
+//! selectors, then takes the place of the bind: accepted when this MTA kept the partial
+//! transfer of the session connection it names (from this connector), else refused
+//! (cannot-recover, 1293).
+//!
 //! Transfers are decoded and handed to the queue: messages converted to RFC 5322 for local
 //! recipients and onward routing, reports converted into DSNs.
 
@@ -164,6 +169,28 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
                 let selectors_ok = (incoming.tsel.is_empty() || ind.called_tsap == want(&incoming.tsel))
                     && (incoming.ssel.is_empty() || ind.called_ssap == want(&incoming.ssel))
                     && (incoming.psel.is_empty() || ind.called_psap == want(&incoming.psel));
+                if let Some(session) = &ind.recover {
+                    let partial = if selectors_ok { m.recoveries.claim(ci, session).await } else { None };
+                    let Some(partial) = partial else {
+                        let why = if selectors_ok {
+                            "a recover of a session connection whose transfer is not kept here"
+                        } else {
+                            "the called selectors do not match the connector's incoming selectors"
+                        };
+                        ctx.events.log(catalog::MTA_REMOTE_ASSOC_REFUSED, &[&shown.to_string(), why]);
+                        let _ = conn.assoc.refuse_recovery();
+                        conn.finish(Duration::from_secs(2)).await;
+                        return;
+                    };
+                    let (checkpoints, octets) = (partial.checkpoints(), partial.octets());
+                    if let Err(e) = conn.assoc.accept_recovery(partial) {
+                        tracing::warn!(error = %e, "accepting the recover failed");
+                        return;
+                    }
+                    m.state.lock().expect("mta state")[ci].resumed_in_total += 1;
+                    tracing::info!(connector = %c.name, checkpoints, octets, "recover accepted: the transfer resumes");
+                    break;
+                }
                 let bind = MtaBindArgument::decode(&ind.bind_argument);
                 let (name, pw_ok) = match &bind {
                     Ok(MtaBindArgument::Authenticated { initiator_name, initiator_credentials, .. }) => (
@@ -211,11 +238,32 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
             }
         }
     }
-    // Transfers until release.
+    // Transfers until release. A recover naming this association's session connection ends
+    // it (its caller took it for broken); what it received of a broken transfer is kept.
     let idle = idle_wait(&ctx, &c);
     let sender = Sender::new(&ctx, Some(ci), peer);
+    let receiving = conn.assoc.peer_session().cloned().map(|s| m.recoveries.receiving(ci, s));
+    let stop = receiving.as_ref().map(|r| r.stop.clone());
+    let superseded = async {
+        match &stop {
+            Some(s) => s.notified().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(superseded);
     loop {
-        match conn.next_event(idle, "a transfer or release").await {
+        let event = tokio::select! {
+            biased;
+            e = conn.next_event(idle, "a transfer or release") => e,
+            () = &mut superseded => {
+                ctx.events.log(catalog::MTA_ASSOC_ABORTED, &[&c.name, "a recover of its session connection arrived: the caller took it for broken"]);
+                conn.assoc.abort();
+                crate::mta::recovery::keep_partial(&ctx, m, ci, &c, &mut conn.assoc);
+                drop(conn);
+                return;
+            }
+        };
+        match event {
             Ok(Event::TransferIndication { apdu }) => match process_apdu(&ctx, &sender, apdu).await {
                 Ok(()) => conn.assoc.confirm_transfer(),
                 Err(e) => {
@@ -233,14 +281,24 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
             }
             Ok(Event::Aborted { reason }) => {
                 ctx.events.log(catalog::MTA_ASSOC_ABORTED, &[&c.name, &reason.to_string()]);
+                crate::mta::recovery::keep_partial(&ctx, m, ci, &c, &mut conn.assoc);
                 return;
             }
             Ok(_) => {}
-            Err(crate::mta::assoc::DriveError::Eof) => return,
+            Err(crate::mta::assoc::DriveError::Eof) => {
+                // The caller closed the connection; an activity under way is broken (closed
+                // here without a word: the connection is gone).
+                conn.assoc.abort();
+                crate::mta::recovery::keep_partial(&ctx, m, ci, &c, &mut conn.assoc);
+                conn.drop_connection().await;
+                return;
+            }
             Err(e) => {
                 // Silent for longer than the idle limit (or a protocol error): the caller is
-                // gone. Abort our half; a partial activity is discarded with it.
+                // gone. Abort our half; a partial activity is kept for a recover.
                 ctx.events.log(catalog::MTA_ASSOC_ABORTED, &[&c.name, &e.to_string()]);
+                conn.assoc.abort();
+                crate::mta::recovery::keep_partial(&ctx, m, ci, &c, &mut conn.assoc);
                 conn.abort().await;
                 return;
             }

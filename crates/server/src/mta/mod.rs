@@ -9,6 +9,8 @@
 //!   selectors, the bind check (51), transfers into the queue.
 //! - [`dedup`]: the MTS identifiers accepted, so that a transfer sent again after a lost
 //!   confirmation is acknowledged without a second delivery.
+//! - [`recovery`]: RTSE recovery of a transfer broken after a confirmed checkpoint, resumed
+//!   there on a new association within the Recovery timeout (both ends).
 
 pub mod assoc;
 pub mod dedup;
@@ -16,6 +18,7 @@ pub mod gateway;
 pub mod gwart;
 pub mod inbound;
 pub mod outbound;
+pub mod recovery;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -45,6 +48,13 @@ pub struct ConnectorState {
     pub opened_total: u64,
     /// Messages transferred since start.
     pub transferred_total: u64,
+    /// Of those, transfers that broke after a confirmed checkpoint and were resumed there on
+    /// a recovering association ([`recovery`]).
+    pub recovered_total: u64,
+    /// Octets those resumed transfers did not send again (the confirmed part).
+    pub recovered_octets: u64,
+    /// Incoming transfers resumed here after a recover the sender asked for.
+    pub resumed_in_total: u64,
     /// Transfers under way on this connector's associations, both directions (filled in
     /// when the admin API shows the state).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -156,6 +166,11 @@ pub struct Mta {
     pub transfers: Transfers,
     /// Failed transfers per (connector, MTS identifier), against Max transfer retries.
     pub transfer_failures: Mutex<HashMap<(usize, String), u32>>,
+    /// Numbers the session connections of outbound associations (their calling SS-user
+    /// reference), so that a recover names one association.
+    pub next_session: AtomicU64,
+    /// Incoming transfers kept for RTSE recovery, and the associations receiving.
+    pub recoveries: recovery::Recoveries,
     /// Per connector index: the messages handed from the delivery workers to that
     /// connector's queue and not yet done, at most `[mta] max_queued_per_connector`
     /// ([`Mta::connector_queue`]). Threshold counts them, as Exchange's MTA counts its
@@ -232,6 +247,8 @@ impl Mta {
             dedup,
             transfers: Transfers::default(),
             transfer_failures: Mutex::new(HashMap::new()),
+            next_session: AtomicU64::new(1),
+            recoveries: recovery::Recoveries::default(),
             overrides: RwLock::new(read_overrides(cfg, m)),
             state: Mutex::new(vec![ConnectorState::default(); m.connectors.len()]),
             gwart: RwLock::new(gwart::Gwart::build(cfg)),

@@ -22,13 +22,13 @@ use crate::mta::assoc::{Conn, DriveError};
 /// Most associations to one remote MTA (DESIGN §4).
 pub const MAX_ASSOCIATIONS: usize = 10;
 /// How long establishment (CC, AC) may take.
-const OPEN_WAIT: Duration = Duration::from_secs(30);
+pub(crate) const OPEN_WAIT: Duration = Duration::from_secs(30);
 /// The least Recovery timeout, whatever the time scale makes of the connector's: the time
 /// scale compresses the protocol's timers, not the line, and a checkpoint needs time to cross
 /// it (and the host time to answer it) before its acknowledgement is overdue.
 pub const MIN_RECOVERY_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a transfer may go without an event.
-const TRANSFER_WAIT: Duration = Duration::from_secs(120);
+pub(crate) const TRANSFER_WAIT: Duration = Duration::from_secs(120);
 
 struct Pooled {
     conn: Conn,
@@ -128,8 +128,10 @@ fn log_open_failed(ctx: &Ctx, ci: usize, c: &X400Connector, why: &str) {
     }
 }
 
-/// Open and bind an association over connector `ci`.
-pub async fn open(ctx: &Arc<Ctx>, ci: usize, c: &X400Connector) -> Result<Conn, String> {
+/// The TCP connection of a new association over connector `c`: to its Stack address, from
+/// [`source_address`], over the local lab's emulated link when there is one (returned with
+/// it). A failure is logged (9215) and returned as text.
+pub async fn connect(ctx: &Ctx, c: &X400Connector) -> Result<(tokio::net::TcpStream, SocketAddr, Option<crate::links::LinkPath>), String> {
     let port = ctx.mta.as_ref().map_or(102, |m| m.cfg.read().expect("mta cfg").remote_port);
     let dest = stack_target(ctx, c, port).await?;
     let src = source_address(ctx, c, dest.ip());
@@ -164,12 +166,38 @@ pub async fn open(ctx: &Arc<Ctx>, ci: usize, c: &X400Connector) -> Result<Conn, 
             return Err(format!("connect to {dest} timed out"));
         }
     };
+    tracing::info!(connector = %c.name, %dest, source = ?src, "connected");
+    Ok((stream, dest, link))
+}
+
+/// The settings of one new outbound association over `c`: the connector's
+/// ([`association_config`]) with a session connection identifier of its own (X.225 §8.3.1.3:
+/// calling SS-user reference `<server>.<n>`, common reference the time of the open as a
+/// UTCTime), which an RTSE recover names later.
+pub(crate) fn outbound_config(ctx: &Ctx, c: &X400Connector) -> AssociationConfig {
+    let server = ctx.cfg.read().expect("cfg lock").server.name.clone();
+    let n = ctx.mta.as_ref().map_or(0, |m| m.next_session.fetch_add(1, Ordering::Relaxed));
+    let mut reference = format!(".{n}");
+    let mut keep = server.len().min(mtalab_osi::session::MAX_REFERENCE_LEN - 2 - reference.len());
+    while !server.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    reference.insert_str(0, &server[..keep]);
+    AssociationConfig {
+        ss_user_reference: reference.into_bytes(),
+        common_reference: chrono::Utc::now().format("%y%m%d%H%M%SZ").to_string(),
+        ..association_config(ctx, c)
+    }
+}
+
+/// Open and bind an association over connector `ci`.
+pub async fn open(ctx: &Arc<Ctx>, ci: usize, c: &X400Connector) -> Result<Conn, String> {
+    let (stream, dest, link) = connect(ctx, c).await?;
     let server_name = ctx.cfg.read().expect("cfg lock").server.name.clone();
     let (name, password) = ctx.mta.as_ref().expect("mta").local_credentials(c, &server_name);
     let bind = MtaBindArgument::simple(&name, &password).encode().map_err(|e| format!("bind argument: {e}"))?;
-    let assoc = Association::initiator(association_config(ctx, c), bind, Instant::now()).map_err(|e| e.to_string())?;
+    let assoc = Association::initiator(outbound_config(ctx, c), bind, Instant::now()).map_err(|e| e.to_string())?;
     let mut conn = Conn::new(stream, assoc, dest).with_link(link);
-    tracing::info!(connector = %c.name, %dest, source = ?src, "opening association");
     loop {
         match conn.next_event(OPEN_WAIT, "the association to open").await {
             Ok(Event::AssociateConfirm(ac)) => {
@@ -227,7 +255,8 @@ impl Pool {
         Some((p.conn, p.opened))
     }
 
-    fn put(&self, ci: usize, conn: Conn, opened: Instant, generation: u64) {
+    /// Put an idle bound association of connector `ci` (opened at `opened`) back.
+    pub(crate) fn put(&self, ci: usize, conn: Conn, opened: Instant, generation: u64) {
         self.idle.lock().expect("pool").entry(ci).or_default().push(Pooled { conn, opened, idle_since: Instant::now(), generation });
     }
 
@@ -270,6 +299,17 @@ pub async fn reap(ctx: Arc<Ctx>) {
             }
             tokio::spawn(conn.release(Duration::from_secs(5)));
             m.notify.notify_waiters();
+        }
+    }
+}
+
+/// APDUs the peer sent back on an outbound association of connector `ci` (rare), handed to
+/// the inbound side as if received there (their sender made once).
+pub(crate) async fn take_in(ctx: &Arc<Ctx>, ci: usize, peer: SocketAddr, received: Vec<Vec<u8>>) {
+    let sender = crate::mta::inbound::Sender::new(ctx, Some(ci), peer);
+    for a in received {
+        if let Err(e) = Box::pin(crate::mta::inbound::process_apdu(ctx, &sender, a)).await {
+            tracing::error!(error = %format!("{e:#}"), "an APDU received on an outbound association was not accepted");
         }
     }
 }
@@ -403,14 +443,8 @@ async fn transfer_inner(ctx: &Arc<Ctx>, m: &crate::mta::Mta, ci: usize, c: &X400
         let r = conn.transfer(&apdu, TRANSFER_WAIT, &mut received).await;
         conn.set_progress(None);
         drop(listed);
-        // APDUs the peer sent back on this association (rare): their sender made once.
         if !received.is_empty() {
-            let sender = crate::mta::inbound::Sender::new(ctx, Some(ci), conn.peer);
-            for a in received {
-                if let Err(e) = Box::pin(crate::mta::inbound::process_apdu(ctx, &sender, a)).await {
-                    tracing::error!(error = %format!("{e:#}"), "an APDU received on an outbound association was not accepted");
-                }
-            }
+            take_in(ctx, ci, conn.peer, received).await;
         }
         match r {
             Ok(()) => {
@@ -425,15 +459,24 @@ async fn transfer_inner(ctx: &Arc<Ctx>, m: &crate::mta::Mta, ci: usize, c: &X400
                     st[ci].open = st[ci].open.saturating_sub(1);
                 }
                 m.notify.notify_one();
+                // Broken after a confirmed checkpoint: RTSE recovery resumes it there.
+                let point = conn.assoc.take_recovery_point();
                 // A transfer that timed out (no checkpoint acknowledged within the Recovery
                 // timeout) failed on a live association: a silent link, not a stale one.
                 let timed_out = matches!(e, DriveError::Aborted(AbortReason::Timeout(_)) | DriveError::Timeout(_));
-                if reused && fresh_tries == 0 && !timed_out {
+                if reused && fresh_tries == 0 && !timed_out && point.is_none() {
                     // The idle association died meanwhile: one more try on a fresh one.
                     tracing::debug!(connector = %c.name, error = %e, "pooled association failed; opening a new one");
                     continue;
                 }
                 ctx.events.log(catalog::MTA_ASSOC_ABORTED, &[&c.name, &e.to_string()]);
+                if let Some(point) = point {
+                    drop(conn);
+                    match Box::pin(crate::mta::recovery::resume(ctx, ci, c, point, generation)).await {
+                        Ok(()) => return Ok(()),
+                        Err(why) => tracing::info!(connector = %c.name, error = %why, "recovery gave up; the transfer goes again from its start"),
+                    }
+                }
                 return Err(TransferError::Transfer(e.to_string()));
             }
         }

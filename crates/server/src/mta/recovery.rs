@@ -1,0 +1,255 @@
+//! RTSE recovery (X.228's recovery of RT-TRANSFER; Exchange's Recovery timeout, Override
+//! tab, DESIGN §4): a transfer that breaks after the receiver confirmed a checkpoint goes on
+//! from that checkpoint on a new association, instead of from its start.
+//!
+//! - **Sender** ([`resume`]): when an association breaks in the middle of a transfer whose
+//!   receiver confirmed at least one minor synchronization point (1294 is logged for it as
+//!   before), the MTA opens recovering associations over the same connector — RTORQ {
+//!   recover } naming the broken association's session connection, no bind — for at most the
+//!   Recovery timeout, one try every fifth of it. Accepted, the transfer resumes with GT+AR
+//!   at the last checkpoint the sender saw confirmed and ends as any other; the association
+//!   then serves further transfers as a bound one. Refused (the receiver kept nothing), or
+//!   with the Recovery timeout over, the transfer fails as before and goes again from its
+//!   start after the Transfer interval.
+//! - **Receiver** ([`Recoveries`]): an inbound association that ends in the middle of a
+//!   transfer after a confirmed checkpoint leaves what it received up to the last one here,
+//!   for twice the Recovery timeout (the sender may notice the break up to one Recovery
+//!   timeout after this side did), at most [`MAX_HELD`] transfers. A recover from the same
+//!   connector's Stack address naming that session connection takes it back; a recover for
+//!   an association still waiting for data ends that association first.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mtalab_osi::association::{Association, Event, PartialTransfer, RecoveryPoint};
+use mtalab_osi::rtse::SessionConnectionIdentifier;
+use tokio::sync::Notify;
+
+use crate::Ctx;
+use crate::config::X400Connector;
+use crate::events::catalog;
+use crate::mta::Mta;
+use crate::mta::assoc::Conn;
+use crate::mta::outbound::{self, MIN_RECOVERY_TIMEOUT};
+
+/// Partial incoming transfers held at most; the oldest goes first.
+pub const MAX_HELD: usize = 16;
+/// How long a recover waits for the association it ended to leave its partial transfer.
+const INTERRUPT_WAIT: Duration = Duration::from_secs(2);
+
+/// The Recovery timeout of connector `c` on the time scale (at least
+/// [`MIN_RECOVERY_TIMEOUT`]): how long a sender keeps trying to recover.
+pub fn window(ctx: &Ctx, c: &X400Connector) -> Duration {
+    ctx.scaled(c.overrides.recovery_timeout).max(MIN_RECOVERY_TIMEOUT)
+}
+
+struct Held {
+    ci: usize,
+    partial: PartialTransfer,
+    until: Instant,
+}
+
+struct Live {
+    id: u64,
+    ci: usize,
+    session: SessionConnectionIdentifier,
+    stop: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct Inner {
+    held: VecDeque<Held>,
+    live: Vec<Live>,
+    next: u64,
+}
+
+/// The receiving side's part: partial transfers kept for a recover, and the inbound
+/// associations receiving (by connector and the session connection their caller's CN named).
+#[derive(Default)]
+pub struct Recoveries {
+    inner: Mutex<Inner>,
+}
+
+/// An inbound association listed in [`Recoveries`] until dropped; `stop` is notified when a
+/// recover names its session connection.
+pub struct Receiving<'a> {
+    recoveries: &'a Recoveries,
+    id: u64,
+    /// Notified when a recover names this association.
+    pub stop: Arc<Notify>,
+}
+
+impl Drop for Receiving<'_> {
+    fn drop(&mut self) {
+        self.recoveries.inner.lock().expect("recoveries").live.retain(|l| l.id != self.id);
+    }
+}
+
+impl Recoveries {
+    /// List an inbound association of connector `ci` whose caller named `session`.
+    pub fn receiving(&self, ci: usize, session: SessionConnectionIdentifier) -> Receiving<'_> {
+        let stop = Arc::new(Notify::new());
+        let mut inner = self.inner.lock().expect("recoveries");
+        inner.next += 1;
+        let id = inner.next;
+        inner.live.push(Live { id, ci, session, stop: stop.clone() });
+        Receiving { recoveries: self, id, stop }
+    }
+
+    /// Keep a partial transfer of connector `ci` for `hold` (dropping expired ones, and the
+    /// oldest past [`MAX_HELD`]).
+    pub fn hold(&self, ci: usize, partial: PartialTransfer, hold: Duration) {
+        let now = Instant::now();
+        let mut inner = self.inner.lock().expect("recoveries");
+        inner.held.retain(|h| h.until > now && !(h.ci == ci && h.partial.connection == partial.connection));
+        if inner.held.len() == MAX_HELD {
+            inner.held.pop_front();
+        }
+        inner.held.push_back(Held { ci, partial, until: now + hold });
+    }
+
+    /// Take the partial transfer of connector `ci` kept for `session`, if still held.
+    pub fn take(&self, ci: usize, session: &SessionConnectionIdentifier) -> Option<PartialTransfer> {
+        let now = Instant::now();
+        let mut inner = self.inner.lock().expect("recoveries");
+        inner.held.retain(|h| h.until > now);
+        let i = inner.held.iter().position(|h| h.ci == ci && h.partial.connection == *session)?;
+        inner.held.remove(i).map(|h| h.partial)
+    }
+
+    /// Partial transfers held now.
+    pub fn held(&self) -> usize {
+        let now = Instant::now();
+        self.inner.lock().expect("recoveries").held.iter().filter(|h| h.until > now).count()
+    }
+
+    /// What a recover for `session` over connector `ci` resumes: the partial transfer held,
+    /// else, when an association of that session is still receiving (this side has not
+    /// noticed the break yet), that association is ended and its partial transfer taken
+    /// (waiting at most [`INTERRUPT_WAIT`]). None when nothing of it is kept.
+    pub async fn claim(&self, ci: usize, session: &SessionConnectionIdentifier) -> Option<PartialTransfer> {
+        if let Some(p) = self.take(ci, session) {
+            return Some(p);
+        }
+        let interrupted = {
+            let inner = self.inner.lock().expect("recoveries");
+            let live: Vec<&Live> = inner.live.iter().filter(|l| l.ci == ci && l.session == *session).collect();
+            // A permit is stored when the association is not waiting at this moment.
+            live.iter().for_each(|l| l.stop.notify_one());
+            !live.is_empty()
+        };
+        if !interrupted {
+            return None;
+        }
+        let until = tokio::time::Instant::now() + INTERRUPT_WAIT;
+        while tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            if let Some(p) = self.take(ci, session) {
+                return Some(p);
+            }
+        }
+        None
+    }
+}
+
+/// Receiver: after an inbound association of connector `c` (index `ci`) closed, keep what it
+/// received of a broken transfer for a recover ([`Recoveries::hold`]).
+pub fn keep_partial(ctx: &Ctx, m: &Mta, ci: usize, c: &X400Connector, assoc: &mut Association) {
+    if let Some(p) = assoc.take_partial_transfer() {
+        tracing::info!(connector = %c.name, checkpoints = p.checkpoints(), octets = p.octets(), "partial transfer kept for a recover");
+        m.recoveries.hold(ci, p, 2 * window(ctx, c));
+    }
+}
+
+/// Sender: resume a transfer over connector `ci` that broke at `point` (see the module
+/// documentation). `generation`: the MTA's, for the association's place in the pool. Ok once
+/// the receiver confirmed the whole transfer; else why recovery gave up.
+pub async fn resume(ctx: &Arc<Ctx>, ci: usize, c: &X400Connector, mut point: RecoveryPoint, generation: u64) -> Result<(), String> {
+    let m = ctx.mta.as_ref().ok_or("the MTA is not running")?;
+    let window = window(ctx, c);
+    let until = Instant::now() + window;
+    let pause = window / 5;
+    loop {
+        match attempt(ctx, m, ci, c, point, generation).await {
+            Ok(()) => return Ok(()),
+            Err((why, None)) => return Err(why),
+            Err((why, Some(p))) => {
+                if Instant::now() + pause >= until {
+                    return Err(format!("{why}; the Recovery timeout passed"));
+                }
+                tracing::debug!(connector = %c.name, error = %why, "recovery attempt failed; trying again");
+                point = p;
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+}
+
+/// One recovering association: Err carries the point back when another try may serve.
+async fn attempt(ctx: &Arc<Ctx>, m: &Mta, ci: usize, c: &X400Connector, point: RecoveryPoint, generation: u64) -> Result<(), (String, Option<RecoveryPoint>)> {
+    let (stream, dest, link) = match outbound::connect(ctx, c).await {
+        Ok(s) => s,
+        Err(e) => return Err((e, Some(point))),
+    };
+    let confirmed = point.confirmed;
+    let (assoc, id) = Association::initiator_recovering(outbound::outbound_config(ctx, c), point, Instant::now()).map_err(|e| (e.to_string(), None))?;
+    let mut conn = Conn::new(stream, assoc, dest).with_link(link);
+    let closed = |st: &Mutex<Vec<crate::mta::ConnectorState>>| {
+        let mut st = st.lock().expect("mta state");
+        if let Some(s) = st.get_mut(ci) {
+            s.open = s.open.saturating_sub(1);
+        }
+    };
+    m.state.lock().expect("mta state")[ci].open += 1;
+    tracing::info!(connector = %c.name, %dest, confirmed, "recovering the broken association");
+    loop {
+        match conn.next_event(outbound::OPEN_WAIT, "the recover to be accepted").await {
+            Ok(Event::AssociateConfirm(ac)) if ac.recovered => break,
+            Ok(Event::AssociateRefused(r)) => {
+                closed(&m.state);
+                return Err((format!("recover refused (rtse refuse reason {:?})", r.rtse_reason), None));
+            }
+            Ok(Event::Aborted { reason }) => {
+                closed(&m.state);
+                return Err((format!("recovering association aborted: {reason}"), conn.assoc.take_recovery_point()));
+            }
+            Ok(_) => continue,
+            Err(e) => {
+                closed(&m.state);
+                conn.assoc.abort();
+                return Err((format!("no recovering association to {dest}: {e}"), conn.assoc.take_recovery_point()));
+            }
+        }
+    }
+    let mut received = Vec::new();
+    let (listed, progress) = m.transfers.list(ci, "out", conn.peer);
+    conn.set_progress(Some(progress));
+    let r = conn.confirmation(id, outbound::TRANSFER_WAIT, &mut received).await;
+    conn.set_progress(None);
+    drop(listed);
+    if !received.is_empty() {
+        outbound::take_in(ctx, ci, conn.peer, received).await;
+    }
+    match r {
+        Ok(()) => {
+            {
+                let mut st = m.state.lock().expect("mta state");
+                st[ci].recovered_total += 1;
+                st[ci].recovered_octets += confirmed as u64;
+            }
+            tracing::info!(connector = %c.name, octets_not_sent_again = confirmed, "transfer resumed at its checkpoint and confirmed");
+            // Bound by the association it recovers: pooled as any other (the reaper closes it
+            // after a restart, as it does the others of an older generation).
+            m.pool.put(ci, conn, Instant::now(), generation);
+            m.notify.notify_one();
+            Ok(())
+        }
+        Err(e) => {
+            closed(&m.state);
+            m.notify.notify_one();
+            ctx.events.log(catalog::MTA_ASSOC_ABORTED, &[&c.name, &e.to_string()]);
+            Err((e.to_string(), conn.assoc.take_recovery_point()))
+        }
+    }
+}
