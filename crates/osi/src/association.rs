@@ -2009,7 +2009,9 @@ impl Association {
         if self.receiving.is_some() {
             return Err(self.unexpected("AR"));
         }
-        let Some(mut part) = self.recovery.resume_in.take() else {
+        // Checked before it is taken: an AR in error leaves the partial transfer for another
+        // recover (the association closes, and keeps it).
+        let Some(part) = self.recovery.resume_in.as_ref() else {
             return Err(
                 RtseError::Unexpected("activity resume without a recovered transfer").into(),
             );
@@ -2018,21 +2020,22 @@ impl Association {
             .params
             .serial_number
             .ok_or(AssociationError::Missing("serial number"))?;
-        let old = s
-            .params
-            .linking
-            .as_ref()
-            .and_then(|l| l.old_activity_id.as_deref());
-        if old.is_some_and(|o| o != part.activity_id) {
+        let linking = s.params.linking.as_ref();
+        let old = linking.and_then(|l| l.old_activity_id.as_deref());
+        let old_session = linking.and_then(|l| session_of(&l.connection));
+        if old.is_some_and(|o| o != part.activity_id)
+            || old_session.is_some_and(|c| c != part.connection)
+        {
             return Err(RtseError::Unexpected("activity resume of another activity").into());
         }
-        if n == 0 || n as usize > part.checkpoints.len() {
+        if n == 0 || n > part.checkpoints() {
             return Err(RtseError::Serial {
                 got: n,
                 expected: part.checkpoints(),
             }
             .into());
         }
+        let mut part = self.recovery.resume_in.take().expect("checked above");
         part.checkpoints.truncate(n as usize);
         part.data.truncate(part.checkpoints[n as usize - 1]);
         self.receiving = Some(Receiving {

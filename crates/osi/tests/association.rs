@@ -692,6 +692,42 @@ fn a_recover_without_its_partial_transfer_is_refused_and_the_point_kept() {
 }
 
 #[test]
+fn an_activity_resume_at_a_point_never_confirmed_aborts() {
+    let a = apdu(20 * 1024);
+    let (point, partial) = broken_transfer(&a);
+    let t0 = Instant::now();
+    let (mut i, _) = Association::initiator_recovering(cfg(1, 5), point, t0).unwrap();
+    let mut r = Association::responder(cfg(1, 5)).unwrap();
+    // CR, then (after the CC) the CN with the recover.
+    for _ in 0..2 {
+        let out: Vec<u8> = std::iter::from_fn(|| i.poll_transmit()).flatten().collect();
+        r.handle_input(&out, t0).unwrap();
+        let back: Vec<u8> = std::iter::from_fn(|| r.poll_transmit()).flatten().collect();
+        i.handle_input(&back, t0).unwrap();
+    }
+    assert!(
+        matches!(r.poll_event(), Some(Event::AssociateIndication(ind)) if ind.recover.is_some())
+    );
+    r.accept_recovery(partial).unwrap();
+    while r.poll_transmit().is_some() {}
+    // The receiver confirmed 5 checkpoints; an AR at serial 6 resumes at none of them.
+    let ar = Spdu::with(
+        SpduCode::AR,
+        Params {
+            serial_number: Some(6),
+            activity_id: Some(vec![2, 1, 2]),
+            ..Params::default()
+        },
+    );
+    let tsdu = session::encode_tsdu(&[Spdu::new(SpduCode::GT), ar]).unwrap();
+    let (e, _) = fails(&mut r, &tsdu_frames(&tsdu), t0);
+    assert!(e.to_string().contains("serial 6"), "{e}");
+    assert!(r.is_closed());
+    // Kept for another recover: the broken association's partial transfer is not lost.
+    assert_eq!(r.take_partial_transfer().map(|p| p.checkpoints()), Some(5));
+}
+
+#[test]
 fn an_activity_resume_without_a_recovered_transfer_aborts() {
     let mut n = Net::connect(cfg(1, 5), cfg(1, 5));
     let ar = Spdu::with(
