@@ -286,11 +286,15 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
             }
             Ok(_) => {}
             Err(crate::mta::assoc::DriveError::Eof) => {
-                // The caller closed the connection; an activity under way is broken (closed
-                // here without a word: the connection is gone).
+                // The association ended, or the caller closed the connection under it: an
+                // activity under way is broken (closed here without a word: the connection
+                // is gone; what a closed association still had to send goes as before).
+                let open = !conn.assoc.is_closed();
                 conn.assoc.abort();
                 crate::mta::recovery::keep_partial(&ctx, m, ci, &c, &mut conn.assoc);
-                conn.drop_connection().await;
+                if open {
+                    conn.drop_connection().await;
+                }
                 return;
             }
             Err(e) => {

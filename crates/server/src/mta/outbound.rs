@@ -459,7 +459,10 @@ async fn transfer_inner(ctx: &Arc<Ctx>, m: &crate::mta::Mta, ci: usize, c: &X400
                     st[ci].open = st[ci].open.saturating_sub(1);
                 }
                 m.notify.notify_one();
-                // Broken after a confirmed checkpoint: RTSE recovery resumes it there.
+                // Broken after a confirmed checkpoint: RTSE recovery resumes it there. (A
+                // connection lost under an open association closes it here, so that it
+                // leaves its recovery point.)
+                conn.assoc.abort();
                 let point = conn.assoc.take_recovery_point();
                 // A transfer that timed out (no checkpoint acknowledged within the Recovery
                 // timeout) failed on a live association: a silent link, not a stale one.

@@ -249,6 +249,7 @@ async fn attempt(ctx: &Arc<Ctx>, m: &Mta, ci: usize, c: &X400Connector, point: R
             closed(&m.state);
             m.notify.notify_one();
             ctx.events.log(catalog::MTA_ASSOC_ABORTED, &[&c.name, &e.to_string()]);
+            conn.assoc.abort();
             Err((e.to_string(), conn.assoc.take_recovery_point()))
         }
     }
