@@ -2570,8 +2570,8 @@ impl Association {
 
     /// Resumes the transfer of a recovered association at its last confirmed checkpoint:
     /// GT+AR { Linking Information { the old session's references, the old activity id },
-    /// Serial Number, a new Activity Identifier } (X.225 §8.3.29); the segments after the
-    /// checkpoint follow with their minor syncs numbered on from it.
+    /// Serial Number, a new Activity Identifier } (X.225, the ACTIVITY RESUME SPDU); the
+    /// segments after the checkpoint follow with their minor syncs numbered on from it.
     fn resume(&mut self, id: TransferId, point: RecoveryPoint) {
         let mut activity_id = self.next_activity_id();
         if activity_id == point.activity_id {

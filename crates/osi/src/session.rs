@@ -348,9 +348,9 @@ pub struct ConnectionId {
     pub other: Vec<RawParam>,
 }
 
-/// PGI 33, Linking Information of an AR SPDU (X.225 §8.3.29): the session connection the
-/// interrupted activity ran on (PIs 9 to 12, as in [`ConnectionId`]) and its activity
-/// identifier (PI 41, the Old Activity Identifier, at most 6 octets).
+/// PGI 33, Linking Information of an AR SPDU (X.225, the ACTIVITY RESUME SPDU): the session
+/// connection the interrupted activity ran on (PIs 9 to 12, as in [`ConnectionId`]) and its
+/// activity identifier (PI 41, the Old Activity Identifier, at most 6 octets).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LinkingInformation {
     /// The old session connection's references.
