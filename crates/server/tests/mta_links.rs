@@ -460,8 +460,14 @@ async fn wait_checkpoints(a: &Server, n: u64) {
 async fn a_short_cut_is_recovered_and_the_transfer_resumes_at_its_last_checkpoint() {
     let net = Net(76);
     let (_t, da, db) = tmp();
-    let a = Server::start(net, "ServerA", &da).await;
-    let b = Server::start(net, "ServerB", &db).await;
+    // A Recovery timeout of 2 s on the time scale (200 s × 0.01): the link is plugged back
+    // in once this test has seen ServerA's 1294, well within it even on a loaded machine.
+    let start = |me: &'static str, data: &Path| {
+        let text = config(net, me, data).replace("recovery_timeout = 30", "recovery_timeout = 200");
+        async move { Server::start_config(&text, me).await }
+    };
+    let a = start("ServerA", &da).await;
+    let b = start("ServerB", &db).await;
     a.set_link(r#"{"interface": "RAS", "rate_kbit": 800}"#)
         .await;
     let subject = "short cut mid-transfer";
