@@ -14,7 +14,8 @@
 //! - **Receiver** ([`Recoveries`]): an inbound association that ends in the middle of a
 //!   transfer after a confirmed checkpoint leaves what it received up to the last one here,
 //!   for twice the Recovery timeout (the sender may notice the break up to one Recovery
-//!   timeout after this side did), at most [`MAX_HELD`] transfers. A recover from the same
+//!   timeout after this side did), at most [`MAX_HELD`] transfers and [`MAX_HELD_OCTETS`]
+//!   octets. A recover from the same
 //!   connector's Stack address naming that session connection takes it back; a recover for
 //!   an association still waiting for data ends that association first.
 
@@ -35,6 +36,9 @@ use crate::mta::outbound::{self, MIN_RECOVERY_TIMEOUT};
 
 /// Partial incoming transfers held at most; the oldest goes first.
 pub const MAX_HELD: usize = 16;
+/// Octets of partial incoming transfers held at most (four APDUs of the largest size an
+/// association accepts by default); the oldest go first.
+pub const MAX_HELD_OCTETS: usize = 64 << 20;
 /// How long a recover waits for the association it ended to leave its partial transfer.
 const INTERRUPT_WAIT: Duration = Duration::from_secs(2);
 
@@ -103,10 +107,10 @@ impl Recoveries {
         let now = Instant::now();
         let mut inner = self.inner.lock().expect("recoveries");
         inner.held.retain(|h| h.until > now && !(h.ci == ci && h.partial.connection == partial.connection));
-        if inner.held.len() == MAX_HELD {
+        inner.held.push_back(Held { ci, partial, until: now + hold });
+        while inner.held.len() > MAX_HELD || inner.held.iter().map(|h| h.partial.octets()).sum::<usize>() > MAX_HELD_OCTETS {
             inner.held.pop_front();
         }
-        inner.held.push_back(Held { ci, partial, until: now + hold });
     }
 
     /// Take the partial transfer of connector `ci` kept for `session`, if still held.
@@ -252,5 +256,100 @@ async fn attempt(ctx: &Arc<Ctx>, m: &Mta, ci: usize, c: &X400Connector, point: R
             conn.assoc.abort();
             Err((e.to_string(), conn.assoc.take_recovery_point()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mtalab_osi::association::AssociationConfig;
+
+    /// The partial transfer a responder keeps of a 10 KiB transfer broken after 2
+    /// checkpoints of 1 KiB, its caller's CN naming the session `reference`.
+    fn partial(reference: &str) -> PartialTransfer {
+        let cfg = AssociationConfig { checkpoint_size: 1, window_size: 2, ..AssociationConfig::default() };
+        let icfg = AssociationConfig { ss_user_reference: reference.as_bytes().to_vec(), ..cfg.clone() };
+        let t0 = std::time::Instant::now();
+        let mut i = Association::initiator(icfg, vec![0x05, 0x00], t0).unwrap();
+        let mut r = Association::responder(cfg).unwrap();
+        let mut shuttle = |i: &mut Association, r: &mut Association| {
+            for _ in 0..4 {
+                while let Some(f) = i.poll_transmit() {
+                    r.handle_input(&f, t0).unwrap();
+                }
+                while let Some(e) = r.poll_event() {
+                    if matches!(e, Event::AssociateIndication(_)) {
+                        r.accept(vec![0x05, 0x00]).unwrap();
+                    }
+                }
+                while let Some(f) = r.poll_transmit() {
+                    i.handle_input(&f, t0).unwrap();
+                }
+            }
+        };
+        shuttle(&mut i, &mut r);
+        let mut apdu = vec![0x04, 0x82, 0x28, 0x00];
+        apdu.extend(std::iter::repeat_n(1u8, 10 * 1024));
+        i.transfer(apdu).unwrap();
+        // The first window (2 segments and their minor syncs) arrives; then the line dies.
+        while let Some(f) = i.poll_transmit() {
+            r.handle_input(&f, t0).unwrap();
+        }
+        r.handle_timeout(t0 + Duration::from_secs(61));
+        r.take_partial_transfer().expect("partial transfer")
+    }
+
+    #[test]
+    fn a_partial_transfer_is_taken_once_by_its_connector_and_session_until_it_expires() {
+        let r = Recoveries::default();
+        let p = partial("A.1");
+        assert_eq!(p.checkpoints(), 2);
+        let session = p.connection.clone();
+        r.hold(0, p.clone(), Duration::from_secs(60));
+        assert_eq!(r.held(), 1);
+        assert!(r.take(1, &session).is_none(), "another connector's caller");
+        assert!(r.take(0, &partial("A.2").connection).is_none(), "another session");
+        assert_eq!(r.take(0, &session), Some(p.clone()));
+        assert!(r.take(0, &session).is_none(), "taken once");
+        r.hold(0, p, Duration::ZERO);
+        assert!(r.take(0, &session).is_none(), "expired");
+        assert_eq!(r.held(), 0);
+    }
+
+    #[test]
+    fn the_oldest_partial_transfers_go_past_the_cap() {
+        let r = Recoveries::default();
+        let all: Vec<PartialTransfer> = (0..=MAX_HELD).map(|n| partial(&format!("A.{n}"))).collect();
+        for p in &all {
+            r.hold(0, p.clone(), Duration::from_secs(60));
+        }
+        assert_eq!(r.held(), MAX_HELD);
+        assert!(r.take(0, &all[0].connection).is_none(), "the oldest went");
+        assert!(r.take(0, &all[MAX_HELD].connection).is_some());
+    }
+
+    #[tokio::test]
+    async fn a_recover_ends_the_association_still_receiving_and_takes_what_it_kept() {
+        let r = Arc::new(Recoveries::default());
+        let p = partial("A.7");
+        let session = p.connection.clone();
+        assert!(r.claim(0, &session).await.is_none(), "nothing kept, nothing receiving");
+        // The association of that session, still waiting for data: a recover ends it, and it
+        // leaves its partial transfer as it closes.
+        let receiving = {
+            let r = r.clone();
+            let session = session.clone();
+            let p = p.clone();
+            tokio::spawn(async move {
+                let listed = r.receiving(0, session);
+                listed.stop.notified().await;
+                drop(listed);
+                r.hold(0, p, Duration::from_secs(60));
+            })
+        };
+        tokio::task::yield_now().await;
+        assert_eq!(r.claim(0, &session).await, Some(p));
+        receiving.await.unwrap();
+        assert!(r.inner.lock().unwrap().live.is_empty(), "the association left the list");
     }
 }
