@@ -272,7 +272,7 @@ mod tests {
         let t0 = std::time::Instant::now();
         let mut i = Association::initiator(icfg, vec![0x05, 0x00], t0).unwrap();
         let mut r = Association::responder(cfg).unwrap();
-        let mut shuttle = |i: &mut Association, r: &mut Association| {
+        let shuttle = |i: &mut Association, r: &mut Association| {
             for _ in 0..4 {
                 while let Some(f) = i.poll_transmit() {
                     r.handle_input(&f, t0).unwrap();
