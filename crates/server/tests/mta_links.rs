@@ -2,9 +2,9 @@
 //! process, on loopback addresses, with the emulated links of `mtalab_server::links`.
 //!
 //! - a link cut in the middle of a checkpointed transfer: the sender's Recovery timeout aborts
-//!   the association (1294), the receiver drops its half and the partial activity (1294), new
-//!   opens fail as unreachable (9215, 289, 301); once the link is back the message is
-//!   transferred again and delivered once;
+//!   the association (1294), the receiver drops its half (1294), the sender's recovery finds
+//!   the link still cut, new opens fail as unreachable (9215, 289, 301); once the link is back
+//!   the message is transferred again and delivered once;
 //! - a short cut in the middle of a checkpointed transfer: the sender recovers the association
 //!   within the Recovery timeout (RTORQ recover) and the transfer resumes at the last
 //!   checkpoint the receiver confirmed, delivered once;
@@ -388,7 +388,8 @@ async fn a_link_cut_mid_transfer_is_detected_retried_and_delivered_once() {
         .wait_event(1294, "timed out waiting for", Duration::from_secs(5))
         .await;
     assert!(e.contains("X400 to SiteB") && e.contains("ack"), "{e}");
-    // The receiver drops its half and the partial activity.
+    // The receiver drops its half (what arrived is kept for a recover, which never comes in
+    // time: the cut outlasts the Recovery timeout).
     b.wait_event(
         1294,
         "timed out waiting for transfer data",
