@@ -607,7 +607,8 @@ pub struct Association {
     receiving: Option<Receiving>,
     next_transfer: u64,
     activity_counter: u8,
-    /// Boxed: only associations that are recovered, or break mid-transfer, fill it.
+    /// Boxed: past a responder's `peer_session`, noted at the CN, only associations that
+    /// recover or break in the middle of a transfer fill it.
     recovery: Box<Recovery>,
 }
 
