@@ -281,6 +281,14 @@ impl Mta {
         events.log(catalog::MTA_STARTED, &[VERSION.0, VERSION.1]);
     }
 
+    /// An association of connector `ci` closed (or failed to open): one fewer counted open.
+    /// An index a restart left behind changes nothing (the restart reset the counts).
+    pub fn association_closed(&self, ci: usize) {
+        if let Some(s) = self.state.lock().expect("mta state").get_mut(ci) {
+            s.open = s.open.saturating_sub(1);
+        }
+    }
+
     /// The queue of connector `ci`: a permit per message queued for transfer over it (see
     /// `[mta] max_queued_per_connector`). A worker takes a permit before it hands a message
     /// to the connector, and the transfer's task gives it back when done.

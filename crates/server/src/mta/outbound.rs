@@ -76,7 +76,7 @@ pub fn association_config(ctx: &Ctx, c: &X400Connector) -> AssociationConfig {
         checkpoint_size: o.checkpoint_size_k,
         window_size: o.window_size.max(1),
         dialogue_mode: if c.advanced.two_way_alternate { DialogueMode::TwoWayAlternate } else { DialogueMode::Monologue },
-        recovery_timeout: ctx.scaled(o.recovery_timeout).max(MIN_RECOVERY_TIMEOUT),
+        recovery_timeout: crate::mta::recovery::window(ctx, c),
         ..AssociationConfig::default()
     }
 }
@@ -291,12 +291,7 @@ pub async fn reap(ctx: Arc<Ctx>) {
             None => (Duration::ZERO, Duration::ZERO),
         };
         for (ci, conn) in m.pool.expired(&limits, generation) {
-            {
-                let mut st = m.state.lock().expect("mta state");
-                if let Some(s) = st.get_mut(ci) {
-                    s.open = s.open.saturating_sub(1);
-                }
-            }
+            m.association_closed(ci);
             tokio::spawn(conn.release(Duration::from_secs(5)));
             m.notify.notify_waiters();
         }
@@ -425,11 +420,7 @@ async fn transfer_inner(ctx: &Arc<Ctx>, m: &crate::mta::Mta, ci: usize, c: &X400
                 match Box::pin(open(ctx, ci, c)).await {
                     Ok(conn) => (conn, Instant::now(), false),
                     Err(why) => {
-                        {
-                            // A restart of the MTA meanwhile reset the count.
-                            let mut st = m.state.lock().expect("mta state");
-                            st[ci].open = st[ci].open.saturating_sub(1);
-                        }
+                        m.association_closed(ci);
                         m.notify.notify_one();
                         log_open_failed(ctx, ci, c, &why);
                         return Err(TransferError::Open(why));
@@ -453,11 +444,7 @@ async fn transfer_inner(ctx: &Arc<Ctx>, m: &crate::mta::Mta, ci: usize, c: &X400
                 return Ok(());
             }
             Err(e) => {
-                {
-                    // A restart of the MTA meanwhile reset the count.
-                    let mut st = m.state.lock().expect("mta state");
-                    st[ci].open = st[ci].open.saturating_sub(1);
-                }
+                m.association_closed(ci);
                 m.notify.notify_one();
                 // Broken after a confirmed checkpoint: RTSE recovery resumes it there. (A
                 // connection lost under an open association closes it here, so that it

@@ -199,28 +199,22 @@ async fn attempt(ctx: &Arc<Ctx>, m: &Mta, ci: usize, c: &X400Connector, point: R
     let confirmed = point.confirmed;
     let (assoc, id) = Association::initiator_recovering(outbound::outbound_config(ctx, c), point, Instant::now()).map_err(|e| (e.to_string(), None))?;
     let mut conn = Conn::new(stream, assoc, dest).with_link(link);
-    let closed = |st: &Mutex<Vec<crate::mta::ConnectorState>>| {
-        let mut st = st.lock().expect("mta state");
-        if let Some(s) = st.get_mut(ci) {
-            s.open = s.open.saturating_sub(1);
-        }
-    };
     m.state.lock().expect("mta state")[ci].open += 1;
     tracing::info!(connector = %c.name, %dest, confirmed, "recovering the broken association");
     loop {
         match conn.next_event(outbound::OPEN_WAIT, "the recover to be accepted").await {
             Ok(Event::AssociateConfirm(ac)) if ac.recovered => break,
             Ok(Event::AssociateRefused(r)) => {
-                closed(&m.state);
+                m.association_closed(ci);
                 return Err((format!("recover refused (rtse refuse reason {:?})", r.rtse_reason), None));
             }
             Ok(Event::Aborted { reason }) => {
-                closed(&m.state);
+                m.association_closed(ci);
                 return Err((format!("recovering association aborted: {reason}"), conn.assoc.take_recovery_point()));
             }
             Ok(_) => continue,
             Err(e) => {
-                closed(&m.state);
+                m.association_closed(ci);
                 conn.assoc.abort();
                 return Err((format!("no recovering association to {dest}: {e}"), conn.assoc.take_recovery_point()));
             }
@@ -250,7 +244,7 @@ async fn attempt(ctx: &Arc<Ctx>, m: &Mta, ci: usize, c: &X400Connector, point: R
             Ok(())
         }
         Err(e) => {
-            closed(&m.state);
+            m.association_closed(ci);
             m.notify.notify_one();
             ctx.events.log(catalog::MTA_ASSOC_ABORTED, &[&c.name, &e.to_string()]);
             conn.assoc.abort();
