@@ -60,10 +60,18 @@ struct Net {
 impl Net {
     fn new(icfg: AssociationConfig, rcfg: AssociationConfig) -> Net {
         let t0 = Instant::now();
-        Net {
-            i: Association::initiator(icfg, bind_argument(), t0).unwrap(),
-            r: Association::responder(rcfg).unwrap(),
+        Net::between(
+            Association::initiator(icfg, bind_argument(), t0).unwrap(),
+            rcfg,
+            t0,
+        )
+    }
 
+    /// The initiator `i` (made at `t0`) and a fresh responder with `rcfg`.
+    fn between(i: Association, rcfg: AssociationConfig, t0: Instant) -> Net {
+        Net {
+            i,
+            r: Association::responder(rcfg).unwrap(),
             now: t0,
             frames: Vec::new(),
             ie: Vec::new(),
@@ -587,14 +595,7 @@ fn a_broken_transfer_resumes_from_the_last_confirmed_checkpoint() {
     let t0 = Instant::now();
     let (i, id) = Association::initiator_recovering(cfg(1, 5), point, t0).unwrap();
     assert_eq!(i.pending_transfers(), 1);
-    let mut n = Net {
-        i,
-        r: Association::responder(cfg(1, 5)).unwrap(),
-        now: t0,
-        frames: Vec::new(),
-        ie: Vec::new(),
-        re: Vec::new(),
-    };
+    let mut n = Net::between(i, cfg(1, 5), t0);
     n.run();
     let Some(Event::AssociateIndication(ind)) = n.re.pop() else {
         panic!("{:?}", n.re)
@@ -660,14 +661,7 @@ fn a_recover_without_its_partial_transfer_is_refused_and_the_point_kept() {
     let (point, _) = broken_transfer(&apdu(20 * 1024));
     let t0 = Instant::now();
     let (i, _) = Association::initiator_recovering(cfg(1, 5), point.clone(), t0).unwrap();
-    let mut n = Net {
-        i,
-        r: Association::responder(cfg(1, 5)).unwrap(),
-        now: t0,
-        frames: Vec::new(),
-        ie: Vec::new(),
-        re: Vec::new(),
-    };
+    let mut n = Net::between(i, cfg(1, 5), t0);
     n.run();
     assert!(matches!(n.re.pop(), Some(Event::AssociateIndication(ind)) if ind.recover.is_some()));
     assert!(
@@ -1325,14 +1319,7 @@ proptest::proptest! {
         proptest::prop_assert_eq!(point.confirmed, point.serial as usize * k as usize * 1024);
         let t0 = Instant::now();
         let (i, id) = Association::initiator_recovering(cfg(k, w), point, t0).unwrap();
-        let mut n = Net {
-            i,
-            r: Association::responder(cfg(k, w)).unwrap(),
-            now: t0,
-            frames: Vec::new(),
-            ie: Vec::new(),
-            re: Vec::new(),
-        };
+        let mut n = Net::between(i, cfg(k, w), t0);
         n.run();
         n.re.clear();
         n.r.accept_recovery(partial).unwrap();

@@ -217,6 +217,23 @@ impl Server {
         }
     }
 
+    /// Waits until this server's queue is empty (at most 10 s).
+    async fn wait_queue_empty(&self) {
+        let t0 = Instant::now();
+        while self
+            .get("/queue")
+            .await
+            .as_array()
+            .is_some_and(|q| !q.is_empty())
+        {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "the queue does not drain"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn copies(&self, mailbox: &str, subject: &str) -> usize {
         let v = self.get(&format!("/mailboxes/{mailbox}")).await;
         v.as_array()
@@ -361,22 +378,7 @@ async fn a_link_cut_mid_transfer_is_detected_retried_and_delivered_once() {
     submit(net, subject, 400 * 1024).await;
 
     // The transfer is under way: checkpoints confirmed by ServerB.
-    let t0 = Instant::now();
-    loop {
-        let v = a.get("/mta").await;
-        let confirmed = v["connectors"][0]["state"]["transfers"]
-            .as_array()
-            .and_then(|t| t.first())
-            .map_or(0, |t| t["checkpoints_confirmed"].as_u64().unwrap());
-        if confirmed >= 2 {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "no transfer under way: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_checkpoints(&a, 2).await;
     let inbound = b.get("/mta").await["connectors"][0]["state"]["transfers"].clone();
     assert_eq!(inbound[0]["direction"], "in", "{inbound}");
 
@@ -410,19 +412,7 @@ async fn a_link_cut_mid_transfer_is_detected_retried_and_delivered_once() {
     a.set_link(r#"{"interface": "RAS", "up": true}"#).await;
     b.wait_copies("User2", subject, Duration::from_secs(20))
         .await;
-    let t0 = Instant::now();
-    while a
-        .get("/queue")
-        .await
-        .as_array()
-        .is_some_and(|q| !q.is_empty())
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "ServerA's queue does not drain"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    a.wait_queue_empty().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(b.copies("User2", subject).await, 1);
     assert!(b.get("/mta").await["connectors"][0]["state"]["transfers"].is_null());
@@ -487,16 +477,7 @@ async fn a_short_cut_is_recovered_and_the_transfer_resumes_at_its_last_checkpoin
     // transfer resumes at the last checkpoint ServerB confirmed, and the message arrives once.
     b.wait_copies("User2", subject, Duration::from_secs(20))
         .await;
-    let t0 = Instant::now();
-    while a
-        .get("/queue")
-        .await
-        .as_array()
-        .is_some_and(|q| !q.is_empty())
-    {
-        assert!(t0.elapsed() < Duration::from_secs(10), "ServerA's queue does not drain");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    a.wait_queue_empty().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(b.copies("User2", subject).await, 1);
     let sa = a.get("/mta").await["connectors"][0]["state"].clone();
