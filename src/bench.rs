@@ -910,6 +910,11 @@ fn stat_fields(pid: u32) -> Option<Vec<u64>> {
     Some(rest.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect())
 }
 
+/// The processes whose parent is `pid` (from `/proc/<pid>/stat`).
+pub(crate) fn children_of(pid: u32) -> Vec<u32> {
+    Procs::Tree(pid).pids().into_iter().filter(|&p| p != pid).collect()
+}
+
 fn parent_pid(pid: u32) -> Option<u32> {
     u32::try_from(*stat_fields(pid)?.get(1)?).ok()
 }

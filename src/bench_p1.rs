@@ -64,7 +64,10 @@ pub struct P1Args {
     /// by the run and the server (`x400-threshold-A`, `smtp-B`, …): for instance
     /// `valgrind --tool=cachegrind --cachegrind-out-file=/tmp/cg/{name}.out`, whose counts
     /// of instructions per message do not move with the machine's load as times do
-    /// (docs/BENCHMARKS.md). The servers are then given 120 s to start instead of 20.
+    /// (docs/BENCHMARKS.md), or `perf stat -o /tmp/ps/{name}.txt` and `strace -f -c -o
+    /// …`, which run the server as their child: that child is the one stopped at the end of
+    /// a run, and the wrapper writes its figures as it exits. The servers are then given
+    /// 120 s to start instead of 20.
     #[arg(long, value_name = "COMMAND")]
     pub server_wrapper: Option<String>,
 }
@@ -184,7 +187,15 @@ impl Server {
 
     async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
-            let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
+            // Under a wrapper that runs the server as its child (`perf stat`, `strace -f`), the
+            // server is told to stop and the wrapper ends with it, writing its figures: a
+            // wrapper told to stop itself may not pass the signal on, and leave the server
+            // running. Without one, or under one the server replaces (valgrind), it is `pid`.
+            let children = crate::bench::children_of(pid);
+            let targets = if children.is_empty() { vec![pid] } else { children };
+            for p in targets {
+                let _ = Command::new("kill").arg("-TERM").arg(p.to_string()).status().await;
+            }
         }
         let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
         let _ = self.child.kill().await;
