@@ -229,6 +229,29 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// A distribution-free confidence interval for the median of `v`, at a confidence of at
+/// least 95 %: the `k`-th smallest and `k`-th largest values, `k` the largest rank with
+/// P(Binomial(n, ½) < k) ≤ 2.5 % (the sign test's interval: it assumes only that the values
+/// are independent draws of one distribution, as the rounds' ratios are). `None` for fewer
+/// than six values, for which no such interval exists.
+fn median_interval(mut v: Vec<f64>) -> Option<(f64, f64)> {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    // P(B = i) for B ~ Binomial(n, ½), summed from i = 0 while the sum stays ≤ 2.5 %.
+    let mut k = 0;
+    let mut tail = 0.0;
+    let mut p = 0.5f64.powi(i32::try_from(n).ok()?);
+    for i in 0..n {
+        if tail + p > 0.025 {
+            break;
+        }
+        tail += p;
+        k = i + 1;
+        p = p * (n - i) as f64 / (i + 1) as f64;
+    }
+    (k >= 1).then(|| (v[k - 1], v[n - k]))
+}
+
 /// The median of each figure over `runs` (not empty).
 fn median_run(runs: &[Run]) -> Run {
     let med = |f: fn(&Run) -> f64| median(runs.iter().map(f).collect());
@@ -375,7 +398,8 @@ pub async fn run(a: P1Args) -> anyhow::Result<ExitCode> {
                    "x400_one_association_msgs_per_s": x1.rate, "x400_threshold_msgs_per_s": xt.rate, "smtp_relay_msgs_per_s": smtp.rate,
                    "cpu_ms_per_msg": {"x400_one_association": [x1.cpu_a_ms, x1.cpu_b_ms], "x400_threshold": [xt.cpu_a_ms, xt.cpu_b_ms], "smtp_relay": [smtp.cpu_a_ms, smtp.cpu_b_ms]},
                    "associations_per_s": assoc, "rounds": a.rounds.max(1), "x400_threshold_over_smtp_per_round": ratios,
-                   "x400_threshold_over_smtp_median_of_rounds": median(ratios.clone())})
+                   "x400_threshold_over_smtp_median_of_rounds": median(ratios.clone()),
+                   "x400_threshold_over_smtp_median_95ci": median_interval(ratios.clone()).map(|(lo, hi)| [lo, hi])})
         );
     } else {
         println!("mtalab bench p1: {} messages of {} octets, {} submission sessions, {} round(s){}", a.messages, a.size, a.sessions, a.rounds.max(1), if a.rounds > 1 { " (medians)" } else { "" });
@@ -392,6 +416,21 @@ pub async fn run(a: P1Args) -> anyhow::Result<ExitCode> {
             // ratios, with their range, says more than any one of them.
             let (lo, hi) = ratios.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
             println!("  X.400 Threshold {} ÷ SMTP, median of the rounds: {:.2} (range {lo:.2}–{hi:.2})", a.threshold, median(ratios.clone()));
+            // Whether the rounds tell the two ways apart at all, or only that they are level
+            // within the spread.
+            match median_interval(ratios.clone()) {
+                Some((lo, hi)) => {
+                    let verdict = if lo >= 1.0 {
+                        "the X.400 way is at least as fast"
+                    } else if hi < 1.0 {
+                        "the X.400 way is slower"
+                    } else {
+                        "level: the rounds do not tell the two ways apart"
+                    };
+                    println!("  95 % confidence interval of that median: {lo:.2}–{hi:.2} ({verdict})");
+                }
+                None => println!("  (6 rounds or more give a confidence interval of that median)"),
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -406,6 +445,24 @@ mod tests {
         assert_eq!(median(vec![0.97, 0.81, 1.03]), 0.97);
         assert_eq!(median(vec![1.0, 0.8, 0.9, 1.2]), 0.95);
         assert!(median(Vec::new()).is_nan());
+    }
+
+    /// The sign test's ranks (k = 1 at n = 6 to 8, 2 at 9 to 11, 3 at 12 to 14, 4 at 15 and
+    /// 16, 6 at 20: the textbook table), and none below six values.
+    #[test]
+    fn median_interval_takes_the_sign_tests_ranks() {
+        let ranks = |n: usize| {
+            let v: Vec<f64> = (1..=n).rev().map(|i| i as f64).collect();
+            median_interval(v).map(|(lo, hi)| (lo as usize, n + 1 - hi as usize))
+        };
+        for n in 0..6 {
+            assert_eq!(ranks(n), None, "n = {n}");
+        }
+        for (n, k) in [(6, 1), (8, 1), (9, 2), (11, 2), (12, 3), (14, 3), (15, 4), (16, 4), (17, 5), (20, 6), (30, 10)] {
+            assert_eq!(ranks(n), Some((k, k)), "n = {n}");
+        }
+        // Unsorted input, as the rounds come.
+        assert_eq!(median_interval(vec![0.92, 1.13, 0.94, 0.85, 1.00, 1.08, 1.03]), Some((0.85, 1.13)));
     }
 
     #[test]
