@@ -130,6 +130,8 @@ listen = "{ip}:{ADMIN}"
 
 struct Server {
     child: Child,
+    /// Started under `--server-wrapper`.
+    wrapped: bool,
 }
 
 impl Server {
@@ -177,7 +179,7 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(30)).await;
         }
-        Ok(Server { child })
+        Ok(Server { child, wrapped: !wrap.is_empty() })
     }
 
     /// CPU time used so far, in ticks.
@@ -191,7 +193,7 @@ impl Server {
             // server is told to stop and the wrapper ends with it, writing its figures: a
             // wrapper told to stop itself may not pass the signal on, and leave the server
             // running. Without one, or under one the server replaces (valgrind), it is `pid`.
-            let children = crate::bench::children_of(pid);
+            let children = if self.wrapped { crate::bench::children_of(pid) } else { Vec::new() };
             let targets = if children.is_empty() { vec![pid] } else { children };
             for p in targets {
                 let _ = Command::new("kill").arg("-TERM").arg(p.to_string()).status().await;
