@@ -1258,18 +1258,19 @@ fn ae_titles_travel() {
     assert_eq!(c.responding_ae_title, Some(b));
 }
 
+/// What [`break_at`] left: the APDU sent, what each side kept for recovery, and the APDUs the
+/// receiver indicated before the line died.
+struct Broken {
+    apdu: Vec<u8>,
+    point: Option<RecoveryPoint>,
+    partial: Option<PartialTransfer>,
+    indicated: Vec<Vec<u8>>,
+}
+
 /// A transfer of `size` octets at Checkpoint size `k` KiB and Window `w`, its frames moved
 /// whole both ways `rounds` times, then only the first `f` of the sender's pending frames and
-/// the first `m` of the receiver's before the line dies (both sides time out). Returns what
-/// each kept for recovery, with the APDU.
-fn break_at(
-    size: usize,
-    k: u32,
-    w: u32,
-    rounds: usize,
-    f: usize,
-    m: usize,
-) -> (Vec<u8>, Option<RecoveryPoint>, Option<PartialTransfer>) {
+/// the first `m` of the receiver's before the line dies (both sides time out).
+fn break_at(size: usize, k: u32, w: u32, rounds: usize, f: usize, m: usize) -> Broken {
     let mut n = Net::connect(cfg(k, w), cfg(k, w));
     let a = apdu(size);
     n.i.transfer(a.clone()).unwrap();
@@ -1292,15 +1293,77 @@ fn break_at(
     let later = n.now + Duration::from_secs(61);
     n.i.handle_timeout(later);
     n.r.handle_timeout(later);
-    (a, n.i.take_recovery_point(), n.r.take_partial_transfer())
+    let indicated = std::iter::from_fn(|| n.r.poll_event())
+        .filter_map(|e| match e {
+            Event::TransferIndication { apdu } => Some(apdu),
+            _ => None,
+        })
+        .collect();
+    Broken {
+        apdu: a,
+        point: n.i.take_recovery_point(),
+        partial: n.r.take_partial_transfer(),
+        indicated,
+    }
+}
+
+/// Wherever a checkpointed transfer breaks, a sender left with a recovery point finds
+/// the receiver's partial transfer at or past that point, and the recovered transfer
+/// delivers the APDU whole, once. When the break took only the activity's confirmation
+/// (the AEA), the receiver has the APDU whole already and nothing to resume: it refuses
+/// the recover, and the sender keeps its point (it then sends the APDU again from the
+/// start, which the MTA above recognises by its MTS identifier).
+fn recovered_whole(
+    size: usize,
+    k: u32,
+    w: u32,
+    rounds: usize,
+    f: usize,
+    m: usize,
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    let Broken {
+        apdu: a,
+        point,
+        partial,
+        indicated,
+    } = break_at(size, k, w, rounds, f, m);
+    proptest::prop_assert!(indicated.len() <= 1);
+    let Some(point) = point else {
+        return Ok(());
+    };
+    if let Some(whole) = indicated.first() {
+        proptest::prop_assert_eq!(whole, &a);
+        proptest::prop_assert!(partial.is_none(), "a partial transfer beside the whole one");
+        let t0 = Instant::now();
+        let (i, _) = Association::initiator_recovering(cfg(k, w), point.clone(), t0).unwrap();
+        let mut n = Net::between(i, cfg(k, w), t0);
+        n.run();
+        n.r.refuse_recovery().unwrap();
+        n.run();
+        let refused = matches!(n.ie.last(), Some(Event::AssociateRefused(r)) if r.rtse_reason == Some(rtse::refuse_reason::CANNOT_RECOVER));
+        proptest::prop_assert!(refused, "{:?}", n.ie);
+        proptest::prop_assert_eq!(n.i.take_recovery_point(), Some(point));
+        return Ok(());
+    }
+    let partial = partial.expect("a confirmed checkpoint was the receiver's");
+    proptest::prop_assert!(partial.checkpoints() >= point.serial);
+    proptest::prop_assert_eq!(point.confirmed, point.serial as usize * k as usize * 1024);
+    let t0 = Instant::now();
+    let (i, id) = Association::initiator_recovering(cfg(k, w), point, t0).unwrap();
+    let mut n = Net::between(i, cfg(k, w), t0);
+    n.run();
+    n.re.clear();
+    n.r.accept_recovery(partial).unwrap();
+    n.run();
+    proptest::prop_assert_eq!(&n.re, &[Event::TransferIndication { apdu: a }]);
+    proptest::prop_assert_eq!(n.ie.last(), Some(&Event::TransferConfirm { id }));
+    Ok(())
 }
 
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
 
-    /// Wherever a checkpointed transfer breaks, a sender left with a recovery point finds
-    /// the receiver's partial transfer at or past that point, and the recovered transfer
-    /// delivers the APDU whole, once.
+    /// [`recovered_whole`] wherever the transfer breaks.
     #[test]
     fn a_transfer_broken_anywhere_is_recovered_whole(
         size in 1usize..24 * 1024,
@@ -1310,21 +1373,15 @@ proptest::proptest! {
         f in 0usize..12,
         m in 0usize..12,
     ) {
-        let (a, point, partial) = break_at(size, k, w, rounds, f, m);
-        let Some(point) = point else {
-            return Ok(());
-        };
-        let partial = partial.expect("a confirmed checkpoint was the receiver's");
-        proptest::prop_assert!(partial.checkpoints() >= point.serial);
-        proptest::prop_assert_eq!(point.confirmed, point.serial as usize * k as usize * 1024);
-        let t0 = Instant::now();
-        let (i, id) = Association::initiator_recovering(cfg(k, w), point, t0).unwrap();
-        let mut n = Net::between(i, cfg(k, w), t0);
-        n.run();
-        n.re.clear();
-        n.r.accept_recovery(partial).unwrap();
-        n.run();
-        proptest::prop_assert_eq!(&n.re, &[Event::TransferIndication { apdu: a }]);
-        proptest::prop_assert_eq!(n.ie.last(), Some(&Event::TransferConfirm { id }));
+        recovered_whole(size, k, w, rounds, f, m)?;
     }
+}
+
+/// A case the property test found: the line dies after the receiver has the activity's end
+/// and before its confirmation reaches the sender.
+#[test]
+fn a_transfer_broken_after_its_activity_end_is_refused_and_sent_again() {
+    let b = break_at(4082, 2, 1, 2, 2, 0);
+    assert!(b.point.is_some() && b.partial.is_none() && b.indicated == [b.apdu.clone()]);
+    recovered_whole(4082, 2, 1, 2, 2, 0).unwrap();
 }
