@@ -1313,20 +1313,18 @@ fn break_at(size: usize, k: u32, w: u32, rounds: usize, f: usize, m: usize) -> B
 /// (the AEA), the receiver has the APDU whole already and nothing to resume: it refuses
 /// the recover, and the sender keeps its point (it then sends the APDU again from the
 /// start, which the MTA above recognises by its MTS identifier).
+/// `broken` is what [`break_at`] left at Checkpoint size `k` KiB and Window `w`.
 fn recovered_whole(
-    size: usize,
+    broken: Broken,
     k: u32,
     w: u32,
-    rounds: usize,
-    f: usize,
-    m: usize,
 ) -> Result<(), proptest::test_runner::TestCaseError> {
     let Broken {
         apdu: a,
         point,
         partial,
         indicated,
-    } = break_at(size, k, w, rounds, f, m);
+    } = broken;
     proptest::prop_assert!(indicated.len() <= 1);
     let Some(point) = point else {
         return Ok(());
@@ -1373,7 +1371,7 @@ proptest::proptest! {
         f in 0usize..12,
         m in 0usize..12,
     ) {
-        recovered_whole(size, k, w, rounds, f, m)?;
+        recovered_whole(break_at(size, k, w, rounds, f, m), k, w)?;
     }
 }
 
@@ -1383,5 +1381,5 @@ proptest::proptest! {
 fn a_transfer_broken_after_its_activity_end_is_refused_and_sent_again() {
     let b = break_at(4082, 2, 1, 2, 2, 0);
     assert!(b.point.is_some() && b.partial.is_none() && b.indicated == [b.apdu.clone()]);
-    recovered_whole(4082, 2, 1, 2, 2, 0).unwrap();
+    recovered_whole(b, 2, 1).unwrap();
 }
