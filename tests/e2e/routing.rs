@@ -27,3 +27,115 @@ fn email_domain_hosts_round_robin_and_skip_dead_ones() {
     assert!(raw.contains("Delivered-To: User2@far.test"), "{raw}");
     assert!(wait_for(5.0, || a.queue().is_empty().then_some(())).is_some());
 }
+
+/// An SMTP sink on `addr` that answers every command at once but holds each message's final
+/// reply for `hold`; counts the messages taken and the most connections open at once.
+struct SlowSink {
+    messages: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    most_open: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SlowSink {
+    fn start(addr: std::net::SocketAddr, hold: std::time::Duration) -> SlowSink {
+        use std::io::{BufRead, BufReader, Write};
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = std::net::TcpListener::bind(addr).unwrap();
+        let messages = Arc::new(AtomicUsize::new(0));
+        let most_open = Arc::new(AtomicUsize::new(0));
+        let open = Arc::new(AtomicUsize::new(0));
+        let (m, most) = (messages.clone(), most_open.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut out) = conn else { continue };
+                let (m, most, open) = (m.clone(), most.clone(), open.clone());
+                std::thread::spawn(move || {
+                    most.fetch_max(open.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                    let mut lines = BufReader::new(out.try_clone().unwrap());
+                    let _ = out.write_all(b"220 sink.test ESMTP\r\n");
+                    let mut line = String::new();
+                    let mut in_data = false;
+                    while lines.read_line(&mut line).is_ok_and(|n| n > 0) {
+                        let reply: &[u8] = if in_data {
+                            if line == ".\r\n" {
+                                in_data = false;
+                                std::thread::sleep(hold);
+                                m.fetch_add(1, Ordering::SeqCst);
+                                b"250 2.0.0 taken\r\n"
+                            } else {
+                                b""
+                            }
+                        } else {
+                            match line.get(..4).map(str::to_ascii_uppercase).as_deref() {
+                                Some("DATA") => {
+                                    in_data = true;
+                                    b"354 go ahead\r\n"
+                                }
+                                Some("QUIT") => {
+                                    let _ = out.write_all(b"221 bye\r\n");
+                                    break;
+                                }
+                                _ => b"250 ok\r\n",
+                            }
+                        };
+                        if out.write_all(reply).is_err() {
+                            break;
+                        }
+                        line.clear();
+                    }
+                    open.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        SlowSink { messages, most_open }
+    }
+
+    fn messages(&self) -> usize {
+        self.messages.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn most_open(&self) -> usize {
+        self.most_open.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Connections tab → Advanced, "Maximum number of connections to a single host" (KB
+/// Q146562): with a limit of 2, a host that holds each message for 500 ms never sees more
+/// than two connections; the messages that wait longer than a second for one stay queued,
+/// with the reason, and go a second later without counting a retry; all arrive. The same
+/// mail without the limit opens more.
+#[test]
+fn max_connections_per_host_caps_the_connections_to_one_host() {
+    let hold = std::time::Duration::from_millis(500);
+    let limited = SlowSink::start(std::net::SocketAddr::from((Ipv4Addr::new(127, 77, 31, 2), SMTP)), hold);
+    let a_ip = Ipv4Addr::new(127, 77, 31, 1);
+    let route = "max_connections_per_host = 2\n[[ims.email_domains]]\ndomain = \"far.test\"\nhosts = [\"127.77.31.2\"]";
+    let a = TestServer::start("Near", a_ip, route);
+    for i in 0..10 {
+        send_message(a.smtp_addr(), Some(a_ip), "User1@near.test", "User2@far.test", &format!("capped {i}")).assert_code(250);
+    }
+    // While mail waits: never a counted retry, and at least one message held back for want
+    // of a connection says so.
+    let (mut most_attempts, mut busy_seen) = (0, false);
+    let done = wait_for(30.0, || {
+        for e in a.queue() {
+            most_attempts = most_attempts.max(e["attempts"].as_u64().unwrap_or(0));
+            busy_seen |= e["last_error"].as_str().is_some_and(|s| s.contains("every connection allowed to a single host is in use"));
+        }
+        (limited.messages() == 10).then_some(())
+    });
+    assert!(done.is_some(), "{} of 10 taken by the sink", limited.messages());
+    assert!(limited.most_open() <= 2, "{} connections open at once", limited.most_open());
+    assert_eq!(most_attempts, 0, "a wait for a connection counted as a retry");
+    assert!(busy_seen, "no message waited for a connection (10 × 500 ms over 2 connections should make some)");
+    assert!(wait_for(5.0, || a.queue().is_empty().then_some(())).is_some());
+
+    let open = SlowSink::start(std::net::SocketAddr::from((Ipv4Addr::new(127, 77, 31, 4), SMTP)), hold);
+    let b_ip = Ipv4Addr::new(127, 77, 31, 3);
+    let b = TestServer::start("Near", b_ip, "[[ims.email_domains]]\ndomain = \"far.test\"\nhosts = [\"127.77.31.4\"]");
+    for i in 0..10 {
+        send_message(b.smtp_addr(), Some(b_ip), "User1@near.test", "User2@far.test", &format!("open {i}")).assert_code(250);
+    }
+    assert!(wait_for(30.0, || (open.messages() == 10).then_some(())).is_some(), "{} of 10 taken", open.messages());
+    assert!(open.most_open() > 2, "without the limit: at most {} connections at once", open.most_open());
+}

@@ -510,6 +510,13 @@ pub struct ImsConfig {
     /// Outbound delivery workers. Default 32.
     #[serde(default = "default_workers")]
     pub delivery_workers: usize,
+    /// Connections tab → Advanced, "Maximum number of connections to a single host" (KB
+    /// Q146562): at most this many outbound SMTP connections at once to one next-hop address
+    /// (1 for a single-threaded gateway such as MS Mail 3.x's). A delivery that finds them
+    /// all busy waits for one up to a second, then leaves the message queued and tries again
+    /// a second later, without counting a retry. Default: no limit but `delivery_workers`.
+    #[serde(default)]
+    pub max_connections_per_host: Option<usize>,
 }
 
 fn default_smtp_port() -> u16 {
@@ -671,6 +678,9 @@ impl Config {
             if ims.max_recipients == 0 || ims.max_message_size == 0 {
                 return Err("ims.max_recipients and ims.max_message_size must be positive".into());
             }
+            if ims.max_connections_per_host == Some(0) {
+                return Err("ims.max_connections_per_host must be at least 1 (leave it out for no limit)".into());
+            }
         }
         Ok(())
     }
@@ -759,6 +769,16 @@ listen = "127.10.10.10:8025"
         let err = Config::parse(&bad).unwrap_err();
         assert!(err.contains("lisen"), "{err}");
         assert!(err.contains("line 18"), "{err}");
+    }
+
+    #[test]
+    fn a_limit_of_no_connections_to_a_host_is_refused() {
+        let with = |v: &str| Config::parse(&SAMPLE.replace("[[ims.email_domains]]", &format!("max_connections_per_host = {v}\n[[ims.email_domains]]"))).unwrap();
+        assert_eq!(Config::parse(SAMPLE).unwrap().ims.unwrap().max_connections_per_host, None);
+        assert_eq!(with("1").ims.as_ref().unwrap().max_connections_per_host, Some(1));
+        assert!(with("1").validate().is_ok());
+        let err = with("0").validate().unwrap_err();
+        assert!(err.contains("max_connections_per_host"), "{err}");
     }
 
     #[test]

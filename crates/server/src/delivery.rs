@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use mtalab_smtp::{Mailbox, ReversePath, Transaction};
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::Ctx;
 use crate::conn::{ConnError, SmtpConnection};
@@ -107,11 +107,17 @@ pub struct Entry {
 /// A pool key: next-hop address and the source address bound, if any.
 type PoolKey = (SocketAddr, Option<IpAddr>);
 
-/// Idle outbound SMTP connections kept for reuse, per next-hop address.
+/// Outbound SMTP connections: the idle ones kept for reuse, per next-hop address, and the
+/// limit of connections open at once to one host (`ims.max_connections_per_host`).
 #[derive(Default)]
 pub struct Pool {
     /// Per key, the idle connections and when each was put back.
     idle: Mutex<HashMap<PoolKey, Vec<(SmtpConnection, Instant)>>>,
+    /// Per next-hop address, the limit its permits were made for and the permits: a
+    /// delivery holds one from before it takes or opens a connection until it has put the
+    /// connection back, so that no more than the limit are ever open to the host (a new one
+    /// is opened only when none is idle).
+    slots: Mutex<HashMap<SocketAddr, (usize, Arc<Semaphore>)>>,
 }
 
 /// How long an idle outbound connection is kept.
@@ -121,10 +127,30 @@ const POOL_PER_HOST: usize = 32;
 /// Connect and reply timeout for outbound SMTP.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a delivery worker waits for room in an X.400 connector's queue before it leaves
-/// the message in the IMS queue for the connector's Transfer interval.
+/// the message in the IMS queue for the connector's Transfer interval, or for one of the
+/// connections a host is allowed (`ims.max_connections_per_host`) before it leaves the
+/// message queued for [`HOST_BUSY_RETRY`].
 const QUEUE_WAIT: Duration = Duration::from_secs(1);
+/// When a message whose next hop had every connection it is allowed busy is tried again
+/// (not counted as a retry: nothing was tried).
+const HOST_BUSY_RETRY: Duration = Duration::from_secs(1);
 
 impl Pool {
+    /// A permit for one connection to `addr`, out of `max`: waits up to [`QUEUE_WAIT`] for
+    /// one; `None` when they stayed all in use. A changed limit takes effect for permits
+    /// asked for from then on.
+    async fn slot(&self, addr: SocketAddr, max: usize) -> Option<OwnedSemaphorePermit> {
+        let sem = {
+            let mut slots = self.slots.lock().expect("pool lock");
+            let e = slots.entry(addr).or_insert_with(|| (max, Arc::new(Semaphore::new(max))));
+            if e.0 != max {
+                *e = (max, Arc::new(Semaphore::new(max)));
+            }
+            e.1.clone()
+        };
+        tokio::time::timeout(QUEUE_WAIT, sem.acquire_owned()).await.ok()?.ok()
+    }
+
     fn take(&self, addr: SocketAddr, src: Option<IpAddr>) -> Option<SmtpConnection> {
         let mut idle = self.idle.lock().expect("pool lock");
         let list = idle.get_mut(&(addr, src))?;
@@ -455,12 +481,28 @@ async fn attempt(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
         }
     }
 
+    // Only hosts at their connection limit kept recipients pending: the message waits
+    // [`HOST_BUSY_RETRY`], and the pass is not a retry.
+    let mut only_busy = transient.is_none();
+    let mut busy = false;
     for (_, (hop, rcpts)) in remote {
-        let (outs, err) = deliver_remote(ctx, &entry.envelope, &data, &hop, &rcpts).await;
+        let (outs, wait) = deliver_remote(ctx, &entry.envelope, &data, &hop, &rcpts).await;
         results.extend(outs);
-        if err.is_some() {
-            transient = err;
+        match wait {
+            Some(RemoteWait::Busy(why)) => {
+                busy = true;
+                transient = Some(why);
+            }
+            Some(RemoteWait::Failed(why)) => {
+                only_busy = false;
+                transient = Some(why);
+            }
+            None => {}
         }
+    }
+    if busy && only_busy && let Some(en) = ctx.entries.lock().expect("entries lock").get_mut(&job.id) {
+        en.retry_delay = Some(HOST_BUSY_RETRY);
+        en.deferral = true;
     }
 
     if x400.is_empty() {
@@ -532,6 +574,8 @@ async fn conclude(
             if let Some(en) = ctx.entries.lock().expect("entries lock").get_mut(id) {
                 if p.attempted {
                     *en.mta_retries.entry(ci).or_insert(0) += 1;
+                    // A transfer was tried: the pass counts, whatever an SMTP host did.
+                    en.deferral = false;
                 }
                 en.retry_delay = retry_delay;
             }
@@ -665,19 +709,28 @@ async fn deliver_x400(ctx: &Arc<Ctx>, entry: &Entry, data: &Arc<Vec<u8>>, ci: us
     }
 }
 
+/// Why [`deliver_remote`] left recipients pending.
+enum RemoteWait {
+    /// Every address of the next hop had all the connections it is allowed in use
+    /// (`ims.max_connections_per_host`): nothing was tried.
+    Busy(String),
+    /// A transient failure: no address, a host that could not be reached, a 4xx reply.
+    Failed(String),
+}
+
 /// Deliver one group of remote recipients sharing a next hop. Returns the final outcomes
-/// and, when some stay pending, the transient error.
+/// and, when some stay pending, why.
 async fn deliver_remote(
     ctx: &Arc<Ctx>,
     env: &Envelope,
     data: &Arc<Vec<u8>>,
     hop: &NextHop,
     rcpts: &[(usize, Mailbox)],
-) -> (Vec<(usize, Outcome)>, Option<String>) {
+) -> (Vec<(usize, Outcome)>, Option<RemoteWait>) {
     let domain = rcpts.first().map(|(_, m)| m.domain.clone()).unwrap_or_default();
     let addrs = match resolve_hop(ctx, hop).await {
         Ok(a) if !a.is_empty() => a,
-        Ok(_) => return (vec![], Some(format!("no address for next hop of {domain}"))),
+        Ok(_) => return (vec![], Some(RemoteWait::Failed(format!("no address for next hop of {domain}")))),
         Err(HopError::Permanent(why)) => {
             ctx.events.log(catalog::IMC_DELIVERY_FAILED, &[&domain, &why]);
             let outs = rcpts
@@ -686,16 +739,28 @@ async fn deliver_remote(
                 .collect();
             return (outs, None);
         }
-        Err(HopError::Temporary(why)) => return (vec![], Some(why)),
+        Err(HopError::Temporary(why)) => return (vec![], Some(RemoteWait::Failed(why))),
     };
-    let (src, helo) = {
+    let (src, helo, max) = {
         let cfg = ctx.cfg.read().expect("cfg lock");
         let ims = cfg.ims.as_ref();
-        (ims.and_then(|i| i.source_address.or(Some(i.listen.ip()))), ctx.hostname.clone())
+        (ims.and_then(|i| i.source_address.or(Some(i.listen.ip()))), ctx.hostname.clone(), ims.and_then(|i| i.max_connections_per_host))
     };
     let from = if env.from.is_empty() { ReversePath::Null } else { ReversePath::Mailbox(parse_rcpt(&env.from)) };
-    let mut last_err = String::new();
+    let mut last_err = None;
+    let mut busy = Vec::new();
     for (host_name, addr) in addrs {
+        // Held until the connection is back in the pool or closed.
+        let _permit = match max {
+            Some(max) => match ctx.pool.slot(addr, max).await {
+                Some(p) => Some(p),
+                None => {
+                    busy.push(format!("{host_name} ({addr})"));
+                    continue;
+                }
+            },
+            None => None,
+        };
         let txn = Transaction { from: from.clone(), rcpts: rcpts.iter().map(|(_, m)| m.clone()).collect(), data: data.to_vec() };
         let result = match ctx.pool.take(addr, src) {
             Some(mut c) => match c.send(txn.clone()).await {
@@ -710,15 +775,20 @@ async fn deliver_remote(
                 if let Some(c) = ctx.pool.put(addr, src, conn) {
                     tokio::spawn(c.quit());
                 }
-                return map_result(ctx, &domain, &host_name, rcpts, r);
+                let (outs, transient) = map_result(ctx, &domain, &host_name, rcpts, r);
+                return (outs, transient.map(RemoteWait::Failed));
             }
             Err(e) => {
-                last_err = format!("{host_name} ({addr}): {e}");
+                last_err = Some(format!("{host_name} ({addr}): {e}"));
                 ctx.events.log(catalog::IMC_HOST_FAILED, &[&format!("{host_name} ({addr})"), &domain, &e.to_string()]);
             }
         }
     }
-    (vec![], Some(last_err))
+    let wait = match last_err {
+        Some(e) => RemoteWait::Failed(e),
+        None => RemoteWait::Busy(format!("{}: every connection allowed to a single host is in use", busy.join(", "))),
+    };
+    (vec![], Some(wait))
 }
 
 async fn fresh_send(addr: SocketAddr, src: Option<IpAddr>, helo: &str, txn: Transaction) -> Result<(SmtpConnection, mtalab_smtp::TransactionResult), ConnError> {
