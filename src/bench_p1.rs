@@ -46,6 +46,12 @@ pub struct P1Args {
     /// Threshold of the multi-association run.
     #[arg(long, default_value_t = 10)]
     pub threshold: u32,
+    /// A's IMS in the SMTP relay run: "Maximum number of connections to a single host" (KB
+    /// Q146562), by default the most associations an X.400 connector opens to one remote
+    /// MTA, so that both ways carry the mail over as many connections at once; 0: no limit
+    /// but A's 32 delivery workers.
+    #[arg(long, default_value_t = mtalab_server::mta::outbound::MAX_ASSOCIATIONS)]
+    pub smtp_connections: usize,
     /// Associations to open for the set-up rate.
     #[arg(long, default_value_t = 300)]
     pub associations: u32,
@@ -78,9 +84,15 @@ const SMTP: u16 = 2525;
 const ADMIN: u16 = 2526;
 const P1: u16 = 2528;
 
-fn server_config(name: &str, ip: Ipv4Addr, peer: Ipv4Addr, peer_name: &str, route: &str, threshold: u32, data: &Path) -> String {
+/// The config of server `name` ("A" or "B", the other its peer) for a run over `route`.
+fn server_config(name: &str, route: &str, threshold: u32, smtp_connections: usize, data: &Path) -> String {
+    let (ip, peer, peer_name) = if name == "A" { (A, B, "B") } else { (B, A, "A") };
+    let limit = match smtp_connections {
+        0 => String::new(),
+        n => format!("max_connections_per_host = {n}\n"),
+    };
     let (ims_route, space) = match route {
-        "smtp" => (format!("[[ims.email_domains]]\ndomain = \"{0}.test\"\nhosts = [\"{peer}\"]\n", peer_name.to_ascii_lowercase()), String::new()),
+        "smtp" => (format!("{limit}[[ims.email_domains]]\ndomain = \"{0}.test\"\nhosts = [\"{peer}\"]\n", peer_name.to_ascii_lowercase()), String::new()),
         _ => (
             String::new(),
             format!("address_space = [{{ type = \"SMTP\", address = \"{}.test\", cost = 1 }}]\n", peer_name.to_ascii_lowercase()),
@@ -276,8 +288,8 @@ async fn throughput(work: &Path, route: &str, threshold: u32, a: &P1Args) -> any
     let a_data = dir.join("a");
     let b_data = dir.join("b");
     let wrapper = a.server_wrapper.as_deref();
-    let sa = Server::start(&dir, "A", &server_config("A", A, B, "B", route, threshold, &a_data), A, wrapper).await?;
-    let sb = Server::start(&dir, "B", &server_config("B", B, A, "A", route, threshold, &b_data), B, wrapper).await?;
+    let sa = Server::start(&dir, "A", &server_config("A", route, threshold, a.smtp_connections, &a_data), A, wrapper).await?;
+    let sb = Server::start(&dir, "B", &server_config("B", route, threshold, a.smtp_connections, &b_data), B, wrapper).await?;
     let body = "x".repeat(75) + "\n";
     let body: String = body.repeat(a.size.div_ceil(76));
     let per = a.messages.div_ceil(a.sessions);
@@ -343,7 +355,7 @@ async fn throughput(work: &Path, route: &str, threshold: u32, a: &P1Args) -> any
 async fn setup_rate(work: &Path, a: &P1Args) -> anyhow::Result<f64> {
     let dir = work.join("assoc");
     let _ = std::fs::remove_dir_all(&dir);
-    let sb = Server::start(&dir, "B", &server_config("B", B, A, "A", "x400", 50, &dir.join("b")), B, a.server_wrapper.as_deref()).await?;
+    let sb = Server::start(&dir, "B", &server_config("B", "x400", 50, a.smtp_connections, &dir.join("b")), B, a.server_wrapper.as_deref()).await?;
     let bind = MtaBindArgument::simple("A", "pwA").encode().map_err(|e| anyhow::anyhow!("{e}"))?;
     let t0 = Instant::now();
     for _ in 0..a.associations {
@@ -396,7 +408,7 @@ pub async fn run(a: P1Args) -> anyhow::Result<ExitCode> {
     if a.json {
         println!(
             "{}",
-            json!({"messages": a.messages, "size": a.size, "sessions": a.sessions, "threshold": a.threshold,
+            json!({"messages": a.messages, "size": a.size, "sessions": a.sessions, "threshold": a.threshold, "smtp_connections_per_host": a.smtp_connections,
                    "x400_one_association_msgs_per_s": x1.rate, "x400_threshold_msgs_per_s": xt.rate, "smtp_relay_msgs_per_s": smtp.rate,
                    "cpu_ms_per_msg": {"x400_one_association": [x1.cpu_a_ms, x1.cpu_b_ms], "x400_threshold": [xt.cpu_a_ms, xt.cpu_b_ms], "smtp_relay": [smtp.cpu_a_ms, smtp.cpu_b_ms]},
                    "associations_per_s": assoc, "rounds": a.rounds.max(1), "x400_threshold_over_smtp_per_round": ratios,
@@ -409,7 +421,13 @@ pub async fn run(a: P1Args) -> anyhow::Result<ExitCode> {
         let row = |name: String, r: Run| println!("  {name:<48} {:>10.1} {:>6.3}+{:<6.3}", r.rate, r.cpu_a_ms, r.cpu_b_ms);
         row("X.400 P1, one association".into(), x1);
         row(format!("X.400 P1, Threshold {} (up to 10 associations)", a.threshold), xt);
-        row("SMTP relay (IMS to IMS)".into(), smtp);
+        row(
+            match a.smtp_connections {
+                0 => "SMTP relay (IMS to IMS, 32 delivery workers)".into(),
+                n => format!("SMTP relay (IMS to IMS, up to {n} connections)"),
+            },
+            smtp,
+        );
         println!("  {:<48} {:>10.1} /s", "associations opened, bound and released", assoc);
         let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
         println!("  X.400 Threshold {} ÷ SMTP, per round: {}", a.threshold, shown.join(" "));

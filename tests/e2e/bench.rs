@@ -20,6 +20,8 @@ fn bench_p1_measures_every_route_for_every_round() {
         assert!(v[k].as_f64().is_some_and(|r| r > 0.0), "{k}: {v}");
     }
     assert_eq!(v["rounds"], 2);
+    // The SMTP relay's connections to B are limited as the X.400 connector's associations.
+    assert_eq!(v["smtp_connections_per_host"], 10, "{v}");
     let ratios = v["x400_threshold_over_smtp_per_round"].as_array().unwrap();
     assert_eq!(ratios.len(), 2, "{v}");
     assert!(ratios.iter().all(|r| r.as_f64().is_some_and(|r| r > 0.0)), "{v}");
