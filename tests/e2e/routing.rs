@@ -33,6 +33,9 @@ fn email_domain_hosts_round_robin_and_skip_dead_ones() {
 struct SlowSink {
     messages: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     most_open: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Connections accepted, and the most messages one of them carried.
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    most_per_connection: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl SlowSink {
@@ -44,13 +47,17 @@ impl SlowSink {
         let messages = Arc::new(AtomicUsize::new(0));
         let most_open = Arc::new(AtomicUsize::new(0));
         let open = Arc::new(AtomicUsize::new(0));
-        let (m, most) = (messages.clone(), most_open.clone());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let most_per_connection = Arc::new(AtomicUsize::new(0));
+        let (m, most, conns, per) = (messages.clone(), most_open.clone(), connections.clone(), most_per_connection.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut out) = conn else { continue };
-                let (m, most, open) = (m.clone(), most.clone(), open.clone());
+                let (m, most, open, per) = (m.clone(), most.clone(), open.clone(), per.clone());
+                conns.fetch_add(1, Ordering::SeqCst);
                 std::thread::spawn(move || {
                     most.fetch_max(open.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                    let mut carried = 0;
                     let mut lines = BufReader::new(out.try_clone().unwrap());
                     let _ = out.write_all(b"220 sink.test ESMTP\r\n");
                     let mut line = String::new();
@@ -61,6 +68,8 @@ impl SlowSink {
                                 in_data = false;
                                 std::thread::sleep(hold);
                                 m.fetch_add(1, Ordering::SeqCst);
+                                carried += 1;
+                                per.fetch_max(carried, Ordering::SeqCst);
                                 b"250 2.0.0 taken\r\n"
                             } else {
                                 b""
@@ -87,7 +96,7 @@ impl SlowSink {
                 });
             }
         });
-        SlowSink { messages, most_open }
+        SlowSink { messages, most_open, connections, most_per_connection }
     }
 
     fn messages(&self) -> usize {
@@ -96,6 +105,14 @@ impl SlowSink {
 
     fn most_open(&self) -> usize {
         self.most_open.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn most_per_connection(&self) -> usize {
+        self.most_per_connection.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -138,4 +155,62 @@ fn max_connections_per_host_caps_the_connections_to_one_host() {
     }
     assert!(wait_for(30.0, || (open.messages() == 10).then_some(())).is_some(), "{} of 10 taken", open.messages());
     assert!(open.most_open() > 2, "without the limit: at most {} connections at once", open.most_open());
+}
+
+/// "Maximum number of messages sent in a connection" (KB Q146562): with 3, twelve messages
+/// sent one after the other reach the next hop over connections of at most three each;
+/// without it the pooled connection carries more.
+#[test]
+fn max_messages_per_connection_closes_a_connection_after_that_many() {
+    let zero = std::time::Duration::ZERO;
+    let limited = SlowSink::start(std::net::SocketAddr::from((Ipv4Addr::new(127, 77, 31, 6), SMTP)), zero);
+    let a_ip = Ipv4Addr::new(127, 77, 31, 5);
+    let a = TestServer::start("Near", a_ip, "max_messages_per_connection = 3\n[[ims.email_domains]]\ndomain = \"far.test\"\nhosts = [\"127.77.31.6\"]");
+    for i in 0..12 {
+        send_message(a.smtp_addr(), Some(a_ip), "User1@near.test", "User2@far.test", &format!("per connection {i}")).assert_code(250);
+        assert!(wait_for(10.0, || (limited.messages() == i + 1).then_some(())).is_some(), "message {i} not relayed");
+    }
+    assert!(limited.most_per_connection() <= 3, "{} messages on one connection", limited.most_per_connection());
+    assert!(limited.connections() >= 4, "12 messages over {} connections", limited.connections());
+
+    let open = SlowSink::start(std::net::SocketAddr::from((Ipv4Addr::new(127, 77, 31, 8), SMTP)), zero);
+    let b_ip = Ipv4Addr::new(127, 77, 31, 7);
+    let b = TestServer::start("Near", b_ip, "[[ims.email_domains]]\ndomain = \"far.test\"\nhosts = [\"127.77.31.8\"]");
+    for i in 0..12 {
+        send_message(b.smtp_addr(), Some(b_ip), "User1@near.test", "User2@far.test", &format!("pooled {i}")).assert_code(250);
+        assert!(wait_for(10.0, || (open.messages() == i + 1).then_some(())).is_some(), "message {i} not relayed");
+    }
+    assert!(open.most_per_connection() > 3, "without the limit: at most {} per connection", open.most_per_connection());
+}
+
+/// "Maximum number of inbound connections" (KB Q146562): with 2, a third connection is
+/// answered 421 4.3.2 and closed while two sessions are open, and served once one ends.
+#[test]
+fn max_inbound_connections_turns_away_one_too_many() {
+    use std::io::BufRead;
+    let ip = Ipv4Addr::new(127, 77, 31, 9);
+    let a = TestServer::start("Near", ip, "max_inbound_connections = 2");
+    let mut first = Raw::connect(a.smtp_addr(), Some(ip));
+    let mut second = Raw::connect(a.smtp_addr(), Some(ip));
+    first.cmd("EHLO one.test").assert_code(250);
+    second.cmd("EHLO two.test").assert_code(250);
+    // A new connection's first line, and the rest of what it sends until it closes.
+    let greet = || {
+        let s = std::net::TcpStream::connect(a.smtp_addr()).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let mut lines = std::io::BufReader::new(s);
+        let mut first = String::new();
+        lines.read_line(&mut first).unwrap();
+        (first, lines)
+    };
+    let (reply, mut lines) = greet();
+    assert!(reply.starts_with("421 4.3.2 "), "{reply:?}");
+    let mut rest = String::new();
+    assert_eq!(lines.read_line(&mut rest).unwrap(), 0, "not closed after the 421: {rest:?}");
+    // The sessions already open go on.
+    second.cmd("NOOP").assert_code(250);
+    first.cmd("QUIT").assert_code(221);
+    assert!(first.is_closed());
+    let served = wait_for(5.0, || greet().0.starts_with("220 ").then_some(()));
+    assert!(served.is_some(), "not served again once a session ended");
 }

@@ -517,6 +517,16 @@ pub struct ImsConfig {
     /// a second later, without counting a retry. Default: no limit but `delivery_workers`.
     #[serde(default)]
     pub max_connections_per_host: Option<usize>,
+    /// Connections tab → Advanced, "Maximum number of messages sent in a connection" (KB
+    /// Q146562): after this many a connection is closed (QUIT) instead of kept for the next
+    /// message, which then opens a new one. Default: no limit.
+    #[serde(default)]
+    pub max_messages_per_connection: Option<usize>,
+    /// Connections tab → Advanced, "Maximum number of inbound connections" (KB Q146562):
+    /// SMTP sessions served at once. A connection beyond them is answered `421 4.3.2` and
+    /// closed (RFC 5321 §3.8, RFC 3463 X.3.2). Read when the IMS starts. Default: no limit.
+    #[serde(default)]
+    pub max_inbound_connections: Option<usize>,
 }
 
 fn default_smtp_port() -> u16 {
@@ -678,8 +688,14 @@ impl Config {
             if ims.max_recipients == 0 || ims.max_message_size == 0 {
                 return Err("ims.max_recipients and ims.max_message_size must be positive".into());
             }
-            if ims.max_connections_per_host == Some(0) {
-                return Err("ims.max_connections_per_host must be at least 1 (leave it out for no limit)".into());
+            for (name, v) in [
+                ("max_connections_per_host", ims.max_connections_per_host),
+                ("max_messages_per_connection", ims.max_messages_per_connection),
+                ("max_inbound_connections", ims.max_inbound_connections),
+            ] {
+                if v == Some(0) {
+                    return Err(format!("ims.{name} must be at least 1 (leave it out for no limit)"));
+                }
             }
         }
         Ok(())
@@ -772,13 +788,18 @@ listen = "127.10.10.10:8025"
     }
 
     #[test]
-    fn a_limit_of_no_connections_to_a_host_is_refused() {
+    fn a_limit_of_zero_connections_or_messages_is_refused() {
         let with = |v: &str| Config::parse(&SAMPLE.replace("[[ims.email_domains]]", &format!("max_connections_per_host = {v}\n[[ims.email_domains]]"))).unwrap();
         assert_eq!(Config::parse(SAMPLE).unwrap().ims.unwrap().max_connections_per_host, None);
         assert_eq!(with("1").ims.as_ref().unwrap().max_connections_per_host, Some(1));
         assert!(with("1").validate().is_ok());
         let err = with("0").validate().unwrap_err();
         assert!(err.contains("max_connections_per_host"), "{err}");
+        for name in ["max_messages_per_connection", "max_inbound_connections"] {
+            let c = Config::parse(&SAMPLE.replace("[[ims.email_domains]]", &format!("{name} = 0\n[[ims.email_domains]]"))).unwrap();
+            let err = c.validate().unwrap_err();
+            assert!(err.contains(name), "{err}");
+        }
     }
 
     #[test]

@@ -72,6 +72,8 @@ pub struct SmtpConnection {
     pub offered: Offered,
     /// The server's address.
     pub peer: SocketAddr,
+    /// Transactions run on this connection so far, whatever their outcome.
+    pub transactions: usize,
     timeout: Duration,
 }
 
@@ -98,6 +100,7 @@ impl SmtpConnection {
             buf: vec![0; 16 * 1024],
             offered: Offered { esmtp: false, pipelining: false, size: None },
             peer: addr,
+            transactions: 0,
             timeout,
         };
         let offered = conn
@@ -114,6 +117,7 @@ impl SmtpConnection {
 
     /// Run one mail transaction; per-recipient replies come back in the result.
     pub async fn send(&mut self, txn: Transaction) -> Result<TransactionResult, ConnError> {
+        self.transactions += 1;
         self.session.send(txn);
         self.drive("transaction reply", |ev| match ev {
             ClientEvent::Done(r) => Some(Ok(r)),

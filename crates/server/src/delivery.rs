@@ -741,17 +741,22 @@ async fn deliver_remote(
         }
         Err(HopError::Temporary(why)) => return (vec![], Some(RemoteWait::Failed(why))),
     };
-    let (src, helo, max) = {
+    let (src, helo, max, per_connection) = {
         let cfg = ctx.cfg.read().expect("cfg lock");
         let ims = cfg.ims.as_ref();
-        (ims.and_then(|i| i.source_address.or(Some(i.listen.ip()))), ctx.hostname.clone(), ims.and_then(|i| i.max_connections_per_host))
+        (
+            ims.and_then(|i| i.source_address.or(Some(i.listen.ip()))),
+            ctx.hostname.clone(),
+            ims.and_then(|i| i.max_connections_per_host),
+            ims.and_then(|i| i.max_messages_per_connection),
+        )
     };
     let from = if env.from.is_empty() { ReversePath::Null } else { ReversePath::Mailbox(parse_rcpt(&env.from)) };
     let mut last_err = None;
     let mut busy = Vec::new();
     for (host_name, addr) in addrs {
         // Held until the connection is back in the pool or closed.
-        let _permit = match max {
+        let permit = match max {
             Some(max) => match ctx.pool.slot(addr, max).await {
                 Some(p) => Some(p),
                 None => {
@@ -772,8 +777,15 @@ async fn deliver_remote(
         };
         match result {
             Ok((conn, r)) => {
-                if let Some(c) = ctx.pool.put(addr, src, conn) {
-                    tokio::spawn(c.quit());
+                // Its last message if it has carried "Maximum number of messages sent in a
+                // connection" (KB Q146562).
+                let spent = per_connection.is_some_and(|m| conn.transactions >= m);
+                if let Some(c) = if spent { Some(conn) } else { ctx.pool.put(addr, src, conn) } {
+                    // The host's permit goes once the connection is closed.
+                    tokio::spawn(async move {
+                        c.quit().await;
+                        drop(permit);
+                    });
                 }
                 let (outs, transient) = map_result(ctx, &domain, &host_name, rcpts, r);
                 return (outs, transient.map(RemoteWait::Failed));

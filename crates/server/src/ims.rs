@@ -19,18 +19,32 @@ use crate::Ctx;
 use crate::maildir::count_received;
 use crate::queue::Envelope;
 
-/// Accept connections until shutdown.
+/// Accept connections until shutdown; beyond `ims.max_inbound_connections` sessions at once
+/// (KB Q146562, read here once) a connection is answered `421 4.3.2` and closed (RFC 5321
+/// §3.8).
 pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>) {
     let shutdown = ctx.shutdown.clone();
+    let limit = ctx.cfg.read().expect("cfg lock").ims.as_ref().and_then(|i| i.max_inbound_connections).map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
     loop {
         tokio::select! {
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
                     let ctx = ctx.clone();
+                    let permit = match &limit {
+                        Some(l) => match l.clone().try_acquire_owned() {
+                            Ok(p) => Some(p),
+                            Err(_) => {
+                                tokio::spawn(too_many(stream, peer, ctx.hostname.clone()));
+                                continue;
+                            }
+                        },
+                        None => None,
+                    };
                     tokio::spawn(async move {
                         if let Err(e) = session(stream, peer, ctx).await {
                             tracing::debug!(%peer, error = %e, "smtp session ended with an error");
                         }
+                        drop(permit);
                     });
                 }
                 Err(e) => {
@@ -41,6 +55,18 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>) {
             _ = crate::stopped(shutdown.clone()) => return,
         }
     }
+}
+
+/// Turn away a connection beyond the inbound limit: `421 4.3.2`, then close (RFC 5321 §3.8:
+/// a server that cannot serve answers 421 at once; RFC 3463 X.3.2: not accepting messages).
+async fn too_many(mut stream: TcpStream, peer: SocketAddr, hostname: String) {
+    tracing::info!(%peer, "inbound connection refused: every inbound connection allowed is in use");
+    let reply = format!("421 4.3.2 {hostname} Too many connections, try again later\r\n");
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = stream.write_all(reply.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 fn session_config(ctx: &Ctx) -> (ServerConfig, Duration, usize) {
