@@ -507,7 +507,10 @@ pub struct ImsConfig {
     /// (Exchange IMS default 48 hours). Scaled by time_scale.
     #[serde(default = "default_expire")]
     pub expire_secs: f64,
-    /// Outbound delivery workers. Default 32.
+    /// Outbound delivery workers. Each sends over one connection at a time, so this is also
+    /// the most outbound SMTP connections in use at once (the Connections tab's "Maximum
+    /// number of outbound connections", KB Q146562; idle ones kept for reuse close after 5
+    /// s). Default 32.
     #[serde(default = "default_workers")]
     pub delivery_workers: usize,
     /// Connections tab → Advanced, "Maximum number of connections to a single host" (KB
