@@ -1,7 +1,12 @@
 //! Next-hop selection end to end: E-Mail Domain hosts in round robin with dead ones skipped,
 //! RCPT TO unchanged.
 
-use std::net::Ipv4Addr;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::Duration;
 
 use crate::util::*;
 
@@ -28,35 +33,36 @@ fn email_domain_hosts_round_robin_and_skip_dead_ones() {
     assert!(wait_for(5.0, || a.queue().is_empty().then_some(())).is_some());
 }
 
-/// An SMTP sink on `addr` that answers every command at once but holds each message's final
-/// reply for `hold`; counts the messages taken and the most connections open at once.
-struct SlowSink {
-    messages: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    most_open: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    /// Connections accepted, and the most messages one of them carried.
-    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    most_per_connection: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+/// What a [`SlowSink`] has seen.
+#[derive(Default)]
+struct SinkCounts {
+    /// Messages taken.
+    messages: AtomicUsize,
+    /// Connections accepted.
+    connections: AtomicUsize,
+    /// Connections open now, and the most open at once.
+    open: AtomicUsize,
+    most_open: AtomicUsize,
+    /// The most messages one connection carried.
+    most_per_connection: AtomicUsize,
 }
 
+/// An SMTP sink on `addr` that answers every command at once but holds each message's final
+/// reply for `hold`.
+struct SlowSink(Arc<SinkCounts>);
+
 impl SlowSink {
-    fn start(addr: std::net::SocketAddr, hold: std::time::Duration) -> SlowSink {
-        use std::io::{BufRead, BufReader, Write};
-        use std::sync::Arc;
-        use std::sync::atomic::{AtomicUsize, Ordering};
+    fn start(addr: SocketAddr, hold: Duration) -> SlowSink {
         let listener = std::net::TcpListener::bind(addr).unwrap();
-        let messages = Arc::new(AtomicUsize::new(0));
-        let most_open = Arc::new(AtomicUsize::new(0));
-        let open = Arc::new(AtomicUsize::new(0));
-        let connections = Arc::new(AtomicUsize::new(0));
-        let most_per_connection = Arc::new(AtomicUsize::new(0));
-        let (m, most, conns, per) = (messages.clone(), most_open.clone(), connections.clone(), most_per_connection.clone());
+        let counts = Arc::new(SinkCounts::default());
+        let c = counts.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut out) = conn else { continue };
-                let (m, most, open, per) = (m.clone(), most.clone(), open.clone(), per.clone());
-                conns.fetch_add(1, Ordering::SeqCst);
+                let c = c.clone();
+                c.connections.fetch_add(1, SeqCst);
                 std::thread::spawn(move || {
-                    most.fetch_max(open.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                    c.most_open.fetch_max(c.open.fetch_add(1, SeqCst) + 1, SeqCst);
                     let mut carried = 0;
                     let mut lines = BufReader::new(out.try_clone().unwrap());
                     let _ = out.write_all(b"220 sink.test ESMTP\r\n");
@@ -67,9 +73,9 @@ impl SlowSink {
                             if line == ".\r\n" {
                                 in_data = false;
                                 std::thread::sleep(hold);
-                                m.fetch_add(1, Ordering::SeqCst);
+                                c.messages.fetch_add(1, SeqCst);
                                 carried += 1;
-                                per.fetch_max(carried, Ordering::SeqCst);
+                                c.most_per_connection.fetch_max(carried, SeqCst);
                                 b"250 2.0.0 taken\r\n"
                             } else {
                                 b""
@@ -92,28 +98,42 @@ impl SlowSink {
                         }
                         line.clear();
                     }
-                    open.fetch_sub(1, Ordering::SeqCst);
+                    c.open.fetch_sub(1, SeqCst);
                 });
             }
         });
-        SlowSink { messages, most_open, connections, most_per_connection }
+        SlowSink(counts)
     }
 
     fn messages(&self) -> usize {
-        self.messages.load(std::sync::atomic::Ordering::SeqCst)
+        self.0.messages.load(SeqCst)
     }
 
     fn most_open(&self) -> usize {
-        self.most_open.load(std::sync::atomic::Ordering::SeqCst)
+        self.0.most_open.load(SeqCst)
     }
 
     fn connections(&self) -> usize {
-        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+        self.0.connections.load(SeqCst)
     }
 
     fn most_per_connection(&self) -> usize {
-        self.most_per_connection.load(std::sync::atomic::Ordering::SeqCst)
+        self.0.most_per_connection.load(SeqCst)
     }
+}
+
+/// A server "Near" at 127.77.31.`near` whose mail for far.test goes to a [`SlowSink`] at
+/// 127.77.31.`sink` holding each message for `hold`; `limits` is added to its `[ims]`.
+fn near_and_sink(near: u8, sink: u8, limits: &str, hold: Duration) -> (TestServer, SlowSink) {
+    let sink_ip = Ipv4Addr::new(127, 77, 31, sink);
+    let s = SlowSink::start(SocketAddr::from((sink_ip, SMTP)), hold);
+    let route = format!("{limits}\n[[ims.email_domains]]\ndomain = \"far.test\"\nhosts = [\"{sink_ip}\"]");
+    (TestServer::start("Near", Ipv4Addr::new(127, 77, 31, near), &route), s)
+}
+
+/// Submit one message for the sink to `near`.
+fn send_far(near: &TestServer, subject: &str) {
+    send_message(near.smtp_addr(), Some(near.ip), "User1@near.test", "User2@far.test", subject).assert_code(250);
 }
 
 /// Connections tab → Advanced, "Maximum number of connections to a single host" (KB
@@ -123,13 +143,10 @@ impl SlowSink {
 /// mail without the limit opens more.
 #[test]
 fn max_connections_per_host_caps_the_connections_to_one_host() {
-    let hold = std::time::Duration::from_millis(500);
-    let limited = SlowSink::start(std::net::SocketAddr::from((Ipv4Addr::new(127, 77, 31, 2), SMTP)), hold);
-    let a_ip = Ipv4Addr::new(127, 77, 31, 1);
-    let route = "max_connections_per_host = 2\n[[ims.email_domains]]\ndomain = \"far.test\"\nhosts = [\"127.77.31.2\"]";
-    let a = TestServer::start("Near", a_ip, route);
+    let hold = Duration::from_millis(500);
+    let (a, limited) = near_and_sink(1, 2, "max_connections_per_host = 2", hold);
     for i in 0..10 {
-        send_message(a.smtp_addr(), Some(a_ip), "User1@near.test", "User2@far.test", &format!("capped {i}")).assert_code(250);
+        send_far(&a, &format!("capped {i}"));
     }
     // While mail waits: never a counted retry, and at least one message held back for want
     // of a connection says so.
@@ -147,14 +164,20 @@ fn max_connections_per_host_caps_the_connections_to_one_host() {
     assert!(busy_seen, "no message waited for a connection (10 × 500 ms over 2 connections should make some)");
     assert!(wait_for(5.0, || a.queue().is_empty().then_some(())).is_some());
 
-    let open = SlowSink::start(std::net::SocketAddr::from((Ipv4Addr::new(127, 77, 31, 4), SMTP)), hold);
-    let b_ip = Ipv4Addr::new(127, 77, 31, 3);
-    let b = TestServer::start("Near", b_ip, "[[ims.email_domains]]\ndomain = \"far.test\"\nhosts = [\"127.77.31.4\"]");
+    let (b, open) = near_and_sink(3, 4, "", hold);
     for i in 0..10 {
-        send_message(b.smtp_addr(), Some(b_ip), "User1@near.test", "User2@far.test", &format!("open {i}")).assert_code(250);
+        send_far(&b, &format!("open {i}"));
     }
     assert!(wait_for(30.0, || (open.messages() == 10).then_some(())).is_some(), "{} of 10 taken", open.messages());
     assert!(open.most_open() > 2, "without the limit: at most {} connections at once", open.most_open());
+}
+
+/// Send twelve messages to `near` one after the other, each relayed before the next.
+fn twelve_one_by_one(near: &TestServer, sink: &SlowSink) {
+    for i in 0..12 {
+        send_far(near, &format!("one by one {i}"));
+        assert!(wait_for(10.0, || (sink.messages() == i + 1).then_some(())).is_some(), "message {i} not relayed");
+    }
 }
 
 /// "Maximum number of messages sent in a connection" (KB Q146562): with 3, twelve messages
@@ -162,24 +185,13 @@ fn max_connections_per_host_caps_the_connections_to_one_host() {
 /// without it the pooled connection carries more.
 #[test]
 fn max_messages_per_connection_closes_a_connection_after_that_many() {
-    let zero = std::time::Duration::ZERO;
-    let limited = SlowSink::start(std::net::SocketAddr::from((Ipv4Addr::new(127, 77, 31, 6), SMTP)), zero);
-    let a_ip = Ipv4Addr::new(127, 77, 31, 5);
-    let a = TestServer::start("Near", a_ip, "max_messages_per_connection = 3\n[[ims.email_domains]]\ndomain = \"far.test\"\nhosts = [\"127.77.31.6\"]");
-    for i in 0..12 {
-        send_message(a.smtp_addr(), Some(a_ip), "User1@near.test", "User2@far.test", &format!("per connection {i}")).assert_code(250);
-        assert!(wait_for(10.0, || (limited.messages() == i + 1).then_some(())).is_some(), "message {i} not relayed");
-    }
+    let (a, limited) = near_and_sink(5, 6, "max_messages_per_connection = 3", Duration::ZERO);
+    twelve_one_by_one(&a, &limited);
     assert!(limited.most_per_connection() <= 3, "{} messages on one connection", limited.most_per_connection());
     assert!(limited.connections() >= 4, "12 messages over {} connections", limited.connections());
 
-    let open = SlowSink::start(std::net::SocketAddr::from((Ipv4Addr::new(127, 77, 31, 8), SMTP)), zero);
-    let b_ip = Ipv4Addr::new(127, 77, 31, 7);
-    let b = TestServer::start("Near", b_ip, "[[ims.email_domains]]\ndomain = \"far.test\"\nhosts = [\"127.77.31.8\"]");
-    for i in 0..12 {
-        send_message(b.smtp_addr(), Some(b_ip), "User1@near.test", "User2@far.test", &format!("pooled {i}")).assert_code(250);
-        assert!(wait_for(10.0, || (open.messages() == i + 1).then_some(())).is_some(), "message {i} not relayed");
-    }
+    let (b, open) = near_and_sink(7, 8, "", Duration::ZERO);
+    twelve_one_by_one(&b, &open);
     assert!(open.most_per_connection() > 3, "without the limit: at most {} per connection", open.most_per_connection());
 }
 
@@ -187,7 +199,6 @@ fn max_messages_per_connection_closes_a_connection_after_that_many() {
 /// answered 421 4.3.2 and closed while two sessions are open, and served once one ends.
 #[test]
 fn max_inbound_connections_turns_away_one_too_many() {
-    use std::io::BufRead;
     let ip = Ipv4Addr::new(127, 77, 31, 9);
     let a = TestServer::start("Near", ip, "max_inbound_connections = 2");
     let mut first = Raw::connect(a.smtp_addr(), Some(ip));
@@ -197,8 +208,8 @@ fn max_inbound_connections_turns_away_one_too_many() {
     // A new connection's first line, and the rest of what it sends until it closes.
     let greet = || {
         let s = std::net::TcpStream::connect(a.smtp_addr()).unwrap();
-        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
-        let mut lines = std::io::BufReader::new(s);
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut lines = BufReader::new(s);
         let mut first = String::new();
         lines.read_line(&mut first).unwrap();
         (first, lines)
