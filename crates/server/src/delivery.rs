@@ -500,9 +500,8 @@ async fn attempt(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
             None => {}
         }
     }
-    if busy && only_busy && let Some(en) = ctx.entries.lock().expect("entries lock").get_mut(&job.id) {
-        en.retry_delay = Some(HOST_BUSY_RETRY);
-        en.deferral = true;
+    if busy && only_busy {
+        defer(ctx, &job.id, HOST_BUSY_RETRY);
     }
 
     if x400.is_empty() {
@@ -528,10 +527,7 @@ async fn attempt(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
                 let name = c.as_ref().map_or_else(|| format!("connector {ci}"), |c| c.name.clone());
                 let delay = ctx.scaled(c.map_or(60.0, |c| c.overrides.transfer_interval));
                 tracing::info!(id = %job.id, connector = %name, "connector queue full; the message waits in the IMS queue");
-                if let Some(en) = ctx.entries.lock().expect("entries lock").get_mut(&job.id) {
-                    en.retry_delay = Some(delay);
-                    en.deferral = true;
-                }
+                defer(ctx, &job.id, delay);
                 let why = format!("{name}: the connector's queue is full");
                 return conclude(ctx, &job.id, &entry, &data, results, Some(why), BTreeMap::new()).await;
             }
@@ -549,6 +545,16 @@ async fn attempt(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
         drop(permits);
     }));
     Ok(())
+}
+
+/// Mark the pass of message `id` now ending as a deferral: nothing was tried (a full connector
+/// queue, a host with every connection it is allowed in use), so it is not one of
+/// [`Entry::attempts`], and the message is tried again after `delay`.
+fn defer(ctx: &Ctx, id: &str, delay: Duration) {
+    if let Some(en) = ctx.entries.lock().expect("entries lock").get_mut(id) {
+        en.retry_delay = Some(delay);
+        en.deferral = true;
+    }
 }
 
 /// The rest of a delivery attempt of message `id`: the X.400 transfers (`x400`, connector →
